@@ -1,0 +1,130 @@
+"""Bad settings are reported before any request, in one line naming the setting and the fix."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from iru_pipeline.config import ConfigError, Secret, load_settings
+
+GOOD = {"INTERCOM_ACCESS_TOKEN_US": "tok_us_123", "IRU_PII_KEY": "k" * 32}
+
+
+def settings_error(env: dict[str, str], **kwargs) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, "config errors are one line"
+    return message
+
+
+def test_token_enables_region_with_default_host(tmp_path: Path) -> None:
+    s = load_settings(env={**GOOD, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb")})
+    assert [r.code for r in s.regions] == ["us"]
+    assert s.regions[0].base_url == "https://api.intercom.io"
+    assert s.pipelines_dir == tmp_path / ".dlt_pipelines"
+
+
+def test_eu_and_au_use_their_own_hosts(tmp_path: Path) -> None:
+    env = {"INTERCOM_ACCESS_TOKEN_EU": "a", "INTERCOM_ACCESS_TOKEN_AU": "b", "IRU_PII_KEY": "k" * 32,
+           "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb")}
+    hosts = {r.code: r.host for r in load_settings(env=env).regions}
+    assert hosts == {"eu": "api.eu.intercom.io", "au": "api.au.intercom.io"}
+
+
+def test_no_region_enabled_names_the_variables() -> None:
+    msg = settings_error({"IRU_PII_KEY": "k" * 32})
+    assert "INTERCOM_ACCESS_TOKEN_US" in msg and "demo" in msg
+
+
+def test_empty_token_with_base_url_is_an_error() -> None:
+    msg = settings_error({**GOOD, "INTERCOM_ACCESS_TOKEN_EU": "", "INTERCOM_BASE_URL_EU": "http://127.0.0.1:9"})
+    assert "INTERCOM_ACCESS_TOKEN_EU is empty" in msg
+
+
+def test_whitespace_token_is_an_error() -> None:
+    assert "only whitespace" in settings_error({**GOOD, "INTERCOM_ACCESS_TOKEN_US": "   "})
+
+
+def test_token_with_newline_is_reported_without_echoing_it() -> None:
+    msg = settings_error({**GOOD, "INTERCOM_ACCESS_TOKEN_US": "secret-part\nsecond-line"})
+    assert "line break" in msg and "secret-part" not in msg
+
+
+def test_unknown_region_variable_is_an_error() -> None:
+    assert "unknown region 'XX'" in settings_error({**GOOD, "INTERCOM_ACCESS_TOKEN_XX": "t"})
+
+
+def test_unknown_region_flag_is_an_error() -> None:
+    assert "unknown region 'mars'" in settings_error(GOOD, only_regions=["mars"])
+
+
+def test_region_flag_for_disabled_region_says_which_variable() -> None:
+    assert "INTERCOM_ACCESS_TOKEN_AU" in settings_error(GOOD, only_regions=["au"])
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com", "api.intercom.io", "http://", "https://h:99999",
+                                 "https://user:pw@api.intercom.io", "https://api.intercom.io?x=1"])
+def test_malformed_base_url_is_an_error(url: str) -> None:
+    msg = settings_error({**GOOD, "INTERCOM_BASE_URL_US": url})
+    assert "INTERCOM_BASE_URL_US" in msg
+
+
+def test_missing_pii_key_explains_how_to_make_one() -> None:
+    msg = settings_error({"INTERCOM_ACCESS_TOKEN_US": "t"})
+    assert "IRU_PII_KEY is not set" in msg and "token_hex" in msg
+
+
+def test_short_pii_key_is_an_error() -> None:
+    assert "at least 16" in settings_error({**GOOD, "IRU_PII_KEY": "short"})
+
+
+def test_duckdb_path_in_missing_folder(tmp_path: Path) -> None:
+    msg = settings_error({**GOOD, "IRU_DUCKDB_PATH": str(tmp_path / "nope" / "x.duckdb")})
+    assert "does not exist" in msg
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_duckdb_path_in_read_only_folder(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    assert "not writable" in settings_error({**GOOD, "IRU_DUCKDB_PATH": str(ro / "x.duckdb")})
+
+
+def test_duckdb_file_that_is_not_a_database(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.duckdb"
+    bogus.write_text("these are my notes, not a database\n" * 5)
+    assert "not a DuckDB database" in settings_error({**GOOD, "IRU_DUCKDB_PATH": str(bogus)})
+
+
+def test_existing_duckdb_file_is_accepted(tmp_path: Path) -> None:
+    db = tmp_path / "real.duckdb"
+    duckdb.connect(str(db)).close()
+    assert load_settings(env={**GOOD, "IRU_DUCKDB_PATH": str(db)}).duckdb_path == db
+
+
+def test_unreadable_evidence_config(tmp_path: Path) -> None:
+    msg = settings_error({**GOOD, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb"),
+                          "IRU_EVIDENCE_CONFIG": str(tmp_path / "missing.toml")})
+    assert "IRU_EVIDENCE_CONFIG" in msg and "cannot be read" in msg
+
+
+def test_invalid_toml_evidence_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "e.toml"
+    cfg.write_text("stale_admin_days = = 3\n")
+    msg = settings_error({**GOOD, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb"), "IRU_EVIDENCE_CONFIG": str(cfg)})
+    assert "not valid TOML" in msg
+
+
+def test_secret_never_shows_itself() -> None:
+    s = Secret("hunter2-token")
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s) and "hunter2" not in f"{s}"
+    with pytest.raises(TypeError):
+        import pickle
+
+        pickle.dumps(s)
