@@ -1,0 +1,522 @@
+"""An httpx client that speaks Intercom 2.16 for one regional workspace.
+
+It knows the API (hosts, headers, the four pagination kinds, rate limits, error bodies) and
+nothing of dlt or Dagster. Pagination methods yield whole pages as they arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+from iru_pipeline.intercom_client.errors import (
+    IntercomAuthError,
+    IntercomConnectionError,
+    IntercomError,
+    IntercomPermissionError,
+    IntercomRateLimitError,
+    IntercomRequestError,
+    IntercomResponseError,
+    IntercomServerError,
+    IntercomVersionError,
+)
+from iru_pipeline.intercom_client.rate_limit import RateLimiter, RetryPolicy, retry_after_seconds
+
+API_VERSION = "2.16"
+MAX_PER_PAGE = 150  # "the max amount for any API is 150" (notes §2.1)
+USER_AGENT = "iru-pipeline"
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
+# 401 codes that mean "this token may not read this resource" rather than "bad token";
+# Intercom answers some missing-scope cases with 401 token_unauthorized (notes §6).
+_SCOPE_401_CODES = frozenset({"token_unauthorized"})
+_PLAN_CODES = frozenset({"api_plan_restricted"})
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EndpointStats:
+    """Counters of one endpoint, for run manifests and benchmarks."""
+
+    calls: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    transport_errors: int = 0
+    min_remaining: int | None = None
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {
+            "calls": self.calls,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "server_errors": self.server_errors,
+            "transport_errors": self.transport_errors,
+            "min_remaining": self.min_remaining,
+        }
+
+
+class _Counters:
+    """Updates an endpoint's and a resource's counters together, under the client's lock."""
+
+    def __init__(self, targets: list[EndpointStats], lock: threading.Lock) -> None:
+        self._targets, self._lock = targets, lock
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            for t in self._targets:
+                setattr(t, name, getattr(t, name) + 1)
+
+    def low_water(self, remaining: int) -> None:
+        with self._lock:
+            for t in self._targets:
+                t.min_remaining = remaining if t.min_remaining is None else min(t.min_remaining, remaining)
+
+
+@dataclass
+class Page:
+    """One page of a listing, as it arrived."""
+
+    items: list[dict[str, Any]]
+    number: int
+    total_count: int | None = None
+    body: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+class IntercomClient:
+    """Client of one regional workspace.
+
+    `token` is used only to build the Authorization header; it is never stored elsewhere on
+    the object, never logged and never part of an error.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        base_url: str,
+        token: Any,
+        *,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        max_connections: int = 16,
+        transport: httpx.BaseTransport | None = None,
+        api_version: str = API_VERSION,
+    ) -> None:
+        self.region = region
+        self.base_url = base_url.rstrip("/")
+        self.host = urlsplit(self.base_url).netloc
+        self.api_version = api_version
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter or RateLimiter()
+        self._rng = random.Random()
+        self._stats: dict[str, EndpointStats] = {}
+        self._resource_stats: dict[str, EndpointStats] = {}
+        self._stats_lock = threading.Lock()
+        secret = token.reveal() if hasattr(token, "reveal") else str(token)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Bearer {secret}",
+                "Accept": "application/json",
+                "Intercom-Version": api_version,
+                "User-Agent": USER_AGENT,
+            },
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"IntercomClient(region={self.region!r}, base_url={self.base_url!r})"
+
+    def __enter__(self) -> IntercomClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ counters
+
+    def stats(self) -> dict[str, dict[str, int | None]]:
+        """Counters per endpoint (`"GET /contacts"`), copied."""
+        with self._stats_lock:
+            return {k: v.as_dict() for k, v in self._stats.items()}
+
+    def resource_stats(self) -> dict[str, dict[str, int | None]]:
+        """The same counters per resource name given by callers (`contacts`, `admins`, ...)."""
+        with self._stats_lock:
+            return {k: v.as_dict() for k, v in self._resource_stats.items()}
+
+    def total_calls(self) -> int:
+        with self._stats_lock:
+            return sum(s.calls for s in self._stats.values())
+
+    def _stat(self, endpoint: str, resource: str | None = None) -> _Counters:
+        with self._stats_lock:
+            targets = [self._stats.setdefault(endpoint, EndpointStats())]
+            if resource:
+                targets.append(self._resource_stats.setdefault(resource, EndpointStats()))
+        return _Counters(targets, self._stats_lock)
+
+    # ------------------------------------------------------------------ requests
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *, resource: str | None = None) -> dict[str, Any]:
+        return self.request("GET", path, params=params, resource=resource)
+
+    def post(self, path: str, body: Mapping[str, Any], *, resource: str | None = None) -> dict[str, Any]:
+        return self.request("POST", path, body=body, resource=resource)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        resource: str | None = None,
+    ) -> dict[str, Any]:
+        """One API call with pacing and bounded retries; returns the decoded JSON object."""
+        endpoint = f"{method} {path}"
+        stat = self._stat(endpoint, resource)
+        content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        attempt = 0
+        rate_waits = 0
+        while True:
+            self.limiter.acquire()
+            released = False
+            try:
+                stat.add("calls")
+                response = self._http.request(method, path, params=params, content=content, headers=headers)
+                self.limiter.release(response.headers)
+                released = True
+                remaining = response.headers.get("x-ratelimit-remaining")
+                if remaining is not None and remaining.isdigit():
+                    stat.low_water(int(remaining))
+            except httpx.TransportError as exc:
+                if not released:
+                    self.limiter.release(None)
+                stat.add("transport_errors")
+                reason = _transport_reason(exc)
+                if attempt >= self.retry.max_retries:
+                    raise IntercomConnectionError(
+                        f"could not get a complete response from {self.host} after {attempt + 1} attempts "
+                        f"({reason}); check the network, or {_base_url_env(self.region)} if it is overridden",
+                        region=self.region, endpoint=endpoint, resource=resource,
+                    ) from None
+                self._sleep_retry(stat, attempt, f"{reason} on {endpoint}")
+                attempt += 1
+                continue
+
+            status = response.status_code
+            if status == 429:
+                stat.add("rate_limited")
+                payload = _try_json(response)
+                if rate_waits >= self.retry.max_rate_limit_waits:
+                    raise IntercomRateLimitError(
+                        f"still rate limited after {rate_waits} waits; lower concurrency or retry later",
+                        region=self.region, endpoint=endpoint, status=429,
+                        request_id=_request_id(payload), code=_first_code(payload), resource=resource,
+                    )
+                now = time.time()
+                wait = retry_after_seconds(response.headers, now)
+                if wait is None:
+                    wait = self.retry.backoff(rate_waits, self._rng)
+                wait = min(max(wait, 0.05), self.retry.max_wait)
+                self.limiter.exhaust_until(now + wait)
+                rate_waits += 1
+                stat.add("retries")
+                log.warning("[%s] 429 on %s; waiting %.1fs (wait %d)", self.region, endpoint, wait, rate_waits)
+                time.sleep(wait)
+                continue
+
+            if status in RETRYABLE_STATUSES or status >= 500:
+                stat.add("server_errors")
+                if attempt >= self.retry.max_retries:
+                    payload = _try_json(response)
+                    raise IntercomServerError(
+                        f"Intercom kept answering {status} from {self.host} after {attempt + 1} attempts; "
+                        "retry later (status.intercom.com shows incidents)",
+                        region=self.region, endpoint=endpoint, status=status,
+                        request_id=_request_id(payload), code=_first_code(payload), resource=resource,
+                    )
+                self._sleep_retry(stat, attempt, f"{status} on {endpoint}")
+                attempt += 1
+                continue
+
+            payload = _try_json(response)
+            if status >= 400:
+                raise self._status_error(status, payload, endpoint, resource)
+            if not isinstance(payload, dict):
+                # A 200 that is not a JSON object: a proxy page or a truncated body. Retry, bounded.
+                kind = "a non-JSON body" if payload is _NOT_JSON else f"JSON that is not an object ({type(payload).__name__})"
+                if attempt >= self.retry.max_retries:
+                    raise IntercomResponseError(
+                        f"Intercom returned {kind} (content-type {response.headers.get('content-type', 'none')!r})",
+                        region=self.region, endpoint=endpoint, status=status,
+                        request_id=response.headers.get("x-request-id"), resource=resource,
+                    )
+                self._sleep_retry(stat, attempt, f"{kind} on {endpoint}")
+                attempt += 1
+                continue
+            return payload
+
+    def _sleep_retry(self, stat: _Counters, attempt: int, why: str) -> None:
+        stat.add("retries")
+        delay = self.retry.backoff(attempt, self._rng)
+        log.warning("[%s] retrying after %s in %.2fs (retry %d of %d)", self.region, why, delay, attempt + 1, self.retry.max_retries)
+        time.sleep(delay)
+
+    def _status_error(self, status: int, payload: Any, endpoint: str, resource: str | None) -> IntercomError:
+        code = _first_code(payload)
+        detail = _first_message(payload)
+        ctx = dict(region=self.region, endpoint=endpoint, status=status, request_id=_request_id(payload), code=code, resource=resource)
+        what = resource or endpoint.split(" ", 1)[1]
+        permission = PERMISSIONS.get(resource or "", "the matching read permission")
+        if status == 401 and code not in _SCOPE_401_CODES:
+            return IntercomAuthError(
+                f"Intercom rejected the access token at {self.host}: check that {_token_env(self.region)} "
+                f"belongs to a workspace hosted in the {self.region.upper()} region "
+                "(EU and AU workspaces need their own host and token)",
+                **ctx,
+            )
+        if status == 402 or code in _PLAN_CODES:
+            return IntercomPermissionError(
+                f"{what} is not available on this workspace's Intercom plan ({detail or 'plan restricted'})",
+                **ctx,
+            )
+        if status in (401, 403):
+            return IntercomPermissionError(
+                f"the token may not read {what}: grant the app the {permission!r} permission "
+                "in the Intercom Developer Hub",
+                **ctx,
+            )
+        if code == "intercom_version_invalid":
+            return IntercomVersionError(
+                f"{what} needs Intercom API version {self.api_version} or newer, which this workspace refused",
+                **ctx,
+            )
+        return IntercomRequestError(f"Intercom refused the request: {detail or 'no detail given'}", **ctx)
+
+    # ------------------------------------------------------------------ pagination
+
+    def iter_full(self, path: str, item_key: str, params: Mapping[str, Any] | None = None, *, resource: str | None = None) -> Iterator[Page]:
+        """A whole collection in one response (admins, teams, tags, data attributes)."""
+        body = self.get(path, params, resource=resource)
+        yield Page(_items(body, item_key, self, f"GET {path}", resource), 1, _total(body), body)
+
+    def iter_cursor(
+        self, path: str, item_key: str, params: Mapping[str, Any] | None = None,
+        *, per_page: int = MAX_PER_PAGE, resource: str | None = None,
+    ) -> Iterator[Page]:
+        """GET list with `starting_after` from `pages.next.starting_after` (contacts, conversations)."""
+        query = dict(params or {}, per_page=min(per_page, MAX_PER_PAGE))
+        seen: set[str] = set()
+        number = 0
+        while True:
+            number += 1
+            body = self.get(path, query, resource=resource)
+            yield Page(_items(body, item_key, self, f"GET {path}", resource), number, _total(body), body)
+            cursor = _next_cursor(body)
+            if cursor is None:
+                return
+            self._guard_repeat(cursor, seen, f"GET {path}", resource)
+            query["starting_after"] = cursor
+
+    def iter_search(
+        self, path: str, item_key: str, query: Mapping[str, Any],
+        *, sort: Mapping[str, str] | None = None, per_page: int = MAX_PER_PAGE, resource: str | None = None,
+    ) -> Iterator[Page]:
+        """POST search; pagination lives in the JSON body, never the query string (notes §2.1:
+        a query-string `starting_after` is ignored and page 1 comes back forever)."""
+        body: dict[str, Any] = {"query": dict(query), "pagination": {"per_page": min(per_page, MAX_PER_PAGE)}}
+        if sort:
+            body["sort"] = dict(sort)
+        seen: set[str] = set()
+        number = 0
+        while True:
+            number += 1
+            result = self.post(path, body, resource=resource)
+            yield Page(_items(result, item_key, self, f"POST {path}", resource), number, _total(result), result)
+            cursor = _next_cursor(result)
+            if cursor is None:
+                return
+            self._guard_repeat(cursor, seen, f"POST {path}", resource)
+            body["pagination"] = {"per_page": body["pagination"]["per_page"], "starting_after": cursor}
+
+    def iter_activity_logs(
+        self, created_at_after: int, created_at_before: int | None = None,
+        *, per_page: int | None = None, resource: str | None = "activity_logs",
+    ) -> Iterator[Page]:
+        """`GET /admins/activity_logs`, newest first. `pages.next` is a full URL on the live API
+        and a cursor object in the spec (notes §2.1): both are followed."""
+        path = "/admins/activity_logs"
+        params: dict[str, Any] = {"created_at_after": str(int(created_at_after))}
+        if created_at_before is not None:
+            params["created_at_before"] = str(int(created_at_before))
+        if per_page:
+            params["per_page"] = per_page
+        seen: set[str] = set()
+        number = 0
+        while True:
+            number += 1
+            body = self.get(path, params, resource=resource)
+            yield Page(_items(body, "activity_logs", self, f"GET {path}", resource), number, _total(body), body)
+            nxt = (body.get("pages") or {}).get("next")
+            if not nxt:
+                return
+            if isinstance(nxt, str):
+                path, params = self._follow_url(nxt, f"GET {path}", resource)
+                key = nxt
+            elif isinstance(nxt, dict) and nxt.get("starting_after"):
+                params = dict(params, starting_after=nxt["starting_after"])
+                key = str(nxt["starting_after"])
+            else:
+                return
+            self._guard_repeat(key, seen, "GET /admins/activity_logs", resource)
+
+    def iter_numbered(
+        self, path: str, item_key: str, params: Mapping[str, Any] | None = None,
+        *, per_page: int = 60, resource: str | None = None,
+    ) -> Iterator[Page]:
+        """Page-numbered listing (`/conversations/deleted`): `page=N` until `pages.next` is null
+        or `total_pages` is reached."""
+        query = dict(params or {}, per_page=per_page)
+        number = 0
+        while True:
+            number += 1
+            query["page"] = number
+            body = self.get(path, query, resource=resource)
+            items = _items(body, item_key, self, f"GET {path}", resource)
+            yield Page(items, number, _total(body), body)
+            pages = body.get("pages") or {}
+            total_pages = pages.get("total_pages")
+            if not items or not pages.get("next") or (isinstance(total_pages, int) and number >= total_pages):
+                return
+            if number > 1_000_000:
+                raise IntercomResponseError("page numbers never end", region=self.region, endpoint=f"GET {path}", resource=resource)
+
+    def _follow_url(self, url: str, endpoint: str, resource: str | None) -> tuple[str, dict[str, Any]]:
+        parts = urlsplit(url)
+        # Never send the token to another host than the configured one.
+        if parts.netloc and parts.netloc != self.host:
+            raise IntercomResponseError(
+                f"pagination pointed to another host ({parts.netloc}); refusing to follow it",
+                region=self.region, endpoint=endpoint, resource=resource,
+            )
+        return parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True))
+
+    def _guard_repeat(self, cursor: str, seen: set[str], endpoint: str, resource: str | None) -> None:
+        if cursor in seen:
+            raise IntercomResponseError(
+                "Intercom returned a pagination cursor it had already returned; stopped instead of looping forever",
+                region=self.region, endpoint=endpoint, resource=resource,
+            )
+        seen.add(cursor)
+
+
+# Permissions as the Intercom Developer Hub names them (notes §8), by resource name.
+PERMISSIONS: dict[str, str] = {
+    "workspaces": "Read admins",
+    "admins": "Read admins",
+    "activity_logs": "Read admin activity logs",
+    "teams": "Read admins",
+    "tags": "Read tags",
+    "contacts": "Read and list users and companies",
+    "data_attributes": "Read and list users and companies",
+    "conversations": "Read conversations",
+    "deleted_conversations": "Read conversations",
+}
+
+
+_NOT_JSON = object()
+
+
+def _try_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        return _NOT_JSON
+
+
+def _request_id(payload: Any) -> str | None:
+    if isinstance(payload, dict) and isinstance(payload.get("request_id"), str):
+        return payload["request_id"][:64]
+    return None
+
+
+def _errors(payload: Any) -> list[dict[str, Any]]:
+    if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
+        return [e for e in payload["errors"] if isinstance(e, dict)]
+    return []
+
+
+def _first_code(payload: Any) -> str | None:
+    errs = _errors(payload)
+    code = errs[0].get("code") if errs else None
+    return str(code)[:80] if code is not None else None
+
+
+def _first_message(payload: Any) -> str | None:
+    errs = _errors(payload)
+    msg = errs[0].get("message") if errs else None
+    return " ".join(str(msg).split())[:200] if msg else None
+
+
+def _items(body: dict[str, Any], key: str, client: IntercomClient, endpoint: str, resource: str | None) -> list[dict[str, Any]]:
+    items = body.get(key)
+    if items is None and key != "data" and isinstance(body.get("data"), list):
+        items = body["data"]
+    if not isinstance(items, list):
+        raise IntercomResponseError(
+            f"response has no {key!r} list (got keys: {', '.join(sorted(map(str, body))[:8]) or 'none'})",
+            region=client.region, endpoint=endpoint, resource=resource,
+        )
+    return [i for i in items if isinstance(i, dict)]
+
+
+def _total(body: dict[str, Any]) -> int | None:
+    total = body.get("total_count")
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+
+def _next_cursor(body: dict[str, Any]) -> str | None:
+    pages = body.get("pages")
+    nxt = pages.get("next") if isinstance(pages, dict) else None
+    if isinstance(nxt, dict):
+        cursor = nxt.get("starting_after")
+        return str(cursor) if cursor else None
+    return None
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or host unreachable"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "connection dropped or response truncated"
+    return type(exc).__name__
+
+
+def _token_env(region: str) -> str:
+    return f"INTERCOM_ACCESS_TOKEN_{region.upper()}"
+
+
+def _base_url_env(region: str) -> str:
+    return f"INTERCOM_BASE_URL_{region.upper()}"
