@@ -1,0 +1,1 @@
+"""Dagster assets: ingestion (dlt, partitioned by region) and evidence (SQL over DuckDB)."""

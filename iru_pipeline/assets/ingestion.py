@@ -1,0 +1,174 @@
+"""Ingestion assets: the Intercom dlt source as Dagster assets, one partition per region.
+
+Each region runs its own dlt pipeline (`intercom_<region>`), so each keeps its own
+incremental cursors; the pipeline's working dir sits under the data folder and its state is
+restored from DuckDB at the start of every run (dagster-dlt drops local state first), so
+DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb_writer` pool
+(limit 1 in the instance config): DuckDB allows one writing process per file.
+"""
+
+
+
+import json
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+import dlt
+import duckdb
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
+
+from iru_pipeline.config import Settings
+from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncReport, intercom_source
+from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, resource_spec
+from iru_pipeline.regions import REGION_CODES
+from iru_pipeline.resources import IntercomResource
+from iru_pipeline.sync_results import write_sync_results
+
+DUCKDB_POOL = "duckdb_writer"
+INGESTION_GROUP = "intercom"
+region_partitions = dg.StaticPartitionsDefinition(list(REGION_CODES))
+
+
+def make_pipeline(region: str, settings: Settings) -> dlt.Pipeline:
+    """The dlt pipeline of one region: its own name, hence its own state and cursors."""
+    settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
+    return dlt.pipeline(
+        pipeline_name=f"intercom_{region}",
+        pipelines_dir=str(settings.pipelines_dir),
+        destination=dlt.destinations.duckdb(str(settings.duckdb_path)),
+        dataset_name=DATASET_NAME,
+        progress=None,
+    )
+
+
+def _spec_pipeline() -> dlt.Pipeline:
+    # Only used by @dlt_assets to derive asset specs; never runs. Kept out of the data folder.
+    return dlt.pipeline(
+        pipeline_name="intercom_specs",
+        pipelines_dir=str(Path(tempfile.gettempdir()) / "iru-pipeline-dlt-specs"),
+        destination="duckdb",
+        dataset_name=DATASET_NAME,
+    )
+
+
+class IntercomTranslator(DagsterDltTranslator):
+    """Asset keys `intercom/<resource>`, no phantom upstream assets, descriptions from the
+    resource table. Keys must not depend on the pipeline (it differs per region)."""
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
+        name = data.resource.name
+        spec = resource_spec(name)
+        return super().get_asset_spec(data).replace_attributes(
+            key=dg.AssetKey(["intercom", name]),
+            deps=[],
+            group_name=INGESTION_GROUP,
+            description=(
+                f"Intercom {name} ({spec.endpoint}), all enabled regions, table intercom.{name}. "
+                f"Needs the {spec.permission!r} permission."
+            ),
+            kinds={"dlt", "duckdb"},
+        )
+
+
+@dlt_assets(
+    dlt_source=intercom_source(),
+    dlt_pipeline=_spec_pipeline(),
+    name="intercom",
+    partitions_def=region_partitions,
+    dagster_dlt_translator=IntercomTranslator(),
+    pool=DUCKDB_POOL,
+)
+def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, intercom: IntercomResource) -> Iterator[Any]:
+    """Load one region's workspace into DuckDB schema `intercom`."""
+    region = context.partition_key
+    settings = intercom.settings(region)
+    client = intercom.client(settings, region)
+    report = SyncReport(region)
+    source = intercom_source(
+        region=region,
+        client=client,
+        pii_key=settings.pii_key,
+        internal_domains=_internal_domains(settings),
+        full_refresh=intercom.full_refresh,
+        reconcile=intercom.reconcile,
+        known_contact_ids=lambda: stored_contact_ids(settings.duckdb_path, region),
+        report=report,
+    )
+    context.log.info(f"[{region}] loading from {client.host} into {settings.duckdb_path}")
+    pipeline = make_pipeline(region, settings)
+    error: BaseException | None = None
+    try:
+        for result in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, loader_file_format="parquet"):
+            yield _with_sync_metadata(result, report, client)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        client.close()
+        write_sync_results(settings.duckdb_path, context.run_id, region, client, report, error,
+                           loaded_rows=None if error else normalized_row_counts(pipeline),
+                           selected=[key.path[-1] for key in context.selected_asset_keys])
+
+
+def normalized_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
+    """Rows that went into the load, per table (after dlt's cursor filter)."""
+    trace = pipeline.last_trace
+    info = trace.last_normalize_info if trace else None
+    return dict(info.row_counts) if info else {}
+
+
+def _with_sync_metadata(result: Any, report: SyncReport, client: Any) -> Any:
+    name = result.asset_key.path[-1]
+    rr = report.resources.get(name)
+    if rr is None:
+        return result
+    endpoint_stats = client.stats()
+    extra: dict[str, Any] = {
+        "region": report.region,
+        "status": rr.status,
+        "rows_extracted": rr.rows,
+        "unchanged_rows_skipped": rr.unchanged_skipped,
+        "cursor_before": rr.cursor_before or "",
+        "cursor_after": rr.cursor_after or "",
+        "window_start": rr.window_start or "",
+        "api_calls": sum(s["calls"] for s in endpoint_stats.values()),
+        "api_429s": sum(s["rate_limited"] for s in endpoint_stats.values()),
+        "api_retries": sum(s["retries"] for s in endpoint_stats.values()),
+    }
+    if rr.reason:
+        extra["reason"] = rr.reason
+    if name in DROPPED_FIELDS:
+        extra["fields_dropped"] = ", ".join(DROPPED_FIELDS[name])
+    return dg.MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **extra})
+
+
+def _internal_domains(settings: Settings) -> list[str]:
+    domains = settings.evidence_config.get("internal_domains", [])
+    return [str(d) for d in domains] if isinstance(domains, list) else []
+
+
+def stored_contact_ids(duckdb_path: Path, region: str) -> set[str]:
+    """Contact ids already stored for a region (read for the deletion sweep)."""
+    if not duckdb_path.exists():
+        return set()
+    con = duckdb.connect(str(duckdb_path))
+    try:
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = 'contacts'",
+            [DATASET_NAME],
+        ).fetchone()[0]
+        if not exists:
+            return set()
+        rows = con.execute(f"select id from {DATASET_NAME}.contacts where region = ?", [region]).fetchall()
+        return {r[0] for r in rows}
+    finally:
+        con.close()
+
+
+INGESTION_ASSET_KEYS = [dg.AssetKey(["intercom", name]) for name in RESOURCE_NAMES]

@@ -1,0 +1,49 @@
+"""The single Dagster `Definitions` of iru-pipeline (loaded by workspace.yaml).
+
+Environment (see README, Configuration): INTERCOM_ACCESS_TOKEN_US/_EU/_AU and optional
+INTERCOM_BASE_URL_*, IRU_DUCKDB_PATH, IRU_PII_KEY, IRU_EVIDENCE_CONFIG. A `.env` file in the
+working directory is honoured. Settings are validated when a run starts, not at import, so
+the UI loads even while a setting is wrong (the run then fails with the one-line reason).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from dagster_dlt import DagsterDltResource
+from dagster_duckdb import DuckDBResource
+
+from iru_pipeline.assets.ingestion import intercom_assets
+from iru_pipeline.config import load_dotenv_file
+from iru_pipeline.evidence.assets import evidence_assets
+from iru_pipeline.evidence.checks import control_test_checks
+from iru_pipeline.jobs import daily_refresh, refresh_all_job
+from iru_pipeline.resources import IntercomResource, duckdb_path_from_env
+
+load_dotenv_file()
+
+INGESTION_ASSETS: list = [intercom_assets]
+EVIDENCE_ASSETS: list = [*evidence_assets]
+ASSET_CHECKS: list = [*control_test_checks]
+
+
+def evidence_asset_keys() -> list[dg.AssetKey]:
+    return [key for a in EVIDENCE_ASSETS for key in a.keys]
+
+
+def build_definitions(duckdb_path: Path | None = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[*INGESTION_ASSETS, *EVIDENCE_ASSETS],
+        asset_checks=ASSET_CHECKS,
+        jobs=[refresh_all_job],
+        schedules=[daily_refresh],
+        resources={
+            "dlt": DagsterDltResource(),
+            "intercom": IntercomResource(),
+            "duckdb": DuckDBResource(database=str(duckdb_path or duckdb_path_from_env())),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,424 @@
+"""The Intercom dlt source: one resource per Intercom resource, tables in schema `intercom`.
+
+Build one source per region; each region has its own dlt pipeline, so its own cursors.
+
+    source = intercom_source(region="eu", client=IntercomClient("eu", url, token), pii_key=key)
+
+Credentials are not resolved by dlt's config providers: the product's contract names its own
+variables (INTERCOM_ACCESS_TOKEN_<REGION>, IRU_PII_KEY), which `iru_pipeline.config` validates
+before any request; the caller passes a ready client and the key here.
+
+Cursors (dlt incremental, in each region's pipeline state, restorable from DuckDB):
+- contacts, conversations: `updated_at`, via search sorted ascending, window starting
+  OVERLAP_SECONDS before the cursor;
+- activity_logs: `created_at`, upper bound fixed at the run's start;
+- deleted_conversations: `deleted_at`.
+Snapshots with history (scd2, merge_key="region"): workspaces, admins, teams,
+team_memberships, tags, data_attributes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+
+from iru_pipeline.intercom_client import SKIPPABLE_ERRORS, IntercomClient, IntercomError
+from iru_pipeline.intercom_source.helpers import EPOCH, OverlapFilter, SyncReport, WorkspaceContext
+from iru_pipeline.intercom_source.settings import (
+    ACTIVITY_LOG_PAGE_SIZE,
+    DATASET_NAME,
+    DELETED_CONVERSATIONS_PAGE_SIZE,
+    INITIAL_ACTIVITY_LOG_DAYS,
+    OVERLAP_SECONDS,
+    RECONCILE_EVERY_DAYS,
+    RESOURCE_NAMES,
+    SEARCH_PAGE_SIZE,
+    SNAPSHOT,
+    UPSERT,
+)
+from iru_pipeline.intercom_source.transforms import (
+    COLUMNS,
+    activity_log_row,
+    admin_row,
+    contact_row,
+    conversation_row,
+    conversation_tombstone,
+    data_attribute_row,
+    deleted_conversation_row,
+    tag_row,
+    team_membership_rows,
+    team_row,
+    workspace_row,
+)
+
+__all__ = ["DATASET_NAME", "RESOURCE_NAMES", "SyncReport", "intercom_source"]
+
+progress = logging.getLogger("iru_pipeline.progress")
+PROGRESS_EVERY_SECONDS = 2.0
+
+_PII_CONTRACT = {"columns": "discard_value", "data_type": "evolve"}
+"""Contacts and conversations are allow-listed; a column outside the hints is discarded."""
+
+
+@dlt.source(name="intercom", max_table_nesting=0)
+def intercom_source(
+    region: str = "us",
+    client: IntercomClient | None = None,
+    pii_key: Any = None,
+    internal_domains: Iterable[str] = (),
+    full_refresh: bool = False,
+    reconcile: bool | None = None,
+    known_contact_ids: Callable[[], set[str]] | None = None,
+    report: SyncReport | None = None,
+) -> Any:
+    """All resources of one regional workspace.
+
+    Args:
+        region: `us`, `eu` or `au`; stamped on every row.
+        client: the region's IntercomClient (None only to derive table schemas, e.g. Dagster specs).
+        pii_key: master secret for contact pseudonyms (a `config.Secret` or str).
+        internal_domains: email domains of the company (flags contacts as internal).
+        full_refresh: ignore stored cursors and re-read everything (history tables keep history).
+        reconcile: True forces the contact deletion sweep, False skips it, None runs it when the
+            last sweep is older than RECONCILE_EVERY_DAYS.
+        known_contact_ids: returns the contact ids already stored for this region (for the sweep).
+        report: collects per-resource outcomes (rows, cursors, skipped resources).
+    """
+    ctx = WorkspaceContext(
+        region, client, pii_key=pii_key, internal_domains=internal_domains, report=report,
+        full_refresh=full_refresh, reconcile=reconcile, known_contact_ids=known_contact_ids,
+    )
+    return (
+        workspaces(ctx), admins(ctx), teams(ctx), team_memberships(ctx), tags(ctx), data_attributes(ctx),
+        contacts(ctx), conversations(ctx), deleted_conversations(ctx), activity_logs(ctx),
+    )
+
+
+def _snapshot(name: str) -> dict[str, Any]:
+    return dict(name=name, write_disposition=SNAPSHOT, merge_key="region", columns=COLUMNS[name])
+
+
+def _upsert(name: str, **extra: Any) -> dict[str, Any]:
+    return dict(name=name, write_disposition=UPSERT, primary_key=("region", "id"), columns=COLUMNS[name], **extra)
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+@dlt.resource(**_snapshot("workspaces"))
+def workspaces(ctx: WorkspaceContext) -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        yield [workspace_row(ctx.me, ctx.region, ctx.client.host, ctx.client.api_version)]
+
+    yield from _guarded(ctx, "workspaces", pages())
+
+
+@dlt.resource(**_snapshot("admins"))
+def admins(ctx: WorkspaceContext) -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        items = ctx.cached("admins", lambda: ctx.client.iter_full("/admins", "admins", resource="admins"))
+        yield [admin_row(a, ctx.region, ctx.workspace_id) for a in items]
+
+    yield from _guarded(ctx, "admins", pages())
+
+
+def _teams(ctx: WorkspaceContext) -> list[dict[str, Any]]:
+    return ctx.cached("teams", lambda: ctx.client.iter_full("/teams", "teams", resource="teams"))
+
+
+@dlt.resource(**_snapshot("teams"))
+def teams(ctx: WorkspaceContext) -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        yield [team_row(t, ctx.region, ctx.workspace_id) for t in _teams(ctx)]
+
+    yield from _guarded(ctx, "teams", pages())
+
+
+@dlt.resource(**_snapshot("team_memberships"))
+def team_memberships(ctx: WorkspaceContext) -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        yield [m for t in _teams(ctx) for m in team_membership_rows(t, ctx.region, ctx.workspace_id)]
+
+    yield from _guarded(ctx, "team_memberships", pages())
+
+
+@dlt.resource(**_snapshot("tags"))
+def tags(ctx: WorkspaceContext) -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        for page in ctx.client.iter_full("/tags", "data", resource="tags"):
+            yield [tag_row(t, ctx.region, ctx.workspace_id) for t in page.items]
+
+    yield from _guarded(ctx, "tags", pages())
+
+
+@dlt.resource(**_snapshot("data_attributes"))
+def data_attributes(ctx: WorkspaceContext) -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        rows: list[dict[str, Any]] = []
+        for model in ("contact", "company"):
+            for page in ctx.client.iter_full("/data_attributes", "data", {"model": model}, resource="data_attributes"):
+                rows += [data_attribute_row(a, ctx.region, ctx.workspace_id, model) for a in page.items]
+        # `model=conversation` answers 422 in 2.16; conversation attributes have their own endpoint.
+        for page in ctx.client.iter_full("/conversations/attributes", "data", resource="data_attributes"):
+            rows += [data_attribute_row(a, ctx.region, ctx.workspace_id, "conversation") for a in page.items]
+        yield _unique(rows)
+
+    yield from _guarded(ctx, "data_attributes", pages())
+
+
+# ---------------------------------------------------------------- incremental
+
+
+@dlt.resource(**_upsert("contacts", schema_contract=_PII_CONTRACT))
+def contacts(
+    ctx: WorkspaceContext,
+    updated_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(
+        "updated_at", initial_value=EPOCH, lag=OVERLAP_SECONDS, on_cursor_value_missing="include"
+    ),
+) -> Iterator[list[dict[str, Any]]]:
+    """Contacts, pseudonymised. Search dates are whole days in the workspace time zone (notes
+    §4), so `updated_at = S OR updated_at > S` re-reads the start's day; the cursor filter
+    and the overlap filter drop what was already loaded."""
+
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        report = ctx.report.resource("contacts")
+        state = dlt.current.resource_state()
+        start = _window_start(ctx, updated_at, report)
+        seconds = int(start.timestamp())
+        query = {"operator": "OR", "value": [
+            {"field": "updated_at", "operator": ">", "value": seconds},
+            {"field": "updated_at", "operator": "=", "value": seconds},
+        ]}
+        overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        pseudo = ctx.pseudonymizer
+        for page in ctx.client.iter_search(
+            "/contacts/search", "data", query, sort={"field": "updated_at", "order": "ascending"},
+            per_page=SEARCH_PAGE_SIZE, resource="contacts",
+        ):
+            report.pages += 1
+            rows = overlap.filter([contact_row(c, ctx.region, ctx.workspace_id, pseudo) for c in page.items])
+            if rows:
+                yield rows
+        overlap.prune()
+        report.unchanged_skipped += overlap.skipped
+        if _reconcile_due(ctx, state):
+            yield from _reconcile_contacts(ctx, state, report)
+        report.window_end = _iso(datetime.now(UTC))
+
+    yield from _guarded(ctx, "contacts", pages(), cursor=updated_at)
+
+
+def _reconcile_due(ctx: WorkspaceContext, state: dict[str, Any]) -> bool:
+    if ctx.reconcile is not None:
+        return ctx.reconcile
+    last = state.get("last_reconciled_at")
+    return last is None or ctx.run_started_at - last >= RECONCILE_EVERY_DAYS * 86400
+
+
+def _reconcile_contacts(ctx: WorkspaceContext, state: dict[str, Any], report: Any) -> Iterator[list[dict[str, Any]]]:
+    """List every contact id (the list endpoint: search would miss not-yet-indexed contacts)
+    and remove stored contacts Intercom no longer has (deleted, merged, archived: notes §9.6)."""
+    seen: set[str] = set()
+    for page in ctx.client.iter_cursor("/contacts", "data", per_page=SEARCH_PAGE_SIZE, resource="contacts"):
+        seen.update(str(c.get("id")) for c in page.items if c.get("id") is not None)
+    known = ctx.known_contact_ids() if ctx.known_contact_ids else set()
+    gone = sorted(known - seen)
+    if not seen and known:
+        report.reason = "reconciliation skipped: Intercom listed no contacts while some are stored"
+        return
+    state["last_reconciled_at"] = ctx.run_started_at
+    ctx.report.reconciled = True
+    report.deleted += len(gone)
+    now = datetime.now(UTC)
+    for i in range(0, len(gone), 1000):
+        yield [{"region": ctx.region, "workspace_id": ctx.workspace_id, "id": cid, "deleted_at": now}
+               for cid in gone[i:i + 1000]]
+
+
+@dlt.resource(**_upsert("conversations", schema_contract=_PII_CONTRACT))
+def conversations(
+    ctx: WorkspaceContext,
+    updated_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(
+        "updated_at", initial_value=EPOCH, lag=OVERLAP_SECONDS, on_cursor_value_missing="include"
+    ),
+) -> Iterator[list[dict[str, Any]]]:
+    """Conversation metadata only. Search bounds are inclusive and results come in relevance
+    order unless sorted, so always sort by updated_at ascending (notes §4, §9.2). Deleted
+    conversations (GET /conversations/deleted) become hard-delete markers."""
+
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        report = ctx.report.resource("conversations")
+        state = dlt.current.resource_state()
+        start = _window_start(ctx, updated_at, report)
+        query = {"field": "updated_at", "operator": ">", "value": int(start.timestamp())}
+        overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        for page in ctx.client.iter_search(
+            "/conversations/search", "conversations", query, sort={"field": "updated_at", "order": "ascending"},
+            per_page=SEARCH_PAGE_SIZE, resource="conversations",
+        ):
+            report.pages += 1
+            rows = overlap.filter([conversation_row(c, ctx.region, ctx.workspace_id) for c in page.items])
+            if rows:
+                yield rows
+        overlap.prune()
+        report.unchanged_skipped += overlap.skipped
+        tombstones = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, key="deleted_hashes", reset=ctx.full_refresh)
+        since = (0 if ctx.full_refresh else state.get("deleted_since", 0)) - OVERLAP_SECONDS
+        for items in _deleted_since(ctx, since):
+            marks = tombstones.filter([conversation_tombstone(i, ctx.region, ctx.workspace_id) for i in items])
+            report.deleted += len(marks)
+            if marks:
+                yield marks
+        tombstones.prune()
+        state["deleted_since"] = max(state.get("deleted_since", 0), int(tombstones.max_seen))
+        report.window_end = _iso(datetime.now(UTC))
+
+    yield from _guarded(ctx, "conversations", pages(), cursor=updated_at)
+
+
+def _deleted_since(ctx: WorkspaceContext, since: float) -> Iterator[list[dict[str, Any]]]:
+    """Deleted conversations, newest first, until older than `since` (page-numbered, max 60)."""
+    for page in ctx.client.iter_numbered(
+        "/conversations/deleted", "conversations", {"order": "desc"},
+        per_page=DELETED_CONVERSATIONS_PAGE_SIZE, resource="deleted_conversations",
+    ):
+        fresh = [i for i in page.items if (_num(i.get("deleted_at")) or 0) >= since]
+        if fresh:
+            yield fresh
+        if len(fresh) < len(page.items):
+            return
+
+
+@dlt.resource(**_upsert("deleted_conversations"))
+def deleted_conversations(
+    ctx: WorkspaceContext,
+    deleted_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(
+        "deleted_at", initial_value=EPOCH, lag=OVERLAP_SECONDS, on_cursor_value_missing="include"
+    ),
+) -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        report = ctx.report.resource("deleted_conversations")
+        state = dlt.current.resource_state()
+        start = _window_start(ctx, deleted_at, report)
+        overlap = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        for items in _deleted_since(ctx, start.timestamp()):
+            report.pages += 1
+            rows = overlap.filter([deleted_conversation_row(i, ctx.region, ctx.workspace_id) for i in items])
+            if rows:
+                yield rows
+        overlap.prune()
+        report.unchanged_skipped += overlap.skipped
+
+    yield from _guarded(ctx, "deleted_conversations", pages(), cursor=deleted_at)
+
+
+@dlt.resource(**_upsert("activity_logs"))
+def activity_logs(
+    ctx: WorkspaceContext,
+    created_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(
+        "created_at", initial_value=EPOCH, lag=OVERLAP_SECONDS, on_cursor_value_missing="include"
+    ),
+) -> Iterator[list[dict[str, Any]]]:
+    """Admin activity logs: newest first, so the upper bound is fixed at the run's start (new
+    events would otherwise shift pages); dedupe on id by merge (notes §9.7)."""
+
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        report = ctx.report.resource("activity_logs")
+        state = dlt.current.resource_state()
+        start = _window_start(ctx, created_at, report)
+        after = max(int(start.timestamp()), ctx.run_started_at - INITIAL_ACTIVITY_LOG_DAYS * 86400)
+        report.window_start = _iso(datetime.fromtimestamp(after, UTC))
+        report.window_end = _iso(datetime.fromtimestamp(ctx.run_started_at, UTC))
+        overlap = OverlapFilter(state, "created_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        pseudo = ctx.pseudonymizer
+        for page in ctx.client.iter_activity_logs(after, ctx.run_started_at, per_page=ACTIVITY_LOG_PAGE_SIZE):
+            report.pages += 1
+            rows = overlap.filter([activity_log_row(e, ctx.region, ctx.workspace_id, pseudo) for e in page.items])
+            if rows:
+                yield rows
+        overlap.prune()
+        report.unchanged_skipped += overlap.skipped
+
+    yield from _guarded(ctx, "activity_logs", pages(), cursor=created_at)
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+def _window_start(ctx: WorkspaceContext, cursor: Any, report: Any) -> datetime:
+    """Where this run's window starts: the stored cursor minus the overlap, or the beginning."""
+    stored = cursor.last_value
+    report.cursor_before = _iso(stored) if stored and stored > EPOCH else None
+    start = cursor.start_value if not ctx.full_refresh else EPOCH
+    if ctx.full_refresh:
+        # Re-read everything: lower the incremental's own filter too, or it would drop the
+        # rows before the stored cursor.
+        cursor.start_value = EPOCH
+        state = cursor.get_state()
+        state["last_value"] = EPOCH
+    start = start if isinstance(start, datetime) else EPOCH
+    report.window_start = _iso(start)
+    return start
+
+
+def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any]]], cursor: Any = None) -> Iterator[list[dict[str, Any]]]:
+    """Run a resource's pages; a 403, plan restriction or version error before any data
+    skips the resource with the reason recorded, everything else fails the run."""
+    report = ctx.report.resource(name)
+    yielded = False
+    last_note = time.monotonic()
+    try:
+        for rows in pages:
+            report.rows += len(rows)
+            yielded = True
+            if time.monotonic() - last_note >= PROGRESS_EVERY_SECONDS:
+                last_note = time.monotonic()
+                progress.info("[%s] %s: %d pages, %d rows so far", ctx.region, name, report.pages, report.rows)
+            yield rows
+    except SKIPPABLE_ERRORS as exc:
+        if yielded:
+            report.status, report.reason = "failed", str(exc)
+            raise
+        report.status, report.reason = "skipped", str(exc)
+        report.error_code, report.status_code, report.request_id = exc.code, exc.status, exc.request_id
+        progress.warning("[%s] %s skipped: %s", ctx.region, name, exc.message)
+        return
+    except IntercomError as exc:
+        report.status, report.reason = "failed", str(exc)
+        report.error_code, report.status_code, report.request_id = exc.code, exc.status, exc.request_id
+        raise
+    except Exception as exc:
+        report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    report.status = "ok"
+    progress.info("[%s] %s: done, %d rows (%d unchanged skipped)", ctx.region, name, report.rows, report.unchanged_skipped)
+    if cursor is not None:
+        try:
+            last = cursor.last_value
+            report.cursor_after = _iso(last) if last and last > EPOCH else report.cursor_before
+        except Exception:  # the cursor is informational here
+            pass
+
+
+def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("id") is not None:
+            seen[row["id"]] = row
+    return list(seen.values())
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _iso(value: Any) -> str | None:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else None

@@ -1,0 +1,133 @@
+"""Pseudonymisation of contact identifiers (DESIGN: PII policy; evidence-research §8.2).
+
+Email, phone and external id are stored only as keyed HMAC-SHA256 values. The key of each
+workspace is derived from the master key (`IRU_PII_KEY`) and the workspace id, so pseudonyms
+cannot be linked across workspaces. Only a fingerprint of the master key (`key_id`) is ever
+recorded. Flags that need the clear value (internal domain, test-looking address) are
+computed here, before the clear value is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from typing import Any
+
+HMAC_HEX_CHARS = 32
+_TEST_LOOKING = re.compile(r"(?i)^(test|qa|demo|dummy)|\+test")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# E.164-ish numbers and common national formats: a + or digit, then 7+ digits with separators.
+PHONE_RE = re.compile(r"(?<![\w@])\+?\d[\d\s().\-]{6,}\d(?![\w@])")
+
+
+class Pseudonymizer:
+    """Keyed pseudonyms for one workspace. Holds the derived key only, never prints it."""
+
+    __slots__ = ("_key", "key_id", "internal_domains", "known_clear_emails")
+
+    def __init__(
+        self,
+        master_key: str | bytes,
+        workspace_id: str,
+        internal_domains: Iterable[str] = (),
+        known_clear_emails: Iterable[str] = (),
+    ) -> None:
+        master = master_key.encode() if isinstance(master_key, str) else master_key
+        self._key = hmac.new(master, f"workspace:{workspace_id}".encode(), hashlib.sha256).digest()
+        self.key_id = key_fingerprint(master)
+        self.internal_domains = frozenset(d.lower().lstrip("@") for d in internal_domains)
+        self.known_clear_emails = frozenset(e.strip().lower() for e in known_clear_emails)
+
+    def __repr__(self) -> str:
+        return f"Pseudonymizer(key_id={self.key_id!r})"
+
+    def __reduce__(self):
+        raise TypeError("Pseudonymizer holds key material and cannot be pickled")
+
+    def digest(self, kind: str, value: str) -> str:
+        return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:HMAC_HEX_CHARS]
+
+    def email(self, value: Any) -> str | None:
+        norm = normalize_email(value)
+        return self.digest("email", norm) if norm else None
+
+    def phone(self, value: Any) -> str | None:
+        norm = normalize_phone(value)
+        return self.digest("phone", norm) if norm else None
+
+    def external_id(self, value: Any) -> str | None:
+        if value is None or str(value).strip() == "":
+            return None
+        return self.digest("external_id", str(value).strip())
+
+    def is_internal(self, domain: str | None) -> bool:
+        return bool(domain) and domain.lower() in self.internal_domains
+
+    def scrub_text(self, text: str) -> str:
+        """Replace contact emails and phone numbers in free text by pseudonyms.
+
+        Emails of internal domains and known admin emails stay in clear: admins are
+        identified on purpose (access reviews).
+        """
+        def email_sub(m: re.Match[str]) -> str:
+            addr = m.group(0)
+            domain = addr.rsplit("@", 1)[1].lower()
+            if addr.lower() in self.known_clear_emails or domain in self.internal_domains:
+                return addr
+            return f"<email:{self.digest('email', addr.lower())[:8]}@{domain}>"
+
+        def phone_sub(m: re.Match[str]) -> str:
+            digits = normalize_phone(m.group(0))
+            if not digits or len(digits.lstrip("+")) < 7:
+                return m.group(0)
+            return f"<phone:{self.digest('phone', digits)[:8]}>"
+
+        return PHONE_RE.sub(phone_sub, EMAIL_RE.sub(email_sub, text))
+
+    def scrub(self, value: Any) -> Any:
+        """`scrub_text` applied to every string inside a JSON-like value."""
+        if isinstance(value, str):
+            return self.scrub_text(value)
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub(v) for v in value]
+        return value
+
+
+def key_fingerprint(master: bytes) -> str:
+    """A non-reversible id of the master key, safe to record with each run."""
+    return hashlib.sha256(b"iru-pii-key-id:" + master).hexdigest()[:12]
+
+
+def normalize_email(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    norm = value.strip().lower()
+    return norm or None
+
+
+def normalize_phone(value: Any) -> str | None:
+    if value is None:
+        return None
+    raw = str(value).strip()
+    digits = re.sub(r"\D", "", raw)
+    if not digits:
+        return None
+    return ("+" if raw.startswith("+") else "") + digits
+
+
+def email_flags(email: Any, pseudonymizer: Pseudonymizer) -> dict[str, bool]:
+    """Flags computed from the clear address before it is dropped."""
+    norm = normalize_email(email)
+    if not norm:
+        return {"has_email": False, "is_internal_domain": False, "email_has_plus_tag": False, "email_looks_test": False}
+    local, _, domain = norm.partition("@")
+    return {
+        "has_email": True,
+        "is_internal_domain": pseudonymizer.is_internal(domain),
+        "email_has_plus_tag": "+" in local,
+        "email_looks_test": bool(_TEST_LOOKING.search(local)),
+    }

@@ -1,0 +1,39 @@
+"""Dagster resources. Settings come from `iru_pipeline.config` (env vars, `.env`), read when a
+run starts, so tokens never enter Dagster's run config or storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from iru_pipeline.config import DEFAULT_DUCKDB_PATH, Settings, load_settings
+from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
+
+
+class IntercomResource(dg.ConfigurableResource):
+    """Per-run options of the Intercom ingestion; credentials come from the environment."""
+
+    full_refresh: bool = False
+    """Ignore stored cursors and re-read every record (history tables keep their history)."""
+    reconcile: bool | None = None
+    """True: sweep contact ids and remove deleted contacts; False: never; None: on cadence."""
+    max_retries: int = 6
+    backoff_base_seconds: float = 0.5
+
+    def settings(self, region: str | None = None) -> Settings:
+        return load_settings(only_regions=[region] if region else None)
+
+    def client(self, settings: Settings, region: str) -> IntercomClient:
+        rs = settings.region(region)
+        return IntercomClient(
+            region, rs.base_url, rs.token,
+            retry=RetryPolicy(max_retries=self.max_retries, backoff_base=self.backoff_base_seconds),
+        )
+
+
+def duckdb_path_from_env() -> Path:
+    """The DuckDB file without validating anything (used to build definitions at import)."""
+    import os
+
+    return Path(os.environ.get("IRU_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)

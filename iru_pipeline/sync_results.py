@@ -1,0 +1,138 @@
+"""`intercom.sync_results`: one row per run, region and resource.
+
+What was collected, from where, with which cursors, at what API cost, and why a resource was
+skipped. The evidence collection manifest is built on it. Written after the dlt load (also
+when the load failed), straight into DuckDB: dlt's own state tables say what was loaded, this
+table says what was attempted.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from iru_pipeline.intercom_client import API_VERSION, IntercomError
+from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncReport
+from iru_pipeline.intercom_source.settings import DROPPED_FIELDS
+
+log = logging.getLogger(__name__)
+
+TABLE = f"{DATASET_NAME}.sync_results"
+DDL = f"""
+create schema if not exists {DATASET_NAME};
+create table if not exists {TABLE} (
+    run_id varchar not null,
+    region varchar not null,
+    resource varchar not null,
+    status varchar not null,          -- ok | skipped | failed
+    reason varchar,
+    rows_loaded bigint,
+    unchanged_rows_skipped bigint,
+    rows_deleted bigint,
+    pages bigint,
+    cursor_before varchar,
+    cursor_after varchar,
+    window_start varchar,
+    window_end varchar,
+    api_host varchar,
+    api_version varchar,
+    api_calls bigint,
+    api_retries bigint,
+    api_429s bigint,
+    api_5xx bigint,
+    api_transport_errors bigint,
+    lowest_ratelimit_remaining bigint,
+    error_code varchar,
+    http_status integer,
+    request_id varchar,
+    fields_dropped varchar[],
+    reconciled boolean,
+    started_at timestamptz,
+    finished_at timestamptz
+);
+"""
+
+
+def sync_rows(
+    run_id: str, region: str, client: Any, report: SyncReport, error: BaseException | None,
+    loaded_rows: dict[str, int] | None = None, selected: list[str] | None = None,
+) -> list[tuple]:
+    finished = datetime.now(UTC)
+    stats = client.resource_stats() if client is not None else {}
+    host = getattr(client, "host", None)
+    rows = []
+    for name in RESOURCE_NAMES:
+        rr = report.resources.get(name)
+        if rr is None:
+            if selected is None or name not in selected or error is None:
+                continue  # not selected in this run
+            rr = report.resource(name)  # selected, never started: the run failed before it
+        status, reason = rr.status, rr.reason
+        if error is not None and status != "skipped":
+            # One load package per region: if the run failed, nothing of it was committed.
+            status = "failed"
+            reason = reason or f"not loaded, the region's run failed: {_one_line(_root_cause(error))}"
+        elif status == "pending":
+            status, reason = "failed", reason or "resource did not finish"
+        s = stats.get(name, {})
+        rows.append((
+            run_id, region, name, status, reason,
+            _loaded(name, rr.rows, loaded_rows) if status == "ok" else 0, rr.unchanged_skipped, rr.deleted if status == "ok" else 0, rr.pages,
+            rr.cursor_before, rr.cursor_after if status == "ok" else rr.cursor_before,
+            rr.window_start, rr.window_end, host, API_VERSION,
+            s.get("calls", 0), s.get("retries", 0), s.get("rate_limited", 0), s.get("server_errors", 0),
+            s.get("transport_errors", 0), s.get("min_remaining"),
+            rr.error_code, rr.status_code, rr.request_id,
+            list(DROPPED_FIELDS.get(name, ())), report.reconciled if name == "contacts" else None,
+            report.started_at, finished,
+        ))
+    return rows
+
+
+def write_sync_results(
+    duckdb_path: Path, run_id: str, region: str, client: Any, report: SyncReport, error: BaseException | None,
+    loaded_rows: dict[str, int] | None = None, selected: list[str] | None = None,
+) -> list[tuple]:
+    rows = sync_rows(run_id, region, client, report, error, loaded_rows, selected)
+    if not rows:
+        return rows
+    try:
+        con = duckdb.connect(str(duckdb_path))
+        try:
+            con.execute(DDL)
+            con.executemany(f"insert into {TABLE} values ({', '.join('?' * len(rows[0]))})", rows)
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        # Never hide the run's own error behind this one.
+        log.warning("could not record sync results for %s: %s", region, _one_line(exc))
+    return rows
+
+
+def _loaded(name: str, extracted: int, loaded_rows: dict[str, int] | None) -> int:
+    # dlt's normalize counts are what was loaded; extracted rows include those its cursor dropped.
+    if loaded_rows is None:
+        return extracted
+    return int(loaded_rows.get(name, 0))
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """Our own error inside dlt's wrappers (PipelineStepFailed -> ResourceExtractionError -> ...)."""
+    seen, current = set(), exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, IntercomError):
+            return current
+        current = current.__cause__ or current.__context__
+    return exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, IntercomError):
+        return text[:500]
+    return f"{type(exc).__name__}: {text}"[:500]
