@@ -1,0 +1,140 @@
+"""The `iru-pipeline` command line.
+
+    iru-pipeline check [--region R]
+    iru-pipeline run [--region R ...] [--full-refresh] [--reconcile | --no-reconcile]
+    iru-pipeline demo
+    iru-pipeline export [--out DIR] [--run RUN_ID]
+    iru-pipeline fake-intercom [--port P] ...
+
+Every bad setting is reported in one line, before any request, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from iru_pipeline import __version__
+from iru_pipeline.config import ConfigError, load_dotenv_file, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iru-pipeline",
+        description="Intercom workspaces (US, EU, AU) as a compliance source: loaded incrementally into "
+        "DuckDB with dlt, orchestrated by Dagster, turned into audit evidence.",
+        epilog="Configuration comes from environment variables (a .env file is honoured): "
+        "INTERCOM_ACCESS_TOKEN_US/_EU/_AU, INTERCOM_BASE_URL_*, IRU_DUCKDB_PATH, IRU_PII_KEY, IRU_EVIDENCE_CONFIG.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = sub.add_parser("check", help="test each enabled region: host, token, data region, permissions",
+                           description="For every enabled region: reach the host, validate the token, compare "
+                           "/me's app.region with the configured region, and probe every resource with one small "
+                           "request. Exits non-zero if any region fails or lacks a permission.")
+    check.add_argument("--region", action="append", metavar="R", help="only this region (us, eu, au); repeatable")
+
+    run = sub.add_parser("run", help="load every enabled region, then derive the evidence",
+                         description="Materialise the ingestion assets of each enabled region through Dagster, "
+                         "then the evidence assets, with progress and a summary table. Exit status: 0 complete, "
+                         "1 failed, 2 partial (a resource was skipped, e.g. a missing permission).")
+    run.add_argument("--region", action="append", metavar="R", help="only this region (us, eu, au); repeatable")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="ignore stored cursors and re-read every record (history is kept)")
+    rec = run.add_mutually_exclusive_group()
+    rec.add_argument("--reconcile", dest="reconcile", action="store_const", const=True, default=None,
+                     help="sweep all contact ids now and remove contacts Intercom no longer has "
+                     "(by default this runs when the last sweep is 7+ days old)")
+    rec.add_argument("--no-reconcile", dest="reconcile", action="store_const", const=False,
+                     help="skip the contact deletion sweep even if it is due")
+
+    sub.add_parser("demo", help="run the whole pipeline offline against the bundled fake Intercom",
+                   description="Start the bundled fake Intercom on loopback for US, EU and AU, run the whole "
+                   "pipeline into the configured DuckDB file (IRU_DUCKDB_PATH, default data/iru.duckdb), print "
+                   "what was loaded and example SQL. Needs no token and no network.")
+
+    export = sub.add_parser("export", help="write the auditor export of the latest evidence run",
+                            description="Write manifest.json, SHA256SUMS, summary.md and one CSV and JSON file per "
+                            "evidence table into a folder per run.")
+    export.add_argument("--out", metavar="DIR", help="output folder (default: exports/ beside the DuckDB file)")
+    export.add_argument("--run", metavar="RUN_ID", help="export this evidence run instead of the latest")
+
+    fake = sub.add_parser("fake-intercom", help="serve the bundled fake Intercom (demos, benchmarks)",
+                          description="Serve the bundled fake Intercom API for US, EU and AU on consecutive "
+                          "loopback ports, printing each region's base URL and token.")
+    _add_fake_arguments(fake)
+    return parser
+
+
+def _add_fake_arguments(parser: argparse.ArgumentParser) -> None:
+    from iru_pipeline.fake_intercom.__main__ import build_arg_parser
+
+    for action in build_arg_parser()._actions:
+        if action.dest == "help":
+            continue
+        parser._add_action(action)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    load_dotenv_file()
+    try:
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "demo":
+            from iru_pipeline.demo import run_demo
+
+            return run_demo()
+        if args.command == "export":
+            return cmd_export(args)
+        if args.command == "fake-intercom":
+            from iru_pipeline.fake_intercom.__main__ import run_from_args
+
+            return run_from_args(args)
+    except ConfigError as exc:
+        print(f"iru-pipeline: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("iru-pipeline: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_FAILED
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from iru_pipeline.check import check_all, format_checks
+
+    settings = load_settings(only_regions=args.region, require_pii_key=False)
+    results = check_all(settings)
+    print(format_checks(results))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from iru_pipeline.runner import enable_progress, format_summary, run_pipeline
+    from iru_pipeline.storage import ensure_writable_database
+
+    settings = load_settings(only_regions=args.region)
+    ensure_writable_database(settings.duckdb_path)
+    enable_progress()
+    result = run_pipeline(settings, full_refresh=args.full_refresh, reconcile=args.reconcile)
+    print(format_summary(result))
+    return result.exit_code
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from iru_pipeline.export import export_cli
+
+    settings = load_settings(require_regions=False, require_pii_key=False)
+    return export_cli(settings, out=args.out, run_id=args.run)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Run the Dagster definitions in process, as `iru-pipeline run` and `demo` do.
+
+Each region is one run of the `refresh_all` job restricted to the ingestion assets (its
+partition); the evidence assets then run once over everything loaded. Runs are recorded in
+the Dagster instance under the data folder, so they show in `dagster dev` too.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from iru_pipeline.config import Settings
+
+INSTANCE_TEMPLATE = Path(__file__).with_name("dagster.yaml")
+# The terminal gets progress lines and the summary; Dagster's own event log (with stack
+# traces) stays in the instance, where the UI shows it.
+QUIET_DAGSTER = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass
+class RunOutcome:
+    label: str
+    run_id: str
+    success: bool
+    error: str | None = None
+
+
+@dataclass
+class PipelineResult:
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    sync_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(not o.success for o in self.outcomes)
+
+    @property
+    def partial(self) -> bool:
+        return any(r["status"] != "ok" for r in self.sync_rows)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else (2 if self.partial else 0)
+
+
+def prepare_instance(settings: Settings) -> dg.DagsterInstance:
+    """The Dagster instance in the data folder, with the DuckDB writer pool limited to 1."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(INSTANCE_TEMPLATE, config)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def run_pipeline(
+    settings: Settings,
+    *,
+    full_refresh: bool = False,
+    reconcile: bool | None = None,
+    instance: dg.DagsterInstance | None = None,
+    with_evidence: bool = True,
+    intercom_options: dict[str, Any] | None = None,
+) -> PipelineResult:
+    """Ingest every region of `settings`, one Dagster run each, then derive the evidence.
+
+    `intercom_options` sets further fields of `IntercomResource` (e.g. retry bounds)."""
+    from iru_pipeline.definitions import build_definitions, evidence_asset_keys
+    from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
+
+    instance = instance or prepare_instance(settings)
+    defs = build_definitions(duckdb_path=settings.duckdb_path)
+    job = defs.resolve_job_def("refresh_all")
+    run_config = {
+        **QUIET_DAGSTER,
+        "resources": {"intercom": {"config": {
+            "full_refresh": full_refresh, "reconcile": reconcile, **(intercom_options or {})}}},
+    }
+    result = PipelineResult()
+    for rs in settings.regions:
+        outcome = _execute(job, instance, f"ingest {rs.code}", run_config,
+                           partition_key=rs.code, asset_selection=INGESTION_ASSET_KEYS)
+        result.outcomes.append(outcome)
+        result.sync_rows += _sync_rows(settings.duckdb_path, outcome.run_id)
+    evidence_keys = evidence_asset_keys()
+    if with_evidence and evidence_keys:
+        result.outcomes.append(_execute(job, instance, "evidence", {**QUIET_DAGSTER}, asset_selection=evidence_keys))
+    return result
+
+
+def _execute(job: Any, instance: dg.DagsterInstance, label: str, run_config: dict, **kwargs: Any) -> RunOutcome:
+    logging.getLogger("iru_pipeline.progress").info("%s: started", label)
+    res = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, **kwargs)
+    error = None
+    if not res.success:
+        error = _first_failure(res)
+    return RunOutcome(label, res.run_id, res.success, error)
+
+
+def _first_failure(res: Any) -> str:
+    """The root cause of a failed run, in one line (our errors are one line already)."""
+    for event in res.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            err = event.step_failure_data.error
+            chain = [err]
+            while chain[-1].cause is not None:
+                chain.append(chain[-1].cause)
+            ours = [e for e in chain if e.cls_name.startswith("Intercom") or e.cls_name == "ConfigError"]
+            root = ours[0] if ours else chain[-1]
+            text = " ".join(root.message.split()) or root.cls_name
+            if ":" in text and text.split(":", 1)[0].replace(".", "").replace("_", "").isalnum():
+                text = text.split(":", 1)[1].strip()  # drop the "module.ClassName: " prefix
+            return text[:400]
+    return "run failed"
+
+
+def _sync_rows(duckdb_path: Path, run_id: str) -> list[dict[str, Any]]:
+    if not duckdb_path.exists():
+        return []
+    try:
+        con = duckdb.connect(str(duckdb_path), read_only=True)
+    except duckdb.Error:
+        return []
+    try:
+        cur = con.execute(
+            "select region, resource, status, rows_loaded, rows_deleted, api_calls, api_429s, api_retries, reason "
+            "from intercom.sync_results where run_id = ? order by region, resource", [run_id])
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+    except duckdb.Error:
+        return []
+    finally:
+        con.close()
+
+
+def format_summary(result: PipelineResult) -> str:
+    lines = []
+    header = f"{'region':<7}{'resource':<23}{'status':<9}{'rows':>9}{'deleted':>9}{'calls':>7}{'429s':>6}{'retries':>8}  reason"
+    lines.append(header)
+    lines.append("-" * len(header))
+    for r in result.sync_rows:
+        reason = (r["reason"] or "")[:90]
+        lines.append(
+            f"{r['region']:<7}{r['resource']:<23}{r['status']:<9}{r['rows_loaded'] or 0:>9,}{r['rows_deleted'] or 0:>9,}"
+            f"{r['api_calls'] or 0:>7}{r['api_429s'] or 0:>6}{r['api_retries'] or 0:>8}  {reason}"
+        )
+    for o in result.outcomes:
+        mark = "ok" if o.success else f"FAILED: {o.error}"
+        lines.append(f"{o.label}: {mark}")
+    verdict = "failed" if result.failed else ("partial: some resources were skipped" if result.partial else "complete")
+    lines.append(f"run {verdict}")
+    return "\n".join(lines)
+
+
+def enable_progress(stream: Any = None) -> None:
+    """Print the pipeline's progress lines (pages and rows per resource and region)."""
+    logger = logging.getLogger("iru_pipeline.progress")
+    if any(getattr(h, "_iru_progress", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler._iru_progress = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
