@@ -1,0 +1,36 @@
+"""A faithful fake of Intercom's REST API (version 2.16), for tests, demos and benchmarks.
+
+Self-contained: it imports nothing from the rest of `iru_pipeline` and needs only the
+standard library. Data is generated from a seed, lazily, so a workspace of a million contacts
+costs almost nothing to build; mutations live in small overlays.
+
+    from iru_pipeline.fake_intercom import FakeIntercom, FaultConfig, MESSAGE_BODY_MARKER
+
+    with FakeIntercom(seed=7, contacts=2000) as fake:
+        fake.base_url("us"), fake.token("us")
+        fake.workspace("us").update_contacts(count=300, same_second=True)
+        fake.faults("us").update(rate_429_every=5)
+
+Modules: `fake` (the controller), `server` (HTTP, faults, control API under /_fake/),
+`api` (endpoints and envelopes), `search` (query language), `store` (lazy collections),
+`workspace` (data and mutations), `gen_*` (record generators), `scenario` (the planted
+compliance findings), `cli` (the command line).
+"""
+
+from .cli import build_arg_parser, main, run_from_args
+from .constants import DEFAULT_INTERNAL_DOMAIN, MESSAGE_BODY_MARKER
+from .fake import FakeIntercom
+from .faults import FaultConfig
+from .workspace import Workspace, WorkspaceSizes
+
+__all__ = [
+    "DEFAULT_INTERNAL_DOMAIN",
+    "FakeIntercom",
+    "FaultConfig",
+    "MESSAGE_BODY_MARKER",
+    "Workspace",
+    "WorkspaceSizes",
+    "build_arg_parser",
+    "main",
+    "run_from_args",
+]
