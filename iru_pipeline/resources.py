@@ -18,6 +18,8 @@ class IntercomResource(dg.ConfigurableResource):
     """Ignore stored cursors and re-read every record (history tables keep their history)."""
     reconcile: bool | None = None
     """True: sweep contact ids and remove deleted contacts; False: never; None: on cadence."""
+    extract_workers: int = 8
+    """Search windows of contacts and conversations fetched at once."""
     max_retries: int = 6
     backoff_base_seconds: float = 0.5
 

@@ -9,10 +9,8 @@ DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb
 
 
 
-import json
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,8 @@ region_partitions = dg.StaticPartitionsDefinition(list(REGION_CODES))
 def make_pipeline(region: str, settings: Settings) -> dlt.Pipeline:
     """The dlt pipeline of one region: its own name, hence its own state and cursors."""
     settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
+    # Arrow pages (contacts, conversations) get dlt's load id too, for lineage like dict rows.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     return dlt.pipeline(
         pipeline_name=f"intercom_{region}",
         pipelines_dir=str(settings.pipelines_dir),
@@ -99,6 +99,7 @@ def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, int
         reconcile=intercom.reconcile,
         known_contact_ids=lambda: stored_contact_ids(settings.duckdb_path, region),
         report=report,
+        workers=intercom.extract_workers,
     )
     context.log.info(f"[{region}] loading from {client.host} into {settings.duckdb_path}")
     pipeline = make_pipeline(region, settings)

@@ -28,11 +28,20 @@ from typing import Any
 import dlt
 
 from iru_pipeline.intercom_client import SKIPPABLE_ERRORS, IntercomClient, IntercomError
+from iru_pipeline.intercom_source.arrow_pages import (
+    CONTACTS_SCHEMA,
+    CONVERSATIONS_SCHEMA,
+    contacts_table,
+    conversations_table,
+    tombstones_table,
+)
 from iru_pipeline.intercom_source.helpers import EPOCH, OverlapFilter, SyncReport, WorkspaceContext
+from iru_pipeline.intercom_source.windows import CONTACTS_SEARCH, CONVERSATIONS_SEARCH, windowed_search
 from iru_pipeline.intercom_source.settings import (
     ACTIVITY_LOG_PAGE_SIZE,
     DATASET_NAME,
     DELETED_CONVERSATIONS_PAGE_SIZE,
+    EXTRACT_WORKERS,
     INITIAL_ACTIVITY_LOG_DAYS,
     OVERLAP_SECONDS,
     RECONCILE_EVERY_DAYS,
@@ -45,8 +54,6 @@ from iru_pipeline.intercom_source.transforms import (
     COLUMNS,
     activity_log_row,
     admin_row,
-    contact_row,
-    conversation_row,
     conversation_tombstone,
     data_attribute_row,
     deleted_conversation_row,
@@ -75,6 +82,7 @@ def intercom_source(
     reconcile: bool | None = None,
     known_contact_ids: Callable[[], set[str]] | None = None,
     report: SyncReport | None = None,
+    workers: int = EXTRACT_WORKERS,
 ) -> Any:
     """All resources of one regional workspace.
 
@@ -88,10 +96,12 @@ def intercom_source(
             last sweep is older than RECONCILE_EVERY_DAYS.
         known_contact_ids: returns the contact ids already stored for this region (for the sweep).
         report: collects per-resource outcomes (rows, cursors, skipped resources).
+        workers: how many search windows of contacts and conversations are fetched at once.
     """
     ctx = WorkspaceContext(
         region, client, pii_key=pii_key, internal_domains=internal_domains, report=report,
         full_refresh=full_refresh, reconcile=reconcile, known_contact_ids=known_contact_ids,
+        workers=workers,
     )
     return (
         workspaces(ctx), admins(ctx), teams(ctx), team_memberships(ctx), tags(ctx), data_attributes(ctx),
@@ -185,25 +195,19 @@ def contacts(
     §4), so `updated_at = S OR updated_at > S` re-reads the start's day; the cursor filter
     and the overlap filter drop what was already loaded."""
 
-    def pages() -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[Any]:
         report = ctx.report.resource("contacts")
         state = dlt.current.resource_state()
-        start = _window_start(ctx, updated_at, report)
-        seconds = int(start.timestamp())
-        query = {"operator": "OR", "value": [
-            {"field": "updated_at", "operator": ">", "value": seconds},
-            {"field": "updated_at", "operator": "=", "value": seconds},
-        ]}
+        floor = int(_window_start(ctx, updated_at, report).timestamp())
         overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
         pseudo = ctx.pseudonymizer
-        for page in ctx.client.iter_search(
-            "/contacts/search", "data", query, sort={"field": "updated_at", "order": "ascending"},
-            per_page=SEARCH_PAGE_SIZE, resource="contacts",
-        ):
+        for items in windowed_search(ctx.client, CONTACTS_SEARCH, floor, ctx.run_started_at, tz=ctx.timezone,
+                                     workers=ctx.workers, on_plan=_note_plan(ctx, "contacts")):
             report.pages += 1
-            rows = overlap.filter([contact_row(c, ctx.region, ctx.workspace_id, pseudo) for c in page.items])
-            if rows:
-                yield rows
+            # The re-read day brings records before the window; dlt's cursor would drop them too.
+            kept = overlap.keep([i for i in items if _at_or_after(i.get("updated_at"), floor)])
+            if kept:
+                yield contacts_table(kept, ctx.region, ctx.workspace_id, pseudo)
         overlap.prune()
         report.unchanged_skipped += overlap.skipped
         if _reconcile_due(ctx, state):
@@ -236,8 +240,9 @@ def _reconcile_contacts(ctx: WorkspaceContext, state: dict[str, Any], report: An
     report.deleted += len(gone)
     now = datetime.now(UTC)
     for i in range(0, len(gone), 1000):
-        yield [{"region": ctx.region, "workspace_id": ctx.workspace_id, "id": cid, "deleted_at": now}
-               for cid in gone[i:i + 1000]]
+        yield tombstones_table(CONTACTS_SCHEMA, [
+            {"region": ctx.region, "workspace_id": ctx.workspace_id, "id": cid, "deleted_at": now}
+            for cid in gone[i:i + 1000]])
 
 
 @dlt.resource(**_upsert("conversations", schema_contract=_PII_CONTRACT))
@@ -251,29 +256,27 @@ def conversations(
     order unless sorted, so always sort by updated_at ascending (notes §4, §9.2). Deleted
     conversations (GET /conversations/deleted) become hard-delete markers."""
 
-    def pages() -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[Any]:
         report = ctx.report.resource("conversations")
         state = dlt.current.resource_state()
-        start = _window_start(ctx, updated_at, report)
-        query = {"field": "updated_at", "operator": ">", "value": int(start.timestamp())}
+        floor = int(_window_start(ctx, updated_at, report).timestamp())
         overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
-        for page in ctx.client.iter_search(
-            "/conversations/search", "conversations", query, sort={"field": "updated_at", "order": "ascending"},
-            per_page=SEARCH_PAGE_SIZE, resource="conversations",
-        ):
+        for items in windowed_search(ctx.client, CONVERSATIONS_SEARCH, floor, ctx.run_started_at,
+                                     workers=ctx.workers, on_plan=_note_plan(ctx, "conversations")):
             report.pages += 1
-            rows = overlap.filter([conversation_row(c, ctx.region, ctx.workspace_id) for c in page.items])
-            if rows:
-                yield rows
+            kept = overlap.keep(items)
+            if kept:
+                yield conversations_table(kept, ctx.region, ctx.workspace_id)
         overlap.prune()
         report.unchanged_skipped += overlap.skipped
-        tombstones = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, key="deleted_hashes", reset=ctx.full_refresh)
+        tombstones = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, key="deleted_hashes",
+                                   reset=ctx.full_refresh)
         since = (0 if ctx.full_refresh else state.get("deleted_since", 0)) - OVERLAP_SECONDS
         for items in _deleted_since(ctx, since):
-            marks = tombstones.filter([conversation_tombstone(i, ctx.region, ctx.workspace_id) for i in items])
+            marks = [conversation_tombstone(i, ctx.region, ctx.workspace_id) for i in tombstones.keep(items)]
             report.deleted += len(marks)
             if marks:
-                yield marks
+                yield tombstones_table(CONVERSATIONS_SCHEMA, marks)
         tombstones.prune()
         state["deleted_since"] = max(state.get("deleted_since", 0), int(tombstones.max_seen))
         report.window_end = _iso(datetime.now(UTC))
@@ -308,7 +311,7 @@ def deleted_conversations(
         overlap = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
         for items in _deleted_since(ctx, start.timestamp()):
             report.pages += 1
-            rows = overlap.filter([deleted_conversation_row(i, ctx.region, ctx.workspace_id) for i in items])
+            rows = [deleted_conversation_row(i, ctx.region, ctx.workspace_id) for i in overlap.keep(items)]
             if rows:
                 yield rows
         overlap.prune()
@@ -338,7 +341,7 @@ def activity_logs(
         pseudo = ctx.pseudonymizer
         for page in ctx.client.iter_activity_logs(after, ctx.run_started_at, per_page=ACTIVITY_LOG_PAGE_SIZE):
             report.pages += 1
-            rows = overlap.filter([activity_log_row(e, ctx.region, ctx.workspace_id, pseudo) for e in page.items])
+            rows = [activity_log_row(e, ctx.region, ctx.workspace_id, pseudo) for e in overlap.keep(page.items)]
             if rows:
                 yield rows
         overlap.prune()
@@ -374,7 +377,7 @@ def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, An
     last_note = time.monotonic()
     try:
         for rows in pages:
-            report.rows += len(rows)
+            report.rows += rows.num_rows if hasattr(rows, "num_rows") else len(rows)
             yielded = True
             if time.monotonic() - last_note >= PROGRESS_EVERY_SECONDS:
                 last_note = time.monotonic()
@@ -403,6 +406,16 @@ def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, An
             report.cursor_after = _iso(last) if last and last > EPOCH else report.cursor_before
         except Exception:  # the cursor is informational here
             pass
+
+
+def _note_plan(ctx: WorkspaceContext, name: str) -> Callable[[list[Any]], None]:
+    def note(windows: list[Any]) -> None:
+        progress.info("[%s] %s: %d windows, fetched %d at a time", ctx.region, name, len(windows), ctx.workers)
+    return note
+
+
+def _at_or_after(value: Any, floor: int) -> bool:
+    return not (type(value) is int and value < floor)
 
 
 def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ sync report. Nothing here knows Dagster."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterable
@@ -10,9 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from iru_pipeline.intercom_client import IntercomClient
 from iru_pipeline.intercom_source.pii import Pseudonymizer
-from iru_pipeline.intercom_source.transforms import Row, row_hash, sid
+from iru_pipeline.intercom_source.transforms import sid, ts
 
 EPOCH = datetime(1970, 1, 2, tzinfo=UTC)
 
@@ -69,6 +72,7 @@ class WorkspaceContext:
         reconcile: bool | None = None,
         known_contact_ids: Any = None,
         now: Any = time.time,
+        workers: int = 8,
     ) -> None:
         self.region = region
         self._client = client
@@ -79,6 +83,7 @@ class WorkspaceContext:
         self.reconcile = reconcile
         self.known_contact_ids = known_contact_ids
         self.now = now
+        self.workers = max(1, workers)
         self._lock = threading.RLock()
         self._me: dict[str, Any] | None = None
         self._pseudo: Pseudonymizer | None = None
@@ -140,47 +145,81 @@ class WorkspaceContext:
 
 
 class OverlapFilter:
-    """Skips rows of the overlap window that were already loaded unchanged.
+    """Skips records of the overlap window that were already loaded unchanged.
 
     Why not dlt's own boundary dedupe: each window starts `OVERLAP_SECONDS` before the cursor
     (Intercom's search index lags, notes §9.4), and dlt's incremental `lag` turns its dedupe
     off, so every quiet run would reload the whole overlap. Its boundary dedupe alone (no lag)
     would drop late-indexed rows that sit before the cursor. This filter keeps a content hash
-    per id for rows inside the overlap, in the resource's dlt state, so it is committed
-    atomically with the load: unchanged rows are skipped, late or changed rows pass.
+    per id for records inside the overlap, in the resource's dlt state, so it is committed
+    atomically with the load: unchanged records are skipped, late or changed ones pass.
+
+    It works on raw API records (before any transform). Hashing every record of a large sync
+    would cost seconds per million, so new records are only remembered while they are within
+    the overlap of the newest record seen, and hashed when they settle.
     """
+
+    PENDING_LIMIT = 20_000
 
     def __init__(
         self, state: dict[str, Any], cursor: str, overlap_seconds: int,
         key: str = "overlap_hashes", reset: bool = False,
     ) -> None:
-        if reset:  # a full refresh re-loads every row
+        if reset:  # a full refresh re-loads every record
             state[key] = {}
         self._recent: dict[str, list[Any]] = state.setdefault(key, {})
-        self._state = state
+        self._pending: dict[str, tuple[float, dict[str, Any]]] = {}
         self._cursor = cursor
         self._overlap = overlap_seconds
         self.max_seen: float = max((v[0] for v in self._recent.values()), default=0.0)
         self.skipped = 0
+        self._lock = threading.Lock()
 
-    def filter(self, rows: list[Row]) -> list[Row]:
-        kept: list[Row] = []
-        for row in rows:
-            cursor_value = row.get(self._cursor)
-            stamp = cursor_value.timestamp() if isinstance(cursor_value, datetime) else 0.0
-            digest = row_hash(row)
-            key = str(row.get("id"))
-            previous = self._recent.get(key)
-            if previous is not None and previous[1] == digest:
-                self.skipped += 1
-                continue
-            kept.append(row)
-            self._recent[key] = [stamp, digest]
-            self.max_seen = max(self.max_seen, stamp)
+    def keep(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept: list[dict[str, Any]] = []
+        with self._lock:
+            for item in items:
+                stamp = _seconds(item.get(self._cursor)) or 0.0
+                key = str(item.get("id"))
+                previous = self._recent.get(key)
+                if previous is not None:
+                    digest = content_hash(item)
+                    if previous[1] == digest:
+                        self.skipped += 1
+                        continue
+                    self._recent[key] = [stamp, digest]
+                elif stamp >= self.max_seen - self._overlap:
+                    self._pending[key] = (stamp, item)
+                kept.append(item)
+                if stamp > self.max_seen:
+                    self.max_seen = stamp
+            if len(self._pending) > self.PENDING_LIMIT:
+                self._settle()
         return kept
 
+    def _settle(self) -> None:
+        floor = self.max_seen - self._overlap
+        for key, (stamp, item) in self._pending.items():
+            if stamp >= floor:
+                self._recent[key] = [stamp, content_hash(item)]
+        self._pending.clear()
+
     def prune(self) -> None:
-        """Forget hashes that fell out of the next run's overlap window."""
-        floor = self.max_seen - self._overlap - 1
-        for key in [k for k, v in self._recent.items() if v[0] < floor]:
-            del self._recent[key]
+        """Remember the records of the next run's overlap window, forget the rest."""
+        with self._lock:
+            self._settle()
+            floor = self.max_seen - self._overlap - 1
+            for key in [k for k, v in self._recent.items() if v[0] < floor]:
+                del self._recent[key]
+
+
+def content_hash(item: dict[str, Any]) -> str:
+    return hashlib.blake2b(orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
+                           digest_size=10).hexdigest()
+
+
+def _seconds(value: Any) -> float | None:
+    if type(value) is int:
+        return float(value)
+    parsed = ts(value)
+    return parsed.timestamp() if parsed is not None else None

@@ -24,6 +24,9 @@ RECONCILE_EVERY_DAYS = 7
 the last sweep lists every contact id and removes the contacts Intercom no longer has."""
 
 SEARCH_PAGE_SIZE = 150
+EXTRACT_WORKERS = 8
+"""Search windows of contacts and conversations fetched at once (see windows.py); the
+client's rate limiter keeps them within the workspace's limit."""
 DELETED_CONVERSATIONS_PAGE_SIZE = 60  # the endpoint's maximum (notes §2)
 ACTIVITY_LOG_PAGE_SIZE = 150
 INITIAL_ACTIVITY_LOG_DAYS = 365 * 3

@@ -1,0 +1,244 @@
+"""Parallel windowed search: split a sync into independent time windows and page through
+several at once.
+
+Intercom pages each search result one cursor at a time, so a single chain is bounded by
+round-trip latency, far below the rate limit. Windows are independent searches, so they can
+run concurrently; the client's shared RateLimiter keeps the total within the workspace's
+window. Contact search matches whole days in the workspace time zone (notes §4), so contact
+windows are whole days; conversation bounds are inclusive seconds.
+
+Plan: the first page of the whole range is fetched as usual; if its `total_count` is small
+the sync simply continues on it (one chain, so a quiet incremental run costs one request).
+Otherwise the range is split into windows, each probed with a one-row search for its
+count, and windows holding too many records are split again, down to one day or second.
+The last window has no upper bound, so what Intercom shows now is loaded now.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from iru_pipeline.intercom_client import IntercomClient
+
+Items = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    path: str
+    item_key: str
+    resource: str
+    field: str = "updated_at"
+    whole_days: bool = False
+    """Contact dates: `=` is the whole day, `>` starts the next day, `<` ends the previous."""
+
+
+CONTACTS_SEARCH = SearchSpec("/contacts/search", "data", "contacts", whole_days=True)
+CONVERSATIONS_SEARCH = SearchSpec("/conversations/search", "conversations", "conversations")
+
+
+@dataclass(frozen=True)
+class Window:
+    lo: int
+    hi: int | None  # exclusive; None = open-ended
+
+    def __str__(self) -> str:
+        return f"[{self.lo}, {self.hi if self.hi is not None else '...'})"
+
+
+def window_query(spec: SearchSpec, window: Window) -> dict[str, Any]:
+    f = spec.field
+    if spec.whole_days:
+        # lo and hi are day starts; a second into the day names the day.
+        lower = {"operator": "OR", "value": [{"field": f, "operator": "=", "value": window.lo + 1},
+                                             {"field": f, "operator": ">", "value": window.lo + 1}]}
+        if window.hi is None:
+            return lower
+        return {"operator": "AND", "value": [lower, {"field": f, "operator": "<", "value": window.hi + 1}]}
+    # Conversation bounds are inclusive (notes §4): [lo, hi) is `> lo` and `< hi - 1`.
+    lower = {"field": f, "operator": ">", "value": window.lo}
+    if window.hi is None:
+        return lower
+    return {"operator": "AND", "value": [lower, {"field": f, "operator": "<", "value": window.hi - 1}]}
+
+
+class DayClock:
+    """Day boundaries in a workspace's time zone."""
+
+    def __init__(self, tz_name: str) -> None:
+        try:
+            self.tz = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.tz = ZoneInfo("UTC")
+
+    def day_start(self, seconds: int) -> int:
+        local = datetime.fromtimestamp(seconds, self.tz)
+        return int(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+
+    def add_days(self, day_start: int, days: int) -> int:
+        local = datetime.fromtimestamp(day_start, self.tz) + timedelta(days=days)
+        return int(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+
+    def days_between(self, a: int, b: int) -> int:
+        return max(0, round((b - a) / 86400))
+
+
+def windowed_search(
+    client: IntercomClient,
+    spec: SearchSpec,
+    start: int,
+    now: int,
+    *,
+    tz: str = "UTC",
+    workers: int = 8,
+    split_above: int = 3000,
+    per_page: int = 150,
+    on_plan: Callable[[list[Window]], None] | None = None,
+) -> Iterator[Items]:
+    """All records with `spec.field` >= `start` (contacts: from `start`'s day), as pages of
+    raw items, sorted ascending within each window; windows are fetched concurrently."""
+    days = DayClock(tz)
+    lo = days.day_start(start) if spec.whole_days else max(0, start)
+    whole = Window(lo, None)
+    sort = {"field": spec.field, "order": "ascending"}
+    chain = client.iter_search(spec.path, spec.item_key, window_query(spec, whole), sort=sort,
+                               per_page=per_page, resource=spec.resource)
+    first = next(chain, None)
+    if first is None:
+        return
+    total = first.total_count or 0
+    if workers <= 1 or total <= split_above or (now - lo) < (2 * 86400 if spec.whole_days else 2):
+        yield first.items
+        for page in chain:
+            yield page.items
+        return
+    chain.close()  # the first page is re-read by the window that holds it
+    windows = plan_windows(client, spec, lo, now, total, workers, days)
+    if on_plan:
+        on_plan(windows)
+
+    def job(window: Window) -> Iterator[Items]:
+        for page in client.iter_search(spec.path, spec.item_key, window_query(spec, window), sort=sort,
+                                       per_page=per_page, resource=spec.resource):
+            yield page.items
+
+    yield from parallel_pages([lambda w=w: job(w) for w in windows], workers)
+
+
+def plan_windows(
+    client: IntercomClient, spec: SearchSpec, lo: int, now: int, total: int, workers: int, days: DayClock,
+) -> list[Window]:
+    """Split [lo, now) plus an open tail into windows of at most ~total/(3*workers) records."""
+    target = max(1, total // (3 * workers))
+    pieces = max(2, 2 * workers)
+    bounds = _even_bounds(spec, lo, now, pieces, days)
+    windows = [Window(a, b) for a, b in zip(bounds, bounds[1:])] + [Window(bounds[-1], None)]
+    result: list[tuple[Window, int]] = []
+    pending = windows
+    while pending:
+        counts = _probe_counts(client, spec, pending, workers)
+        nxt: list[Window] = []
+        for window, count in zip(pending, counts):
+            halves = _halve(spec, window, days) if count > target and window.hi is not None else None
+            if halves:
+                nxt.extend(halves)
+            elif count > 0:
+                result.append((window, count))
+        pending = nxt
+    # Largest first: long chains start early, short ones fill the gaps.
+    result.sort(key=lambda wc: -wc[1])
+    return [w for w, _ in result] or [Window(lo, None)]
+
+
+def _even_bounds(spec: SearchSpec, lo: int, now: int, pieces: int, days: DayClock) -> list[int]:
+    if spec.whole_days:
+        n_days = days.days_between(lo, days.day_start(now))
+        step = max(1, n_days // pieces)
+        bounds = [days.add_days(lo, i * step) for i in range(0, n_days // step + 1)]
+        return sorted(set(b for b in bounds if b <= days.day_start(now)))
+    step = max(1, (now - lo) // pieces)
+    return list(range(lo, now + 1, step))
+
+
+def _halve(spec: SearchSpec, window: Window, days: DayClock) -> list[Window] | None:
+    assert window.hi is not None
+    if spec.whole_days:
+        n = days.days_between(window.lo, window.hi)
+        if n < 2:
+            return None
+        mid = days.add_days(window.lo, n // 2)
+    else:
+        if window.hi - window.lo < 2:
+            return None
+        mid = (window.lo + window.hi) // 2
+    return [Window(window.lo, mid), Window(mid, window.hi)]
+
+
+def _probe_counts(client: IntercomClient, spec: SearchSpec, windows: list[Window], workers: int) -> list[int]:
+    def count(window: Window) -> int:
+        body = client.post(spec.path, {"query": window_query(spec, window), "pagination": {"per_page": 1}},
+                           resource=spec.resource)
+        total = body.get("total_count")
+        return total if isinstance(total, int) else 1_000_000  # unknown: treat as large
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(count, windows))
+
+
+_DONE = object()
+
+
+def parallel_pages(jobs: list[Callable[[], Iterator[Items]]], workers: int) -> Iterator[Items]:
+    """Run page iterators on `workers` threads and yield their pages as they arrive.
+
+    The queue is bounded, so memory stays flat however large the sync; an error in any job
+    stops the others and is raised here."""
+    pages: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers * 2))
+    stop = threading.Event()
+
+    def run(job: Callable[[], Iterator[Items]]) -> None:
+        try:
+            for items in job():
+                if stop.is_set():
+                    return
+                pages.put(items)
+        except BaseException as exc:  # handed to the consumer
+            pages.put(_Failure(exc))
+        finally:
+            pages.put(_DONE)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="intercom-window")
+    for job in jobs:
+        pool.submit(run, job)
+    remaining = len(jobs)
+    failure: BaseException | None = None
+    try:
+        while remaining:
+            got = pages.get()
+            if got is _DONE:
+                remaining -= 1
+            elif isinstance(got, _Failure):
+                failure = failure or got.exc
+                stop.set()
+            elif not stop.is_set():
+                yield got
+        if failure is not None:
+            raise failure
+    finally:
+        stop.set()
+        while remaining:  # let blocked producers finish
+            if pages.get() is _DONE:
+                remaining -= 1
+        pool.shutdown(wait=True)
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
