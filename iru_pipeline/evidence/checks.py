@@ -1,0 +1,106 @@
+"""Asset checks: one per control test T01-T15, on the evidence table the test reads.
+
+The result comes from `evidence.evidence_control_tests` (computed in SQL), for the check's own
+Dagster run, so the UI shows each control's status on its evidence at a glance. A check covers
+every workspace; its status is the worst over them (fail > warning > not_collected > manual >
+pass) and the metadata lists each workspace's status.
+
+| test status     | check passed | severity | why                                                  |
+|-----------------|--------------|----------|------------------------------------------------------|
+| pass            | yes          | -        |                                                      |
+| manual          | yes          | -        | a known, permanent need for a human artefact (T07)   |
+| warning         | no           | WARN     |                                                      |
+| not_collected   | no           | WARN     | a green check would read as "control passed"         |
+| fail            | no           | ERROR    |                                                      |
+
+The status itself is always in the metadata (`status`), so not_collected is never mistaken for pass.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
+import json
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from iru_pipeline.assets.ingestion import DUCKDB_POOL
+from iru_pipeline.evidence.assets import evidence_key, markdown_table
+from iru_pipeline.evidence.controls import CONTROL_TESTS, ControlTest
+
+CONTROL_TESTS_TABLE = "evidence_control_tests"
+SEVERITY_ORDER = ("fail", "warning", "not_collected", "manual", "pass")
+
+
+def worst_status(statuses: list[str]) -> str:
+    return min(statuses, key=SEVERITY_ORDER.index) if statuses else "not_collected"
+
+
+def check_outcome(status: str) -> tuple[bool, dg.AssetCheckSeverity]:
+    if status == "fail":
+        return False, dg.AssetCheckSeverity.ERROR
+    if status in ("warning", "not_collected"):
+        return False, dg.AssetCheckSeverity.WARN
+    return True, dg.AssetCheckSeverity.WARN  # severity only shows when a check fails
+
+
+def _read_results(con: Any, test_id: str, run_id: str) -> tuple[str, list[tuple]]:
+    """This run's rows of the test; when the run did not compute tests, the latest run's."""
+    query = (
+        "select region, workspace_id, status, population, failing, warnings, failing_items, findings, params_json "
+        f"from evidence.{CONTROL_TESTS_TABLE} where test_id = ? and run_id = ? order by region"
+    )
+    rows = con.execute(query, [test_id, run_id]).fetchall()
+    if rows:
+        return run_id, rows
+    latest = con.execute(
+        f"select arg_max(run_id, as_of) from evidence.{CONTROL_TESTS_TABLE} where test_id = ?", [test_id]
+    ).fetchone()[0]
+    return latest, (con.execute(query, [test_id, latest]).fetchall() if latest else [])
+
+
+def _build_check(test: ControlTest) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=evidence_key(test.evidence_table),
+        name=test.check_name,
+        description=f"{test.test_id} {test.name}: {test.criteria}. SOC 2 {', '.join(test.soc2)}; "
+        f"ISO 27001 {', '.join(test.iso27001)}; GDPR {', '.join(test.gdpr)}.",
+        blocking=False,
+        additional_deps=[evidence_key(CONTROL_TESTS_TABLE)],
+        pool=DUCKDB_POOL,
+    )
+    def _control_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as con:
+            exists = con.execute(
+                "select count(*) from information_schema.tables where table_schema = 'evidence' and table_name = ?",
+                [CONTROL_TESTS_TABLE],
+            ).fetchone()[0]
+            run_id, rows = _read_results(con, test.test_id, context.run.run_id) if exists else (None, [])
+        status = worst_status([r[2] for r in rows])
+        passed, severity = check_outcome(status)
+        metadata: dict[str, Any] = {
+            "status": status,
+            "test_id": test.test_id,
+            "by_workspace": dg.MetadataValue.json({r[0]: r[2] for r in rows}),
+            "population": sum(r[3] or 0 for r in rows),
+            "failing": sum(r[4] or 0 for r in rows),
+            "to_review": sum(r[5] or 0 for r in rows),
+            "evidence_run_id": run_id or "",
+            "soc2": ", ".join(test.soc2),
+            "iso27001": ", ".join(test.iso27001),
+            "gdpr": ", ".join(test.gdpr),
+        }
+        if rows:
+            metadata["params"] = dg.MetadataValue.json(json.loads(rows[0][8]) if rows[0][8] else {})
+            metadata["details"] = dg.MetadataValue.md(markdown_table(
+                ["region", "workspace", "status", "population", "failing", "items", "findings"],
+                [(r[0], r[1], r[2], r[3], r[4], (r[6] or [])[:10], r[7]) for r in rows],
+            ))
+        return dg.AssetCheckResult(
+            passed=passed, severity=severity, metadata=metadata,
+            description=f"{test.test_id}: {status}" + ("" if rows else " (no control-test results in DuckDB)"),
+        )
+
+    return _control_check
+
+
+control_test_checks: list[dg.AssetChecksDefinition] = [_build_check(t) for t in CONTROL_TESTS]

@@ -1,0 +1,101 @@
+"""Temp views `raw_<table>` over schema `intercom`, the only way the evidence SQL reads raw data.
+
+dlt creates a table on its first load and a column when a value first arrives. A resource that
+was never collected (a 403, a plan without activity logs) has no table, and an optional field
+(`email_verified`, `role_name` on an old API version) may have no column. The views give the
+SQL one fixed shape regardless: a missing table is an empty view, a missing column is NULL, and
+JSON list columns become VARCHAR[]. Whether a resource was collected is told by
+`intercom.sync_results` (the collection manifest), never guessed from an empty view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iru_pipeline.intercom_source import DATASET_NAME
+
+SCD2 = ("_dlt_valid_from timestamptz", "_dlt_valid_to timestamptz")
+
+RAW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "workspaces": (
+        "region varchar", "workspace_id varchar", "id varchar", "name varchar", "reported_region varchar",
+        "timezone varchar", "identity_verification boolean", "secure boolean", "created_at timestamptz",
+        "api_host varchar", "api_version varchar", "token_admin_id varchar", *SCD2,
+    ),
+    "admins": (
+        "region varchar", "workspace_id varchar", "id varchar", "name varchar", "email varchar",
+        "job_title varchar", "away_mode_enabled boolean", "has_inbox_seat boolean", "team_ids varchar[]",
+        "role_id varchar", "role_name varchar", "email_verified boolean", *SCD2,
+    ),
+    "teams": ("region varchar", "workspace_id varchar", "id varchar", "name varchar", "admin_ids varchar[]", *SCD2),
+    "team_memberships": (
+        "region varchar", "workspace_id varchar", "id varchar", "team_id varchar", "admin_id varchar",
+        "team_name varchar", *SCD2,
+    ),
+    "tags": ("region varchar", "workspace_id varchar", "id varchar", "name varchar", *SCD2),
+    "data_attributes": (
+        "region varchar", "workspace_id varchar", "id varchar", "model varchar", "name varchar",
+        "full_name varchar", "label varchar", "data_type varchar", "custom boolean", "archived boolean",
+        "created_at timestamptz", "admin_id varchar", *SCD2,
+    ),
+    "contacts": (
+        "region varchar", "workspace_id varchar", "id varchar", "role varchar", "email_hmac varchar",
+        "phone_hmac varchar", "external_id_hmac varchar", "email_domain varchar", "has_email boolean",
+        "is_internal_domain boolean", "email_looks_test boolean", "has_name boolean", "has_phone boolean",
+        "owner_id varchar", "country varchar", "country_code varchar", "unsubscribed_from_emails boolean",
+        "marked_email_as_spam boolean", "has_hard_bounced boolean", "tag_ids varchar[]",
+        "company_ids varchar[]", "custom_attribute_keys varchar[]", "created_at timestamptz",
+        "updated_at timestamptz", "signed_up_at timestamptz", "last_seen_at timestamptz",
+        "last_replied_at timestamptz",
+    ),
+    "conversations": (
+        "region varchar", "workspace_id varchar", "id varchar", "created_at timestamptz",
+        "updated_at timestamptz", "waiting_since timestamptz", "state varchar", "open boolean",
+        "admin_assignee_id varchar", "team_assignee_id varchar", "tag_names varchar[]",
+        "custom_attribute_keys varchar[]", "source_author_type varchar", "sla_status varchar",
+        "time_to_admin_reply bigint", "time_to_first_close bigint", "first_admin_reply_at timestamptz",
+        "first_close_at timestamptz", "last_close_at timestamptz",
+    ),
+    "deleted_conversations": ("region varchar", "workspace_id varchar", "id varchar", "deleted_at timestamptz"),
+    "activity_logs": (
+        "region varchar", "workspace_id varchar", "id varchar", "created_at timestamptz",
+        "activity_type varchar", "performed_by_type varchar", "performed_by_id varchar",
+        "performed_by_email varchar", "performed_by_ip varchar", "activity_description varchar",
+        "metadata json",
+    ),
+    "sync_results": (
+        "run_id varchar", "region varchar", "resource varchar", "status varchar", "reason varchar",
+        "rows_loaded bigint", "unchanged_rows_skipped bigint", "rows_deleted bigint", "pages bigint",
+        "cursor_before varchar", "cursor_after varchar", "window_start varchar", "window_end varchar",
+        "api_host varchar", "api_version varchar", "api_calls bigint", "api_retries bigint",
+        "api_429s bigint", "api_5xx bigint", "lowest_ratelimit_remaining bigint", "error_code varchar",
+        "http_status integer", "request_id varchar", "fields_dropped varchar[]", "reconciled boolean",
+        "started_at timestamptz", "finished_at timestamptz",
+    ),
+}
+
+
+def _existing_columns(con: Any, table: str) -> dict[str, str]:
+    rows = con.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ?",
+        [DATASET_NAME, table],
+    ).fetchall()
+    return {name: dtype.upper() for name, dtype in rows}
+
+
+def _projection(column: str, sql_type: str, existing: dict[str, str]) -> str:
+    quoted = f'"{column}"'
+    if column not in existing:
+        return f"null::{sql_type} as {quoted}"
+    if sql_type == "varchar[]" and existing[column] != "VARCHAR[]":
+        return f"cast(cast({quoted} as json) as varchar[]) as {quoted}"  # dlt stores lists as JSON
+    return f"cast({quoted} as {sql_type}) as {quoted}"
+
+
+def create_raw_views(con: Any) -> None:
+    """Create `raw_<table>` temp views on this connection (see module docstring)."""
+    for table, columns in RAW_COLUMNS.items():
+        existing = _existing_columns(con, table)
+        select = ", ".join(_projection(*c.split(" ", 1), existing) for c in columns)
+        source = f"from {DATASET_NAME}.{table}" if existing else "limit 0"
+        con.execute(f"create or replace temp view raw_{table} as select {select} {source}")

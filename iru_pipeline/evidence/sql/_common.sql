@@ -1,0 +1,91 @@
+-- Shared temp views, created on every evidence connection before a table's SQL runs.
+-- Inputs: evidence_params (one row), raw_* views, resource_catalog, region_catalog (session.py).
+
+-- The latest collection attempt of each resource in each region. Per resource rather than per
+-- run, so a run that refreshed only some resources does not hide the others (§4.2).
+create or replace temp view latest_sync as
+select *
+from raw_sync_results
+qualify row_number() over (
+    partition by region, resource order by finished_at desc nulls last, started_at desc nulls last, run_id desc) = 1;
+
+-- What the successful collections of each resource cover across runs. A window that starts
+-- after everything collected before it ended is a hole in the record (§4.2, rule for T10).
+create or replace temp view stream_coverage as
+with ok as (
+    select region, resource as stream, finished_at,
+           try_cast(window_start as timestamptz) as window_start,
+           try_cast(window_end as timestamptz) as window_end
+    from raw_sync_results
+    where status = 'ok'
+), ordered as (
+    select *,
+           max(window_end) over (partition by region, stream order by finished_at
+                                 rows between unbounded preceding and 1 preceding) as covered_until
+    from ok
+)
+select region, stream,
+       count(*) as ok_syncs,
+       min(window_start) as coverage_start,
+       max(window_end) as coverage_end,
+       count(*) filter (where window_start > covered_until) as coverage_gaps,
+       max(finished_at) as last_ok_at
+from ordered
+group by all;
+
+-- Workspaces in scope: every region collected at least once, with its current settings.
+create or replace temp view evidence_regions as
+with regions as (
+    select region from raw_sync_results
+    union
+    select region from raw_workspaces
+), current_workspace as (
+    select * from raw_workspaces
+    where _dlt_valid_to is null
+    qualify row_number() over (partition by region order by _dlt_valid_from desc) = 1
+)
+select r.region, w.workspace_id, w.name as workspace_name, w.reported_region,
+       -- an unknown zone name would make timezone() fail; such a workspace is read in UTC
+       coalesce((select z.name from pg_timezone_names() z where z.name = w.timezone), 'UTC') as timezone,
+       w.identity_verification, w.secure, w.created_at as workspace_created_at,
+       w.api_host, w.api_version, w.token_admin_id
+from regions r
+left join current_workspace w using (region);
+
+-- Whether each resource the tests need was collected: `collected` (latest attempt ok),
+-- `stale` (latest attempt failed, an earlier one succeeded: evaluated on older data), or
+-- `not_collected` (skipped for a permission or plan, or never collected): the tests that
+-- need it report not_collected, never pass (evidence-research §10.2).
+create or replace temp view stream_state as
+select r.region, c.stream, l.status as latest_status, l.error_code, l.reason,
+       case
+           when l.status is null or l.status = 'skipped' or coalesce(v.ok_syncs, 0) = 0 then 'not_collected'
+           when l.status = 'ok' then 'collected'
+           else 'stale'
+       end as input_state
+from evidence_regions r
+cross join resource_catalog c
+left join latest_sync l on l.region = r.region and l.resource = c.stream
+left join stream_coverage v on v.region = r.region and v.stream = c.stream;
+
+-- Every admin version ever seen (scd2 history), and each admin's latest known version.
+create or replace temp view admin_latest as
+select region, id as admin_id, lower(email) as email, name, role_name, _dlt_valid_to is null as is_current
+from raw_admins
+qualify row_number() over (partition by region, id order by _dlt_valid_from desc nulls last) = 1;
+
+-- Activity-log events with the workspace's local time (for business hours, §5.5).
+create or replace temp view activity as
+select l.*, lower(l.performed_by_email) as actor_email,
+       timezone(r.timezone, l.created_at) as local_at
+from raw_activity_logs l
+left join evidence_regions r using (region);
+
+-- The latest review decision per finding (evidence_reviews.csv): a later review replaces an earlier one.
+create or replace temp view latest_review as
+select * from evidence_reviews
+qualify row_number() over (partition by finding_id order by reviewed_at desc, source_line desc) = 1;
+
+-- HR roster keyed by lower-case e-mail.
+create or replace temp view hr as
+select lower(email) as email, person_id, status, termination_at from hr_roster;

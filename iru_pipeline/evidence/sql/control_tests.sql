@@ -1,0 +1,199 @@
+-- evidence_control_tests: one row per control test T01-T15 and workspace (evidence-research §5.9).
+-- Reads this run's rows of the other evidence tables; the catalogue (names, criteria, mappings,
+-- required resources and inputs) is controls.py, registered as control_test_catalog.
+--
+-- status:
+--   not_collected  a resource the test needs was skipped (permission, plan) or never collected,
+--                  or a human input it needs (HR roster) is not configured: never pass (§10.2)
+--   manual         T07 unless every login used SSO: MFA enforcement is not in the API
+--   fail           failing > 0 by the test's rule
+--   warning        items need a look (open, pending, unknown), or a needed resource's latest
+--                  collection failed and older data was evaluated
+--   pass           otherwise
+
+create table if not exists evidence.evidence_control_tests (
+    run_id varchar not null,
+    as_of timestamptz not null,
+    workspace_id varchar,
+    region varchar not null,
+    status varchar not null,
+    findings varchar[],
+    test_id varchar not null,
+    test_name varchar,
+    evidence_table varchar,
+    soc2 varchar[],
+    iso27001 varchar[],
+    gdpr varchar[],
+    criteria varchar,
+    params_json json,
+    population bigint,
+    failing bigint,
+    warnings bigint,
+    failing_items varchar[],         -- keys of the failing rows (up to 50)
+    evaluated_at timestamptz
+);
+create view if not exists evidence.latest_evidence_control_tests as
+select * from evidence.evidence_control_tests
+where run_id = (select arg_max(run_id, as_of) from evidence.evidence_control_tests);
+
+delete from evidence.evidence_control_tests where run_id = (select run_id from evidence_params);
+
+insert into evidence.evidence_control_tests by name
+with p as (select * from evidence_params),
+regions as (select region, workspace_id from evidence_regions),
+ar as (select * from evidence.evidence_admin_access_review where run_id = (select run_id from p)),
+ob as (select * from evidence.evidence_offboarding_check where run_id = (select run_id from p)),
+ace as (select * from evidence.evidence_access_change_events where run_id = (select run_id from p)),
+sec as (select * from evidence.evidence_workspace_security_config where run_id = (select run_id from p)),
+hra as (select * from evidence.evidence_high_risk_activity where run_id = (select run_id from p)),
+dr as (select * from evidence.evidence_data_retention where run_id = (select run_id from p)),
+inv as (select * from evidence.evidence_personal_data_inventory where run_id = (select run_id from p) and is_custom),
+sla as (select * from evidence.evidence_support_request_sla where run_id = (select run_id from p) and request_class = 'dsar'),
+cs as (select * from evidence.evidence_collection_stream where run_id = (select run_id from p)),
+metrics as (
+    select 'T01' as test_id, r.region, count(x.admin_id) as population,
+           count(*) filter (where x.identity_status in ('unmatched', 'terminated')) as failing, 0 as warnings,
+           list(x.admin_email order by x.admin_email) filter (where x.identity_status in ('unmatched', 'terminated')) as items,
+           null::varchar as cannot_evaluate, null::varchar as fixed_status
+    from regions r left join ar x using (region) group by r.region
+    union all
+    select 'T02', r.region, count(x.hr_email),
+           count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'pending'),
+           list(distinct x.hr_email order by x.hr_email) filter (where x.status in ('fail', 'pending')), null, null
+    from regions r left join ob x using (region) group by r.region
+    union all
+    select 'T03', r.region, count(x.admin_id),
+           count(*) filter (where x.staleness = 'stale' and not list_contains(x.exception_kinds, 'inactive')),
+           count(*) filter (where x.staleness = 'unknown'),
+           list(x.admin_email order by x.admin_email) filter (
+               where (x.staleness = 'stale' and not list_contains(x.exception_kinds, 'inactive')) or x.staleness = 'unknown'),
+           null, null
+    from regions r left join ar x using (region) group by r.region
+    union all
+    select 'T04', r.region, count(x.admin_id),
+           case when count(*) filter (where x.is_privileged) > any_value(p.max_privileged_admins)
+                then count(*) filter (where x.is_privileged) else 0 end,
+           count(*) filter (where x.is_privileged and not list_contains(x.exception_kinds, 'privileged')),
+           list(x.admin_email order by x.admin_email) filter (where x.is_privileged),
+           case when count(x.admin_id) > 0 and count(x.role_name) = 0 then 'the API gives no admin roles' end, null
+    from regions r cross join p left join ar x using (region) group by r.region
+    union all
+    select 'T05', r.region, count(x.admin_id),
+           count(*) filter (where x.shared_account_suspected and not list_has_any(x.exception_kinds, ['shared', 'service'])),
+           0,
+           list(x.admin_email order by x.admin_email) filter (
+               where x.shared_account_suspected and not list_has_any(x.exception_kinds, ['shared', 'service'])),
+           null, null
+    from regions r left join ar x using (region) group by r.region
+    union all
+    select 'T06', r.region, count(x.event_id),
+           count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'review'),
+           list(x.event_id order by x.created_at, x.event_id) filter (where x.status in ('fail', 'review')), null, null
+    from regions r left join ace x using (region) group by r.region
+    union all
+    select 'T07', r.region, count(x.setting_key), 0, 0, []::varchar[], null,
+           case when bool_or(x.status = 'pass') then 'pass' else 'manual' end
+    from regions r left join sec x on x.region = r.region and x.setting_key = 'sso_login_share_pct' group by r.region
+    union all
+    select 'T08', r.region, count(x.setting_key),
+           count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'unknown'),
+           list(x.setting_key) filter (where x.status <> 'pass'), null, null
+    from regions r left join sec x on x.region = r.region and x.setting_key = 'identity_verification' group by r.region
+    union all
+    select 'T09', r.region, count(x.setting_key),
+           count(*) filter (where x.status = 'fail'), count(*) filter (where x.status in ('review', 'unknown')),
+           list(x.setting_key || ': ' || coalesce(x.observed_value, 'unknown') order by x.setting_key)
+               filter (where x.status <> 'pass'),
+           null, null
+    from regions r left join sec x on x.region = r.region
+        and x.setting_key in ('data_region', 'data_region_matches_configured', 'api_host_region_consistent')
+    group by r.region
+    union all
+    select 'T10', r.region, coalesce(sum(x.ok_syncs), 0),
+           count(*) filter (where x.coverage_gaps > 0 or x.coverage_start > p.period_start),
+           count(*) filter (where x.coverage_end < p.as_of - to_hours(p.activity_log_max_lag_hours)),
+           flatten(list(list_filter([
+               case when x.coverage_gaps > 0 then x.coverage_gaps || ' gap(s) between collected windows' end,
+               case when x.coverage_start > p.period_start
+                    then 'logs collected only from ' || strftime(x.coverage_start, '%Y-%m-%d') end,
+               case when x.coverage_end < p.as_of - to_hours(p.activity_log_max_lag_hours)
+                    then 'newest logs end ' || strftime(x.coverage_end, '%Y-%m-%d %H:%M') end
+           ], lambda f: f is not null))),
+           null, null
+    from regions r cross join p left join cs x on x.region = r.region and x.stream = 'activity_logs' group by r.region
+    union all
+    select 'T11', r.region, count(x.finding_id),
+           count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'review'),
+           list(x.finding_id order by x.first_event_at, x.finding_id) filter (where x.status in ('fail', 'review')),
+           null, null
+    from regions r left join hra x using (region) group by r.region
+    union all
+    select 'T12', r.region, coalesce(sum(x.population), 0),
+           coalesce(sum(x.over_retention) filter (where x.status = 'fail'), 0), 0,
+           list(x.object_type || ': ' || x.over_retention || ' past ' || x.retention_days || ' days' order by x.object_type)
+               filter (where x.status = 'fail'),
+           null, null
+    from regions r left join dr x using (region) group by r.region
+    union all
+    select 'T13', r.region, count(x.dimension_value),
+           count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'review'),
+           list(x.object_type || ': ' || x.dimension_value order by x.object_type, x.dimension_value)
+               filter (where x.status in ('fail', 'review')),
+           null, null
+    from regions r left join inv x using (region) group by r.region
+    union all
+    select 'T14', r.region, coalesce(sum(x.conversations), 0), coalesce(sum(x.late_or_unanswered), 0), 0,
+           flatten(list(x.late_conversation_ids order by x.period_month, x.team_id)), null, null
+    from regions r left join sla x using (region) group by r.region
+    union all
+    select 'T15', r.region, count(x.stream), count(*) filter (where x.status <> 'ok'), 0,
+           list(x.stream || ': ' || x.status || coalesce(' (' || x.error_code || ')', '') order by x.stream)
+               filter (where x.status <> 'ok'),
+           null, null
+    from regions r left join cs x using (region) group by r.region
+),
+needs as (
+    -- what each test lacks in each region: resources not collected, stale resources, human inputs
+    select t.test_id, r.region,
+           coalesce(list(s.stream || ' (' || coalesce(s.error_code, s.latest_status, 'never collected') || ')'
+                         order by s.stream) filter (where s.input_state = 'not_collected'), []::varchar[]) as not_collected,
+           coalesce(list(s.stream order by s.stream) filter (where s.input_state = 'stale'), []::varchar[]) as stale,
+           case when list_contains(t.required_inputs, 'hr_roster') and not any_value(p.hr_roster_provided)
+                then ['hr_roster'] else []::varchar[] end as missing_inputs
+    from control_test_catalog t
+    cross join regions r
+    cross join p
+    left join stream_state s on s.region = r.region and list_contains(t.required_streams, s.stream)
+    group by t.test_id, r.region, t.required_inputs
+),
+judged as (
+    select m.*, n.not_collected, n.stale, n.missing_inputs,
+           case
+               when len(n.missing_inputs) > 0 or len(n.not_collected) > 0 or m.cannot_evaluate is not null
+                   then 'not_collected'
+               when m.fixed_status is not null then m.fixed_status
+               when m.failing > 0 then 'fail'
+               when m.warnings > 0 or len(n.stale) > 0 then 'warning'
+               else 'pass'
+           end as result
+    from metrics m
+    join needs n using (test_id, region)
+)
+select
+    p.run_id, p.as_of, r.workspace_id, j.region, j.result as status,
+    list_filter(flatten([
+        list_transform(j.not_collected, lambda s: 'not collected: ' || s),
+        list_transform(j.missing_inputs, lambda s: 'input not configured: ' || s || ' (IRU_EVIDENCE_CONFIG [inputs])'),
+        [case when j.cannot_evaluate is not null then 'not collected: ' || j.cannot_evaluate end],
+        list_transform(j.stale, lambda s: 'evaluated on older data: the latest collection of ' || s || ' failed'),
+        [case when j.result in ('fail', 'warning') and j.failing + j.warnings > 0
+              then j.failing || ' failing, ' || j.warnings || ' to review, of ' || j.population end],
+        [case when j.result = 'manual' then 'manual evidence needed: see evidence_workspace_security_config.mfa_enforcement' end]
+    ]), lambda f: f is not null) as findings,
+    j.test_id, t.test_name, t.evidence_table, t.soc2, t.iso27001, t.gdpr, t.criteria, t.params_json,
+    j.population, j.failing, j.warnings, coalesce(j.items, []::varchar[])[1:50] as failing_items,
+    p.as_of as evaluated_at
+from judged j
+cross join p
+join control_test_catalog t using (test_id)
+join regions r using (region);

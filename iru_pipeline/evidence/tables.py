@@ -1,0 +1,143 @@
+"""The evidence tables: name, SQL file, the raw resources each reads, and its row order.
+
+One row here per table in schema `evidence`; the SQL that fills it is `sql/<name minus
+"evidence_">.sql`. The order of `EVIDENCE_TABLES` is the order the assets depend on each
+other and the order of files in an export. `order_by` is the table's natural key: exports
+and the manifest digest sort rows by it, so the same rows always give the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from iru_pipeline.intercom_source import RESOURCE_NAMES
+
+SQL_DIR = Path(__file__).with_name("sql")
+COMMON_SQL = SQL_DIR / "_common.sql"
+
+
+@dataclass(frozen=True)
+class EvidenceTable:
+    name: str
+    description: str
+    reads: tuple[str, ...]
+    """Raw resources (`intercom/<name>` assets) the SQL reads."""
+    order_by: tuple[str, ...]
+    after: tuple[str, ...] = ()
+    """Evidence tables that must be written first in the same run."""
+    preview: tuple[str, ...] = ()
+    """Columns shown in the markdown preview of failing rows."""
+
+    @property
+    def sql_path(self) -> Path:
+        return SQL_DIR / f"{self.name.removeprefix('evidence_')}.sql"
+
+    @property
+    def sql(self) -> str:
+        return self.sql_path.read_text(encoding="utf-8")
+
+
+_ACTIVITY = ("activity_logs",)
+_DIRECTORY = ("workspaces", "admins", "teams", "team_memberships")
+_FIRST = ("evidence_collection_stream",)
+
+EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
+    EvidenceTable(
+        "evidence_collection_stream",
+        "One row per region and Intercom resource: the latest collection attempt (status, reason, "
+        "windows, cursors, API calls, retries, 429s, rows, dropped fields) and activity-log coverage "
+        "across runs (evidence-research §4.2).",
+        reads=RESOURCE_NAMES, order_by=("region", "stream"),
+        preview=("region", "stream", "status", "error_code", "reason"),
+    ),
+    EvidenceTable(
+        "evidence_admin_access_review",
+        "One row per admin per workspace: teams, seat, role, first seen, last activity and login, "
+        "sign-in method, staleness, shared-account suspicion, HR match and approved exceptions (§5.1).",
+        reads=(*_DIRECTORY, *_ACTIVITY), order_by=("region", "admin_id"), after=_FIRST,
+        preview=("region", "admin_id", "admin_email", "status", "findings"),
+    ),
+    EvidenceTable(
+        "evidence_offboarding_check",
+        "One row per person terminated in the HR roster and workspace: access still held, removal "
+        "time and lag, activity after termination (§5.2).",
+        reads=("workspaces", "admins", *_ACTIVITY), order_by=("region", "hr_email"), after=_FIRST,
+        preview=("region", "hr_email", "account_active_now", "activity_after_termination", "status"),
+    ),
+    EvidenceTable(
+        "evidence_access_change_events",
+        "One row per access-relevant activity-log event in the period: provisioning, privilege, team, "
+        "authentication and vendor-access changes, who made them and whether they were allowed to (§5.3).",
+        reads=("workspaces", "admins", *_ACTIVITY), order_by=("region", "created_at", "event_id"), after=_FIRST,
+        preview=("region", "created_at", "activity_type", "actor_email", "status", "findings"),
+    ),
+    EvidenceTable(
+        "evidence_workspace_security_config",
+        "One row per workspace and security setting: data region against API host, identity "
+        "verification, authentication-method and two-factor changes, SSO share of logins, MFA "
+        "enforcement (manual) (§5.4).",
+        reads=("workspaces", "admins", *_ACTIVITY), order_by=("region", "setting_key"), after=_FIRST,
+        preview=("region", "setting_key", "observed_value", "expected_value", "status"),
+    ),
+    EvidenceTable(
+        "evidence_high_risk_activity",
+        "One row per high-risk finding (rules R1-R8: login-failure bursts, exports, destructive and "
+        "security changes, secrets, terminated or unknown actors, impersonation without consent) with "
+        "its review trail (§5.5).",
+        reads=("workspaces", "admins", *_ACTIVITY), order_by=("region", "first_event_at", "finding_id"),
+        after=_FIRST,
+        preview=("region", "finding_id", "rule_id", "severity", "first_event_at", "actor_email", "status"),
+    ),
+    EvidenceTable(
+        "evidence_data_retention",
+        "One row per workspace and record type (conversations, users, leads): population, records past "
+        "the retention period, oldest record, deletions in the period (§5.6).",
+        reads=("workspaces", "contacts", "conversations", "deleted_conversations", *_ACTIVITY),
+        order_by=("region", "object_type"), after=_FIRST,
+        preview=("region", "object_type", "population", "over_retention", "over_retention_pct", "status"),
+    ),
+    EvidenceTable(
+        "evidence_personal_data_inventory",
+        "Aggregate counts of the personal data held per workspace and record type: populated standard "
+        "and custom attributes (sensitive-looking ones flagged), e-mail domain classes, domains "
+        "(k-suppressed) and countries (§5.7). No per-contact rows.",
+        reads=("workspaces", "contacts", "conversations", "data_attributes"),
+        order_by=("region", "object_type", "dimension", "dimension_value"), after=_FIRST,
+        preview=("region", "object_type", "dimension", "dimension_value", "count", "status", "findings"),
+    ),
+    EvidenceTable(
+        "evidence_support_request_sla",
+        "One row per workspace, month, team and request class (all inbound, DSAR, security): first-reply "
+        "and resolution times against the SLAs, late or unanswered requests (§5.8).",
+        reads=("workspaces", "teams", "conversations"),
+        order_by=("region", "period_month", "request_class", "team_id"), after=_FIRST,
+        preview=("region", "period_month", "request_class", "team_name", "conversations", "late_or_unanswered",
+                 "status"),
+    ),
+    EvidenceTable(
+        "evidence_control_tests",
+        "One row per control test T01-T15 and workspace: status (pass / fail / warning / manual / "
+        "not_collected), population, failing count, parameters and SOC 2 / ISO 27001 / GDPR mappings (§5.9).",
+        reads=(), order_by=("region", "test_id"),
+        after=(
+            "evidence_collection_stream", "evidence_admin_access_review", "evidence_offboarding_check",
+            "evidence_access_change_events", "evidence_workspace_security_config", "evidence_high_risk_activity",
+            "evidence_data_retention", "evidence_personal_data_inventory", "evidence_support_request_sla",
+        ),
+        preview=("region", "test_id", "test_name", "status", "population", "failing"),
+    ),
+    EvidenceTable(
+        "evidence_collection_run",
+        "One row per run and workspace: what was collected, when, from which API host and version, "
+        "totals, missing capabilities, parameters hash, and the run's manifest hash chained to the "
+        "previous run's (§4.1).",
+        reads=("workspaces",), order_by=("region",), after=("evidence_control_tests",),
+        preview=("region", "workspace_id", "status", "missing_capabilities"),
+    ),
+)
+
+TABLES_BY_NAME: dict[str, EvidenceTable] = {t.name: t for t in EVIDENCE_TABLES}
+MANIFEST_TABLE = "evidence_collection_run"
+"""Holds the hash chain, so it is the one table the chain does not cover."""
+CHAINED_TABLES: tuple[str, ...] = tuple(t.name for t in EVIDENCE_TABLES if t.name != MANIFEST_TABLE)
