@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -52,9 +54,7 @@ def run_demo(contacts: int = 3000, conversations: int = 2000) -> int:
             print(f"fake Intercom {region.upper()}: {fake.base_url(region)}")
         os.environ["IRU_DUCKDB_PATH"] = str(duckdb_path)
         os.environ.setdefault("IRU_PII_KEY", DEMO_PII_KEY)
-        demo_config = _demo_evidence_config(duckdb_path.parent, fake)
-        if demo_config is not None:
-            os.environ.setdefault("IRU_EVIDENCE_CONFIG", str(demo_config))
+        os.environ.setdefault("IRU_EVIDENCE_CONFIG", str(_demo_evidence_config(duckdb_path.parent, fake)))
         settings = load_settings()
         ensure_writable_database(settings.duckdb_path)
         enable_progress()
@@ -64,17 +64,45 @@ def run_demo(contacts: int = 3000, conversations: int = 2000) -> int:
     print()
     print(loaded_counts(settings.duckdb_path))
     print()
+    if not result.failed:
+        print(control_tests(settings.duckdb_path))
+        print()
+        _export(settings)
     print(f"Query it:  duckdb {settings.duckdb_path}   (or python: duckdb.connect('{settings.duckdb_path}', read_only=True))")
     print(EXAMPLE_SQL)
     return 1 if result.failed else 0
 
 
-def _demo_evidence_config(data_dir: Path, fake: object) -> Path | None:
-    """Evidence parameters for the demo data (the fake's internal e-mail domain)."""
-    hook = getattr(fake, "demo_evidence_config", None)
-    if hook is None:
-        return None
-    return hook(data_dir)
+def _demo_evidence_config(data_dir: Path, fake: Any) -> Path:
+    return write_demo_evidence_inputs(fake, data_dir / "demo-evidence")
+
+
+def write_demo_evidence_inputs(fake: Any, folder: Path) -> Path:
+    """Evidence parameters and human inputs matching the fake's planted scenario: the internal
+    e-mail domain, an HR roster listing every admin (the terminated one as terminated; the
+    shared and vendor accounts are not people) and an approved exception for the vendor.
+    Returns the TOML file to use as IRU_EVIDENCE_CONFIG."""
+    from iru_pipeline.fake_intercom import scenario as sc
+
+    folder.mkdir(parents=True, exist_ok=True)
+    facts = fake.workspace(sc.SCENARIO_REGION).scenario
+    emails = sorted({a["email"].lower() for r in fake.regions for a in fake.workspace(r).admins()})
+    lines = ["email,person_id,status,termination_at"]
+    for n, email in enumerate(emails):
+        if email == facts.terminated_admin_email:
+            terminated = datetime.fromtimestamp(facts.terminated_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            lines.append(f"{email},P{n},terminated,{terminated}")
+        elif email != facts.shared_admin_email and not email.endswith(sc.VENDOR_ADMIN.external_domain):
+            lines.append(f"{email},P{n},active,")
+    (folder / "roster.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "exceptions.csv").write_text(
+        "admin_id,email,kind,reason,approved_by,expires_at\n"
+        f"{facts.vendor_admin_id},,external,Outsourced support,{sc.WORKSPACE_OWNER.email},\n", encoding="utf-8")
+    config = folder / "evidence.toml"
+    config.write_text(
+        f'internal_domains = ["{facts.internal_domain}"]\n'
+        '[inputs]\nhr_roster = "roster.csv"\naccess_exceptions = "exceptions.csv"\n', encoding="utf-8")
+    return config
 
 
 def loaded_counts(duckdb_path: Path) -> str:
@@ -100,6 +128,27 @@ def loaded_counts(duckdb_path: Path) -> str:
         return "\n".join(lines)
     finally:
         con.close()
+
+
+def control_tests(duckdb_path: Path) -> str:
+    con = duckdb.connect(str(duckdb_path), read_only=True)
+    try:
+        rows = con.execute(
+            "select test_id, region, status, failing, test_name from evidence.latest_evidence_control_tests "
+            "order by test_id, region").fetchall()
+    except duckdb.Error:
+        return ""
+    finally:
+        con.close()
+    lines = ["control tests (latest evidence run):", f"  {'test':<5}{'region':<7}{'status':<15}{'failing':>8}  control"]
+    lines += [f"  {t:<5}{r:<7}{s:<15}{(f or 0):>8}  {title}" for t, r, s, f, title in rows]
+    return "\n".join(lines)
+
+
+def _export(settings: Any) -> None:
+    from iru_pipeline.export import export_cli
+
+    export_cli(settings)
 
 
 if __name__ == "__main__":

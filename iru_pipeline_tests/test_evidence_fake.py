@@ -13,6 +13,8 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pytest
+
+from iru_pipeline.demo import write_demo_evidence_inputs
 from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.evidence.assets import evidence_assets
@@ -34,22 +36,9 @@ def evidence(loaded: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     db = folder / "iru.duckdb"
     shutil.copyfile(loaded.settings.duckdb_path, db)
     facts = loaded.fake.workspace(sc.SCENARIO_REGION).scenario
-    emails = sorted({a["email"].lower() for r in loaded.fake.regions for a in loaded.fake.workspace(r).admins()})
-    lines = ["email,person_id,status,termination_at"]
-    for n, email in enumerate(emails):
-        if email == facts.terminated_admin_email:
-            lines.append(f"{email},P{n},terminated,{_iso(facts.terminated_at)}")
-        elif email != facts.shared_admin_email and not email.endswith(sc.VENDOR_ADMIN.external_domain):
-            lines.append(f"{email},P{n},active,")
-    (folder / "roster.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "exceptions.csv").write_text(
-        "admin_id,email,kind,reason,approved_by,expires_at\n"
-        f"{facts.vendor_admin_id},,external,Outsourced support,{sc.WORKSPACE_OWNER.email},\n", encoding="utf-8")
-    (folder / "evidence.toml").write_text(
-        f'internal_domains = ["{facts.internal_domain}"]\n'
-        "[inputs]\nhr_roster = \"roster.csv\"\naccess_exceptions = \"exceptions.csv\"\n", encoding="utf-8")
+    config = write_demo_evidence_inputs(loaded.fake, folder)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("IRU_EVIDENCE_CONFIG", str(folder / "evidence.toml"))
+        mp.setenv("IRU_EVIDENCE_CONFIG", str(config))
         mp.setenv("IRU_PII_KEY", loaded.env["IRU_PII_KEY"])
         result = dg.materialize([*evidence_assets, *control_test_checks],
                                 resources={"duckdb": DuckDBResource(database=str(db))},
