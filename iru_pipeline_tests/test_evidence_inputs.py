@@ -119,7 +119,7 @@ def test_inputs_are_recorded_by_name_rows_and_hash(tmp_path: Path) -> None:
 
 
 def test_the_readme_example_config_is_valid(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[1] / "iru_pipeline" / "evidence" / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     params = params_from(tmp_path, example)
     assert params.allowed_regions == ("EU",) and params.dsar_tags == ("dsar", "gdpr-request")

@@ -10,5 +10,5 @@
     assets.py     the Dagster assets (one per table, plus the auditor export)
     checks.py     the Dagster asset checks (one per control test)
 
-See README.md in this folder for the tables, parameters and the export.
+The project README ("Compliance evidence") describes the tables, parameters and the export.
 """
