@@ -48,7 +48,8 @@ class PipelineResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else (2 if self.partial else 0)
+        # 2 is the CLI's "bad setting"; a partial run (a resource skipped) is 3.
+        return 1 if self.failed else (3 if self.partial else 0)
 
 
 def prepare_instance(settings: Settings) -> dg.DagsterInstance:

@@ -173,7 +173,7 @@ def test_forbidden_conversations_in_one_region_leave_the_rest_loaded(fresh_fake:
     fresh_fake.faults("eu").update(forbidden_paths=("/conversations",), forbidden_kind="scope")
     env = pipeline_env(fresh_fake, tmp_path)
     settings, result = run_with_env(env, with_evidence=False)
-    assert not result.failed and result.partial and result.exit_code == 2
+    assert not result.failed and result.partial and result.exit_code == 3
     db = settings.duckdb_path
     rows = {(r["region"], r["resource"]): r for r in result.sync_rows}
     skipped = rows[("eu", "conversations")]
