@@ -6,7 +6,6 @@ nothing of dlt or Dagster. Pagination methods yield whole pages as they arrive.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import orjson
 
 from iru_pipeline.intercom_client.errors import (
     IntercomAuthError,
@@ -193,7 +193,7 @@ class IntercomClient:
         """One API call with pacing and bounded retries; returns the decoded JSON object."""
         endpoint = f"{method} {path}"
         stat = self._stat(endpoint, resource)
-        content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        content = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         attempt = 0
         rate_waits = 0
@@ -449,8 +449,9 @@ _NOT_JSON = object()
 
 def _try_json(response: httpx.Response) -> Any:
     try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        # orjson: pages of 150 contacts are ~350 KB; the stdlib decoder took twice as long.
+        return orjson.loads(response.content)
+    except (orjson.JSONDecodeError, UnicodeDecodeError, ValueError):
         return _NOT_JSON
 
 

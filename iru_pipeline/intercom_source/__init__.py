@@ -41,6 +41,7 @@ from iru_pipeline.intercom_source.settings import (
     ACTIVITY_LOG_PAGE_SIZE,
     DATASET_NAME,
     DELETED_CONVERSATIONS_PAGE_SIZE,
+    ARROW_BATCH_ROWS,
     EXTRACT_WORKERS,
     INITIAL_ACTIVITY_LOG_DAYS,
     OVERLAP_SECONDS,
@@ -201,9 +202,9 @@ def contacts(
         floor = int(_window_start(ctx, updated_at, report).timestamp())
         overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
         pseudo = ctx.pseudonymizer
-        for items in windowed_search(ctx.client, CONTACTS_SEARCH, floor, ctx.run_started_at, tz=ctx.timezone,
-                                     workers=ctx.workers, on_plan=_note_plan(ctx, "contacts")):
-            report.pages += 1
+        pages = windowed_search(ctx.client, CONTACTS_SEARCH, floor, ctx.run_started_at, tz=ctx.timezone,
+                                workers=ctx.workers, on_plan=_note_plan(ctx, "contacts"))
+        for items in _batches(pages, report):
             # The re-read day brings records before the window; dlt's cursor would drop them too.
             kept = overlap.keep([i for i in items if _at_or_after(i.get("updated_at"), floor)])
             if kept:
@@ -261,9 +262,9 @@ def conversations(
         state = dlt.current.resource_state()
         floor = int(_window_start(ctx, updated_at, report).timestamp())
         overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
-        for items in windowed_search(ctx.client, CONVERSATIONS_SEARCH, floor, ctx.run_started_at,
-                                     workers=ctx.workers, on_plan=_note_plan(ctx, "conversations")):
-            report.pages += 1
+        pages = windowed_search(ctx.client, CONVERSATIONS_SEARCH, floor, ctx.run_started_at,
+                                workers=ctx.workers, on_plan=_note_plan(ctx, "conversations"))
+        for items in _batches(pages, report):
             kept = overlap.keep(items)
             if kept:
                 yield conversations_table(kept, ctx.region, ctx.workspace_id)
@@ -406,6 +407,20 @@ def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, An
             report.cursor_after = _iso(last) if last and last > EPOCH else report.cursor_before
         except Exception:  # the cursor is informational here
             pass
+
+
+def _batches(pages: Iterator[list[dict[str, Any]]], report: Any, rows: int = ARROW_BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
+    """Group API pages into batches of ~`rows` records: dlt's per-item work (schema merge and
+    validation of each Arrow table) dominated when every 150-row page was its own table."""
+    batch: list[dict[str, Any]] = []
+    for items in pages:
+        report.pages += 1
+        batch.extend(items)
+        if len(batch) >= rows:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _note_plan(ctx: WorkspaceContext, name: str) -> Callable[[list[Any]], None]:

@@ -24,6 +24,8 @@ RECONCILE_EVERY_DAYS = 7
 the last sweep lists every contact id and removes the contacts Intercom no longer has."""
 
 SEARCH_PAGE_SIZE = 150
+ARROW_BATCH_ROWS = 10_000
+"""Contacts and conversations go to dlt as Arrow tables of about this many rows."""
 EXTRACT_WORKERS = 8
 """Search windows of contacts and conversations fetched at once (see windows.py); the
 client's rate limiter keeps them within the workspace's limit."""
