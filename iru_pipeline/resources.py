@@ -20,6 +20,8 @@ class IntercomResource(dg.ConfigurableResource):
     """True: sweep contact ids and remove deleted contacts; False: never; None: on cadence."""
     extract_workers: int = 8
     """Search windows of contacts and conversations fetched at once."""
+    window_split_above: int = 3000
+    """A contacts or conversations search matching more records is split into windows."""
     max_retries: int = 6
     backoff_base_seconds: float = 0.5
 

@@ -100,6 +100,7 @@ def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, int
         known_contact_ids=lambda: stored_contact_ids(settings.duckdb_path, region),
         report=report,
         workers=intercom.extract_workers,
+        split_above=intercom.window_split_above,
     )
     context.log.info(f"[{region}] loading from {client.host} into {settings.duckdb_path}")
     pipeline = make_pipeline(region, settings)

@@ -43,6 +43,7 @@ from iru_pipeline.intercom_source.settings import (
     DELETED_CONVERSATIONS_PAGE_SIZE,
     ARROW_BATCH_ROWS,
     EXTRACT_WORKERS,
+    WINDOW_SPLIT_ABOVE,
     INITIAL_ACTIVITY_LOG_DAYS,
     OVERLAP_SECONDS,
     RECONCILE_EVERY_DAYS,
@@ -84,6 +85,7 @@ def intercom_source(
     known_contact_ids: Callable[[], set[str]] | None = None,
     report: SyncReport | None = None,
     workers: int = EXTRACT_WORKERS,
+    split_above: int = WINDOW_SPLIT_ABOVE,
 ) -> Any:
     """All resources of one regional workspace.
 
@@ -98,11 +100,12 @@ def intercom_source(
         known_contact_ids: returns the contact ids already stored for this region (for the sweep).
         report: collects per-resource outcomes (rows, cursors, skipped resources).
         workers: how many search windows of contacts and conversations are fetched at once.
+        split_above: a search matching more records than this is split into windows.
     """
     ctx = WorkspaceContext(
         region, client, pii_key=pii_key, internal_domains=internal_domains, report=report,
         full_refresh=full_refresh, reconcile=reconcile, known_contact_ids=known_contact_ids,
-        workers=workers,
+        workers=workers, split_above=split_above,
     )
     return (
         workspaces(ctx), admins(ctx), teams(ctx), team_memberships(ctx), tags(ctx), data_attributes(ctx),
@@ -203,7 +206,8 @@ def contacts(
         overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
         pseudo = ctx.pseudonymizer
         pages = windowed_search(ctx.client, CONTACTS_SEARCH, floor, ctx.run_started_at, tz=ctx.timezone,
-                                workers=ctx.workers, on_plan=_note_plan(ctx, "contacts"))
+                                workers=ctx.workers, split_above=ctx.split_above,
+                                on_plan=_note_plan(ctx, "contacts"))
         for items in _batches(pages, report):
             # The re-read day brings records before the window; dlt's cursor would drop them too.
             kept = overlap.keep([i for i in items if _at_or_after(i.get("updated_at"), floor)])
@@ -263,7 +267,8 @@ def conversations(
         floor = int(_window_start(ctx, updated_at, report).timestamp())
         overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
         pages = windowed_search(ctx.client, CONVERSATIONS_SEARCH, floor, ctx.run_started_at,
-                                workers=ctx.workers, on_plan=_note_plan(ctx, "conversations"))
+                                workers=ctx.workers, split_above=ctx.split_above,
+                                on_plan=_note_plan(ctx, "conversations"))
         for items in _batches(pages, report):
             kept = overlap.keep(items)
             if kept:

@@ -73,6 +73,7 @@ class WorkspaceContext:
         known_contact_ids: Any = None,
         now: Any = time.time,
         workers: int = 8,
+        split_above: int = 3000,
     ) -> None:
         self.region = region
         self._client = client
@@ -84,6 +85,7 @@ class WorkspaceContext:
         self.known_contact_ids = known_contact_ids
         self.now = now
         self.workers = max(1, workers)
+        self.split_above = split_above
         self._lock = threading.RLock()
         self._me: dict[str, Any] | None = None
         self._pseudo: Pseudonymizer | None = None

@@ -24,6 +24,8 @@ RECONCILE_EVERY_DAYS = 7
 the last sweep lists every contact id and removes the contacts Intercom no longer has."""
 
 SEARCH_PAGE_SIZE = 150
+WINDOW_SPLIT_ABOVE = 3000
+"""A contacts or conversations search matching more records is split into windows."""
 ARROW_BATCH_ROWS = 10_000
 """Contacts and conversations go to dlt as Arrow tables of about this many rows."""
 EXTRACT_WORKERS = 8
