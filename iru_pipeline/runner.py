@@ -132,7 +132,8 @@ def _sync_rows(duckdb_path: Path, run_id: str) -> list[dict[str, Any]]:
         return []
     try:
         cur = con.execute(
-            "select region, resource, status, rows_loaded, rows_deleted, api_calls, api_429s, api_retries, reason "
+            "select region, resource, status, rows_loaded, rows_deleted, api_calls, api_429s, api_retries, reason, "
+            "cursor_before, cursor_after "
             "from intercom.sync_results where run_id = ? order by region, resource", [run_id])
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row)) for row in cur.fetchall()]

@@ -205,3 +205,19 @@ def test_full_refresh_rereads_everything_without_duplicates(fresh_fake: FakeInte
     rows = {(r["region"], r["resource"]): r for r in result.sync_rows}
     assert rows[("us", "contacts")]["rows_loaded"] == sum(1 for _ in fresh_fake.workspace("us").contacts())
     assert_matches_fake(settings.duckdb_path, fresh_fake, regions=("us",))
+
+
+def test_cursors_are_restored_from_duckdb_when_the_pipelines_dir_is_lost(fresh_fake: FakeIntercom, tmp_path: Path) -> None:
+    import shutil
+
+    env = pipeline_env(fresh_fake, tmp_path, regions=("eu",))
+    settings, _ = run_with_env(env, with_evidence=False, reconcile=False)
+    shutil.rmtree(settings.pipelines_dir)
+    fresh_fake.workspace("eu").update_contacts(count=12, same_second=True)
+    fresh_fake.reset_stats("eu")
+    _, result = run_with_env(env, with_evidence=False, reconcile=False)
+    rows = {(r["region"], r["resource"]): r for r in result.sync_rows}
+    assert rows[("eu", "contacts")]["rows_loaded"] == 12, "only the changes: the cursor came back from DuckDB"
+    assert rows[("eu", "contacts")]["cursor_before"] is not None
+    assert fresh_fake.stats("eu")["by_route"].get("POST /contacts/search", 0) <= 3
+    assert_matches_fake(settings.duckdb_path, fresh_fake, regions=("eu",))
