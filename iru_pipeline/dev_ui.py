@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iru_pipeline.demo import DEMO_PII_KEY
+from iru_pipeline.demo import DEMO_PII_KEY, write_demo_evidence_inputs
 from iru_pipeline.regions import REGION_CODES
 
 
@@ -32,6 +32,9 @@ def main() -> int:
             print(f"fake Intercom {region.upper()}: {fake.base_url(region)}")
         env.setdefault("IRU_PII_KEY", DEMO_PII_KEY)
         env.setdefault("IRU_DUCKDB_PATH", str(DEFAULT_DUCKDB_PATH))
+        if "IRU_EVIDENCE_CONFIG" not in env:
+            folder = Path(env["IRU_DUCKDB_PATH"]).parent / "demo-evidence"
+            env["IRU_EVIDENCE_CONFIG"] = str(write_demo_evidence_inputs(fake, folder))
         settings = load_settings(env=env)
         prepare_instance(settings)
         env["DAGSTER_HOME"] = str(settings.dagster_home.resolve())
