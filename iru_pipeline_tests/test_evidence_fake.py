@@ -20,6 +20,7 @@ from dagster_duckdb import DuckDBResource
 from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.fake_intercom import scenario as sc
+from iru_pipeline_tests.leaks import tables_containing
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -96,10 +97,14 @@ def test_high_risk_activity_shows_the_night_export_burst_and_terminated_login(ev
     assert len(night) == 1 and (night[0]["rule_id"], night[0]["severity"], night[0]["outside_business_hours"]) == (
         "R3", "high", True)
     assert " 03:00 (" in night[0]["first_event_local_time"]
-    start, stop = sc.NIGHT_EXPORT_OFFICE_HOURS
-    night_exports = [f for f in found if f["rule_id"] == "R3" and set(f["activity_types"]) <= {"app_data_export", "bulk_export"}
-                     and not start <= int(f["first_event_local_time"][11:13]) < stop]
-    assert [f["event_ids"] for f in night_exports] == [[facts.activity_log_ids["night_export"]]]
+    # Generated exports of every R3 type stay in office hours (scenario.py, item 5), in every
+    # region: the planted night export is the only high-severity export finding anywhere.
+    exports = rows(db, "select * from evidence.evidence_high_risk_activity where rule_id = 'R3'")
+    assert {t for f in exports for t in f["activity_types"]} <= set(sc.EXPORT_ACTIVITY_TYPES)
+    assert [(f["region"], f["event_ids"]) for f in exports if f["severity"] == "high"] == [
+        ("us", [facts.activity_log_ids["night_export"]])]
+    assert [f["event_ids"] for f in exports if f["outside_business_hours"]] == [[facts.activity_log_ids["night_export"]]]
+    assert all(f["severity"] == "medium" for f in exports if f["event_ids"] != night[0]["event_ids"])
     burst = [f for f in found if f["rule_id"] == "R1"]
     assert [(f["actor_admin_id"], f["actor_ip"], f["event_ids"]) for f in burst] == [(
         facts.login_failure_admin_id, sc.LOGIN_FAILURE_IP,
@@ -117,19 +122,68 @@ def test_retention_and_dsar_follow_the_scenario(evidence) -> None:
     dsar = rows(db, "select * from evidence.evidence_support_request_sla where request_class = 'dsar'")
     assert [(r["region"], r["status"], r["late_conversation_ids"]) for r in dsar] == [
         ("us", "fail", [facts.dsar_conversation_id])]
-    security = rows(db, "select sum(conversations) as n from evidence.evidence_support_request_sla "
-                        "where request_class = 'security' and region = 'us'")
-    assert security == [{"n": 1}]
+    security = rows(db, "select * from evidence.evidence_support_request_sla where request_class = 'security'")
+    # The security conversation is answered 2 hours after creation: inside the 24-hour SLA.
+    assert [(r["region"], r["conversations"], r["status"], r["late_conversation_ids"]) for r in security] == [
+        ("us", 1, "pass", [])]
+    assert security[0]["p50_first_reply_s"] == sc.SECURITY_REPLY_DELAY_SECONDS
+    assert facts.security_first_admin_reply_at - facts.security_created_at == sc.SECURITY_REPLY_DELAY_SECONDS
+
+
+def test_inventory_flags_the_planted_sensitive_attribute_and_t13_fails_for_us(evidence) -> None:
+    db, facts, result = evidence
+    inventory = rows(db, "select * from evidence.evidence_personal_data_inventory where is_custom")
+    failing = [r for r in inventory if r["status"] == "fail"]
+    assert {(r["region"], r["dimension_value"]) for r in failing} == {("us", sc.SENSITIVE_ATTRIBUTE)}
+    assert sum(r["count"] for r in failing) == len(facts.sensitive_attribute_contact_ids)
+    assert all(r["sensitive_suspected"] and not r["approved"] and r["attribute_label"] == sc.SENSITIVE_ATTRIBUTE_LABEL
+               and r["attribute_data_type"] == "string" and r["created_by_admin_id"] == sc.VENDOR_ADMIN.id
+               and r["object_type"] in ("contact_user", "contact_lead") for r in failing)
+    assert not [r for r in inventory if r["sensitive_suspected"] and r["dimension_value"] != sc.SENSITIVE_ATTRIBUTE]
+
+    tests = {(r["region"], r["test_id"]): r for r in rows(db, "select * from evidence.evidence_control_tests")}
+    us = tests[("us", "T13")]
+    assert (us["status"], us["failing"]) == ("fail", len(failing))
+    assert {f"{r['object_type']}: {sc.SENSITIVE_ATTRIBUTE}" for r in failing} <= set(us["failing_items"])
+    # EU and AU: only non-sensitive custom attributes, none approved by the demo inputs: warning.
+    for region in ("eu", "au"):
+        t13 = tests[(region, "T13")]
+        assert (t13["status"], t13["failing"]) == ("warning", 0) and t13["warnings"] > 0, region
+        assert not any(sc.SENSITIVE_ATTRIBUTE in item for item in t13["failing_items"]), region
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    t13_check = checks["t13_no_unapproved_sensitive_attributes"]
+    assert not t13_check.passed and t13_check.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_custom_attribute_values_never_reach_duckdb(evidence) -> None:
+    """The pipeline keeps custom attribute keys only: the planted passport numbers are in the
+    fake's contacts, their key is in DuckDB, and no value is anywhere in DuckDB."""
+    db, facts, _ = evidence
+    holders = rows(db, "select id, custom_attribute_keys from intercom.contacts "
+                       "where region = 'us' and list_contains(custom_attribute_keys::varchar[], ?)",
+                   [sc.SENSITIVE_ATTRIBUTE])
+    assert sorted(r["id"] for r in holders) == sorted(facts.sensitive_attribute_contact_ids)
+    values = dict(zip(facts.sensitive_attribute_contact_ids, facts.sensitive_attribute_values))
+    assert len(values) == sc.SENSITIVE_ATTRIBUTE_CONTACT_COUNT
+    needles = {f"passport_{k}": v for k, v in enumerate(values.values())}
+    # Every text-like column of every schema (intercom.* and evidence.*), cast to text; the key
+    # is a positive control (the scan does see intercom.contacts and the evidence inventory).
+    hits = tables_containing(db, {**needles, "key": sc.SENSITIVE_ATTRIBUTE})
+    assert [h for h in hits if h[1] != "key"] == []
+    assert {"intercom.contacts.custom_attribute_keys",
+            "evidence.evidence_personal_data_inventory.dimension_value"} <= {h[0] for h in hits}
+    schemas = {r["table_schema"] for r in rows(db, "select distinct table_schema from information_schema.columns")}
+    assert {"intercom", "evidence"} <= schemas
 
 
 def test_control_tests_and_checks_match_the_scenario(evidence) -> None:
     db, facts, result = evidence
     tests = {(r["region"], r["test_id"]): r for r in rows(db, "select * from evidence.evidence_control_tests")}
     us = {t: tests[("us", t)]["status"] for (region, t) in tests if region == "us"}
-    assert {t: us[t] for t in ("T01", "T02", "T03", "T05", "T07", "T09", "T10", "T14", "T15")} == {
+    assert {t: us[t] for t in ("T01", "T02", "T03", "T05", "T07", "T09", "T10", "T13", "T14", "T15")} == {
         "T01": "fail", "T02": "fail", "T03": "fail", "T05": "fail", "T07": "manual",
         "T09": "warning",  # the fake answers on 127.0.0.1: the host cannot confirm the data region
-        "T10": "pass", "T14": "fail", "T15": "pass"}
+        "T10": "pass", "T13": "fail", "T14": "fail", "T15": "pass"}
     emails = {a["admin_id"]: a["admin_email"] for a in us_admins(db).values()}
     assert tests[("us", "T01")]["failing_items"] == sorted([emails[facts.shared_admin_id], emails[facts.terminated_admin_id]])
     assert tests[("us", "T03")]["failing_items"] == [emails[facts.stale_admin_id]]

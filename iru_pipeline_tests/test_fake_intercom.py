@@ -836,8 +836,8 @@ def test_compliance_scenario_is_planted_in_the_us_workspace(fake: FakeIntercom) 
     assert len(shared_ips) >= 3
 
     tz = ZoneInfo(ws.timezone)
-    exports = [e for e in logs if e["activity_type"] == "app_data_export"]
-    night = [e for e in exports if not 9 <= datetime.fromtimestamp(e["created_at"], tz).hour < 18]
+    exports = [e for e in logs if e["activity_type"] in sc.EXPORT_ACTIVITY_TYPES]
+    night = [e for e in exports if not in_office_hours(e["created_at"], tz)]
     assert [e["id"] for e in night] == [facts.activity_log_ids["night_export"]]
     assert datetime.fromtimestamp(night[0]["created_at"], tz).hour == 3 and now - night[0]["created_at"] < 30 * DAY
 
@@ -852,6 +852,97 @@ def test_compliance_scenario_is_planted_in_the_us_workspace(fake: FakeIntercom) 
     (security,) = tagged(sc.SECURITY_TAG)
     assert dsar["id"] == facts.dsar_conversation_id and security["id"] == facts.security_conversation_id
     assert dsar["statistics"]["first_admin_reply_at"] - dsar["created_at"] == 40 * DAY
+    assert security["created_at"] == facts.security_created_at == now - sc.SECURITY_CREATED_DAYS_AGO * DAY
+    assert security["statistics"]["first_admin_reply_at"] == facts.security_first_admin_reply_at \
+        == security["created_at"] + 2 * 3600
+    assert security["statistics"]["time_to_admin_reply"] == sc.SECURITY_REPLY_DELAY_SECONDS
+
+
+def in_office_hours(ts: int, tz: ZoneInfo) -> bool:
+    """Mon-Fri 09:00-17:59 local time, computed here rather than trusting the fake's helper."""
+    local = datetime.fromtimestamp(ts, tz)
+    return local.isoweekday() <= 5 and 9 <= local.hour < 18
+
+
+def test_generated_exports_of_every_type_stay_in_office_hours_in_every_region() -> None:
+    """Enough generated history that every R3 export type occurs many times: only the planted
+    night export falls outside Mon-Fri 09:00-17:59 workspace-local time."""
+    f = FakeIntercom(seed=5, contacts=40, conversations=20, activity_logs=12_000, now=lambda: NOW)
+    assert set(sc.EXPORT_ACTIVITY_TYPES) == {"app_data_export", "bulk_export", "conversation_pdf_export",
+                                             "macro_usage_export"}
+    for region in f.regions:
+        ws = f.workspace(region)
+        tz = ZoneInfo(ws.timezone)
+        exports = [e for e in ws.activity_logs() if e["activity_type"] in sc.EXPORT_ACTIVITY_TYPES]
+        assert {e["activity_type"] for e in exports} == set(sc.EXPORT_ACTIVITY_TYPES), region
+        outside = [e["id"] for e in exports if not in_office_hours(e["created_at"], tz)]
+        planted = [ws.scenario.activity_log_ids["night_export"]] if ws.scenario else []
+        assert outside == planted, region
+        days = Counter(datetime.fromtimestamp(e["created_at"], tz).isoweekday() for e in exports)
+        assert set(days) == {1, 2, 3, 4, 5}, region
+
+
+def test_the_us_workspace_defines_a_sensitive_attribute_with_values_on_some_contacts(fake: FakeIntercom) -> None:
+    facts = fake.workspace("us").scenario
+    assert facts is not None and facts.sensitive_attribute == sc.SENSITIVE_ATTRIBUTE == "passport_number"
+    with client(fake) as c:
+        attrs = {a["name"]: a for a in c.get("/data_attributes", params={"model": "contact"}).json()["data"]}
+        company = c.get("/data_attributes", params={"model": "company"}).json()["data"]
+    passport = attrs[sc.SENSITIVE_ATTRIBUTE]
+    assert (passport["custom"], passport["data_type"], passport["model"], passport["archived"]) == (
+        True, "string", "contact", False)
+    assert passport["full_name"] == "custom_attributes.passport_number" and passport["label"] == "Passport number"
+    assert passport["admin_id"] == sc.VENDOR_ADMIN.id
+    assert passport["created_at"] == int(NOW) - sc.SENSITIVE_ATTRIBUTE_CREATED_DAYS_AGO * DAY
+    assert sc.SENSITIVE_ATTRIBUTE not in {a["name"] for a in company}
+    for region in ("eu", "au"):
+        with client(fake, region) as c:
+            names = {a["name"] for a in c.get("/data_attributes").json()["data"]}
+        assert sc.SENSITIVE_ATTRIBUTE not in names and "plan" in names, region
+        assert not any(sc.SENSITIVE_ATTRIBUTE in r["custom_attributes"] for r in fake.workspace(region).contacts())
+
+    holders = {r["id"]: r["custom_attributes"][sc.SENSITIVE_ATTRIBUTE] for r in fake.workspace("us").contacts()
+               if sc.SENSITIVE_ATTRIBUTE in r["custom_attributes"]}
+    assert len(facts.sensitive_attribute_contact_ids) == sc.SENSITIVE_ATTRIBUTE_CONTACT_COUNT
+    assert holders == dict(zip(facts.sensitive_attribute_contact_ids, facts.sensitive_attribute_values))
+    assert len(set(holders.values())) == len(holders)
+    assert all(len(v) == 9 and v[0] == "X" and v[1:].isdigit() for v in holders.values())
+    with client(fake) as c:  # served over HTTP too, by GET and by search
+        some = facts.sensitive_attribute_contact_ids[3]
+        assert c.get(f"/contacts/{some}").json()["custom_attributes"][sc.SENSITIVE_ATTRIBUTE] == holders[some]
+        found = c.post("/contacts/search", json={"query": {
+            "field": "custom_attributes.passport_number", "operator": "=", "value": holders[some]}}).json()
+    assert [r["id"] for r in found["data"]] == [some]
+
+
+def test_removing_an_admin_logs_an_admin_deletion_by_the_owner(small: FakeIntercom) -> None:
+    clock: Clock = small.test_clock  # type: ignore[attr-defined]
+    ws = small.workspace("us")
+    facts = ws.scenario
+    clock.t += 3600
+    log_id = ws.remove_admin(facts.terminated_admin_id)
+    with client(small) as c:
+        admins = c.get("/admins").json()["admins"]
+        newest = c.get("/admins/activity_logs", params={"created_at_after": int(clock.t) - 60}).json()["activity_logs"]
+    assert facts.terminated_admin_id not in {a["id"] for a in admins}
+    assert [e["id"] for e in newest] == [log_id]
+    (entry,) = newest
+    assert (entry["activity_type"], entry["created_at"]) == ("admin_deletion", int(clock.t))
+    assert entry["performed_by"]["id"] == sc.WORKSPACE_OWNER.id
+    assert entry["performed_by"]["email"] == sc.WORKSPACE_OWNER.email
+    assert entry["metadata"] == {"admin_id": int(facts.terminated_admin_id), "admin_name": sc.TERMINATED_ADMIN.name,
+                                 "admin_email": facts.terminated_admin_email,
+                                 "update_by": int(sc.WORKSPACE_OWNER.id), "update_by_name": sc.WORKSPACE_OWNER.name}
+    assert facts.terminated_admin_email in entry["activity_description"]
+    assert ws.activity_logs()[0] == entry
+    with pytest.raises(KeyError):
+        ws.remove_admin(facts.terminated_admin_id)
+    # The owner removed: the next admin logs it.
+    clock.t += 1
+    ws.remove_admin(sc.WORKSPACE_OWNER.id)
+    entry = ws.activity_logs()[0]
+    assert entry["performed_by"]["id"] == ws.owner.id != sc.WORKSPACE_OWNER.id
+    assert entry["metadata"]["admin_id"] == int(sc.WORKSPACE_OWNER.id)
 
 
 def test_scenario_ids_do_not_depend_on_the_seed() -> None:
@@ -860,6 +951,9 @@ def test_scenario_ids_do_not_depend_on_the_seed() -> None:
     assert a is not None and b is not None
     assert (a.stale_admin_id, a.retention_conversation_ids, a.night_export_at, a.login_failure_times) == \
            (b.stale_admin_id, b.retention_conversation_ids, b.night_export_at, b.login_failure_times)
+    assert (a.security_created_at, a.security_first_admin_reply_at) == (b.security_created_at, b.security_first_admin_reply_at)
+    assert (a.sensitive_attribute_contact_ids, a.sensitive_attribute_values) == \
+           (b.sensitive_attribute_contact_ids, b.sensitive_attribute_values)
 
 
 # --- command line ---------------------------------------------------------------------------------

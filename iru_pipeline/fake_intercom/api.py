@@ -358,7 +358,8 @@ class RegionApi:
         owner = self.ws.owner.id
         created = self.ws.profile.app_created_at
         models = [model] if model else ["contact", "company"]
-        data = [a for m in models for a in data_attributes_json(m, archived, created, owner)]
+        planted = self.ws.created_at if self.ws.scenario is not None else None
+        data = [a for m in models for a in data_attributes_json(m, archived, created, owner, scenario_now=planted)]
         return Response(200, encode({"type": "list", "data": data}))
 
     def conversation_attributes(self, req: Request) -> Response:

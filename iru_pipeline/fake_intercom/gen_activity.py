@@ -1,8 +1,9 @@
 """Admin activity logs (notes §3.7): a lazily generated history plus planted scenario events.
 
 Generated entries obey the scenario's invariants (scenario.py): no generated entry is by the
-stale, never-logged-in or burst admin; generated exports only happen in office hours; login
-failures are rare. Planted entries (`scenario_events`) then carry the findings.
+stale, never-logged-in or burst admin; generated exports (every type in
+`scenario.EXPORT_ACTIVITY_TYPES`) only happen in office hours, Mon-Fri 09:00-17:59 local time;
+login failures are rare. Planted entries (`scenario_events`) then carry the findings.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .directory import AdminSpec, TeamSpec
 from .gen_contacts import ContactFactory
 from .hashing import Draw, stream_key
 from .pools import AWAY_STATUS_REASONS
-from .timeline import Timeline, build_timeline, local_date, local_hour, local_time
+from .timeline import Timeline, build_timeline, local_date, local_time
 
 DAY = SECONDS_PER_DAY
 
@@ -32,9 +33,17 @@ ACTIVITY_MIX: tuple[tuple[str, int], ...] = (
     ("admin_impersonation_consent_approved", 4), ("admin_occupancy_state_change", 15),
     ("app_webhook_creation", 4), ("macro_creation", 12), ("csv_import_creation", 6),
     ("message_deletion", 8), ("admin_password_reset_success", 8), ("app_timezone_change", 2),
+    ("macro_usage_export", 4),
 )
 SIGN_IN_METHODS = ("email_password", "google_sso", "saml_sso", "two_factor_email_password")
-_EXPORT_TYPES = ("app_data_export", "bulk_export", "conversation_pdf_export", "message_deletion")
+_EXPORT_TYPES = (*sc.EXPORT_ACTIVITY_TYPES, "message_deletion")  # descriptions that mention contacts
+
+
+def in_office_hours(ts: int, tz: ZoneInfo) -> bool:
+    """Whether `ts` falls in the scenario's office hours (Mon-Fri 09:00-17:59 local time)."""
+    local = datetime.fromtimestamp(ts, tz)
+    start, stop = sc.NIGHT_EXPORT_OFFICE_HOURS
+    return local.isoweekday() in sc.OFFICE_DAYS and start <= local.hour < stop
 
 
 class ActivityFactory:
@@ -78,8 +87,7 @@ class ActivityFactory:
         created = self.timeline.at(index)
         actor = d.pick(self._actors)
         activity_type = d.weighted(ACTIVITY_MIX)
-        start, stop = sc.NIGHT_EXPORT_OFFICE_HOURS
-        if activity_type in ("app_data_export", "bulk_export") and not start <= local_hour(created, self.tz) < stop:
+        if activity_type in sc.EXPORT_ACTIVITY_TYPES and not in_office_hours(created, self.tz):
             # Exports outside office hours are the scenario's finding; keep generated ones in hours.
             activity_type = "admin_login_success"
         return self.entry(d, d.uuid(), created, activity_type, actor)
@@ -123,6 +131,7 @@ class ActivityFactory:
         if activity_type in _EXPORT_TYPES:
             label = {"app_data_export": "exported workspace data", "bulk_export": "exported a list of contacts",
                      "conversation_pdf_export": "exported a conversation as PDF",
+                     "macro_usage_export": "exported macro usage",
                      "message_deletion": "deleted a message sent to"}[activity_type]
             mention = self._contact_mention(d) if d.chance(60) else f"{d.between(10, 5000)} contacts"
             return {}, f"{name} {label} including {mention}."

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import pools
+from . import scenario as sc
 from .constants import HISTORY_SECONDS, SECONDS_PER_DAY, RegionProfile
 from .hashing import Draw, stream_key
 from .timeline import Timeline, build_timeline
@@ -53,6 +54,9 @@ class ContactFactory:
         self._key = stream_key(seed, profile.id_salt, "contact")
         self._admin_ids = admin_ids
         self._tag_ids = tag_ids
+        # The scenario's sensitive attribute (scenario.py, item 11): a few US contacts carry a value.
+        self.sensitive_indices: frozenset[int] = frozenset(
+            sc.sensitive_attribute_indices(size) if profile.code == sc.SCENARIO_REGION else ())
         burst = max(2, min(400, size // 6))
         self.timeline: Timeline = build_timeline(
             size,
@@ -174,6 +178,8 @@ class ContactFactory:
             custom["support_notes"] = d.pick(pools.CONTACT_NOTE_TEXTS)
         if d.chance(30):
             custom["trial_ends_at"] = created + 14 * SECONDS_PER_DAY
+        if index in self.sensitive_indices:
+            custom[sc.SENSITIVE_ATTRIBUTE] = sc.passport_number_value(index)
 
         tag_roll = d.below(100)
         tag_count = 0 if tag_roll < 50 else d.between(1, 3) if tag_roll < 80 else \

@@ -200,13 +200,16 @@ class ConversationFactory:
         # Statistics: only moments that happened are present (the spec types them as integers).
         stats: dict[str, Any] | None = None
         reply_delay: int | None = None
+        planted = index == scen.dsar or index == scen.security
         if index == scen.dsar:
             reply_delay = sc.DSAR_REPLY_DELAY_DAYS * DAY
+        elif index == scen.security:
+            reply_delay = sc.SECURITY_REPLY_DELAY_SECONDS
         elif d.chance(85):
             reply_delay = d.weighted(((d.between(30, 900), 40), (d.between(900, 4 * 3600), 35),
                                       (d.between(4 * 3600, 3 * DAY), 20), (d.between(3 * DAY, 40 * DAY), 5)))
             reply_delay = min(reply_delay, life)
-        if not d.chance(4):
+        if not d.chance(4) or planted:  # the planted replies are always on record
             stats = {"type": "conversation_statistics"}
             first_contact_reply = created if not from_admin else created + min(life, d.below(3600))
             stats["first_contact_reply_at"] = first_contact_reply
@@ -235,11 +238,6 @@ class ConversationFactory:
             stats["assigned_team_first_response_time"] = []
             stats["assigned_team_first_response_time_in_office_hours"] = []
             stats["handling_time"] = d.below(3600)
-        if index == scen.dsar and stats is not None:
-            stats["first_admin_reply_at"] = created + sc.DSAR_REPLY_DELAY_DAYS * DAY
-        elif index == scen.dsar:
-            stats = {"type": "conversation_statistics", "time_to_admin_reply": reply_delay,
-                     "first_admin_reply_at": created + sc.DSAR_REPLY_DELAY_DAYS * DAY}
 
         rating = None
         if state == "closed" and d.chance(30):

@@ -408,18 +408,32 @@ class Workspace:
             self.version += 1
             return admin_json(admin, with_avatar=False)
 
-    def remove_admin(self, admin_id: str) -> None:
-        """Remove a teammate from the workspace and from every team."""
+    def remove_admin(self, admin_id: str) -> str:
+        """Remove a teammate from the workspace and from every team, and log it as Intercom
+        does: an `admin_deletion` activity-log entry timestamped now, performed by the workspace
+        owner (or, when the owner is the one removed, the next admin), naming the removed admin
+        in its metadata (`scenario.removal_metadata`) and description. Returns the entry's id."""
         with self._lock:
-            before = len(self._admins)
-            self._admins = [a for a in self._admins if a.id != str(admin_id)]
-            if len(self._admins) == before:
+            removed = next((a for a in self._admins if a.id == str(admin_id)), None)
+            if removed is None:
                 raise KeyError(f"no admin {admin_id!r} in {self.region}")
+            remaining = [a for a in self._admins if a.id != removed.id]
+            by = self.owner if self.owner.id != removed.id else (remaining[0] if remaining else removed)
+            self._admins = remaining
             for team in self._teams:
                 team.admin_ids = [a for a in team.admin_ids if a != int(admin_id)]
                 team.primary_admin_ids = [a for a in team.primary_admin_ids if a != int(admin_id)]
             sync_team_ids(self._admins, self._teams)
+            d = self._draw()
+            now = self.now()
+            entry = self.activity_factory.entry(
+                d, d.uuid(), now, "admin_deletion", by,
+                metadata=sc.removal_metadata(removed.id, removed.name, removed.email, by.id, by.name),
+                description=f"{by.name} removed a teammate ({removed.email}).")
+            self._extra_seq += 1
+            bisect.insort(self._extra_logs, (now, self._extra_seq, entry))
             self.version += 1
+            return entry["id"]
 
     def set_team_members(self, team_id: str, admin_ids: Iterable[str]) -> None:
         """Replace a team's members."""
@@ -441,6 +455,8 @@ class Workspace:
         cf = self.conversation_factory
         placed = cf.scenario
         dsar = cf.record(placed.dsar) if placed.dsar is not None else None
+        security = cf.record(placed.security) if placed.security is not None else None
+        passports = sorted(self.contact_factory.sensitive_indices)
         return sc.ScenarioFacts(
             region=self.region,
             now=self.created_at,
@@ -464,5 +480,9 @@ class Workspace:
             dsar_created_at=dsar["created_at"] if dsar else 0,
             dsar_first_admin_reply_at=dsar["statistics"]["first_admin_reply_at"] if dsar else 0,
             security_conversation_id=cf.conversation_id(placed.security) if placed.security is not None else "",
+            security_created_at=security["created_at"] if security else 0,
+            security_first_admin_reply_at=security["statistics"]["first_admin_reply_at"] if security else 0,
+            sensitive_attribute_contact_ids=tuple(self.contact_factory.contact_id(i) for i in passports),
+            sensitive_attribute_values=tuple(sc.passport_number_value(i) for i in passports),
             activity_log_ids=dict(roles),
         )
