@@ -74,6 +74,8 @@ removal_events as (
         and l.created_at >= s.termination_at - interval 30 day
         and (contains(lower(coalesce(l.activity_description, '') || ' ' || coalesce(l.metadata::varchar, '')), s.email)
              or list_has_any(s.admin_ids, regexp_extract_all(coalesce(l.metadata::varchar, '') || ' ' || coalesce(l.activity_description, ''), '\d+')))
+        -- the admin's own actions (metadata.update_by is the actor's id) are not their removal
+        and not coalesce(list_contains(s.admin_ids, l.performed_by_id), false)
     group by all
 ),
 present as (

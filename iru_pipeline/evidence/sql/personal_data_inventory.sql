@@ -69,7 +69,7 @@ standard as (
     into name dimension_value value count
 ),
 attribute_definitions as (
-    select region, case when model = 'conversation' then 'conversation' else 'contact' end as model,
+    select region, case when model in ('conversation', 'company') then model else 'contact' end as model,
            name, label, data_type, admin_id
     from raw_data_attributes
     where _dlt_valid_to is null and custom and not coalesce(archived, false)
@@ -85,7 +85,7 @@ custom_used as (
 ),
 custom_defined_unused as (
     -- a defined attribute holds no value yet: still inventoried, so a sensitive one is caught early
-    select d.region, case when d.model = 'conversation' then 'conversation' else 'contact_user' end as object_type,
+    select d.region, case when d.model in ('conversation', 'company') then d.model else 'contact_user' end as object_type,
            d.name as dimension_value, 0::bigint as count
     from attribute_definitions d
     where not exists (select 1 from custom_used u
