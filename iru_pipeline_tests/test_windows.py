@@ -109,3 +109,19 @@ def test_ingestion_with_windows_is_exact_through_changes(frozen_fake: FakeInterc
     assert_matches_fake(db, fake, regions=("us", "eu"))
     stored = contact_updated_at(db, "us")
     assert all(stored[c] == us.contact(c)["updated_at"] for c in touched + created)
+
+
+def test_a_quiet_run_after_a_busy_day_costs_one_contact_search(frozen_fake: FakeIntercom, tmp_path: Path) -> None:
+    """Contact search returns the cursor's whole day; read newest first, the quiet run stops
+    on its first page however many contacts changed earlier that day."""
+    fake = frozen_fake
+    fake.workspace("us").create_contacts(400, same_second=True)
+    fake.advance_clock(3600)  # an hour later, same day: the burst is before the overlap window
+    fake.workspace("us").create_contacts(1)
+    env = pipeline_env(fake, tmp_path, regions=("us",))
+    run_with_env(env, with_evidence=False, reconcile=False)
+    fake.reset_stats("us")
+    _, quiet = run_with_env(env, with_evidence=False, reconcile=False)
+    assert not quiet.failed
+    assert fake.stats("us")["by_route"]["POST /contacts/search"] == 1
+    assert {(r["resource"]): r["rows_loaded"] for r in quiet.sync_rows}["contacts"] == 0

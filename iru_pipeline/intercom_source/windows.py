@@ -8,7 +8,9 @@ window. Contact search matches whole days in the workspace time zone (notes §4)
 windows are whole days; conversation bounds are inclusive seconds.
 
 Plan: the first page of the whole range is fetched as usual; if its `total_count` is small
-the sync simply continues on it (one chain, so a quiet incremental run costs one request).
+the sync simply continues on it (one chain, so a quiet incremental run costs one request;
+contacts are read newest first there, stopping at the window's start, because their search
+returns the cursor's whole day).
 Otherwise the range is split into windows, each probed with a one-row search for its
 count, and windows holding too many records are split again, down to one day or second.
 The last window has no upper bound, so what Intercom shows now is loaded now.
@@ -102,24 +104,49 @@ def windowed_search(
     per_page: int = 150,
     on_plan: Callable[[list[Window]], None] | None = None,
 ) -> Iterator[Items]:
-    """All records with `spec.field` >= `start` (contacts: from `start`'s day), as pages of
-    raw items, sorted ascending within each window; windows are fetched concurrently."""
+    """All records with `spec.field` >= `start` (contacts: possibly more of `start`'s day), as
+    pages of raw items; windows are fetched concurrently, each sorted ascending. No order
+    across pages is promised."""
     days = DayClock(tz)
     lo = days.day_start(start) if spec.whole_days else max(0, start)
     whole = Window(lo, None)
+    if spec.whole_days:
+        # A day-granular search returns the cursor's whole day; read it newest first and stop
+        # at the first record older than `start`, so a quiet run costs one request however
+        # busy that day was.
+        newest_first = client.iter_search(spec.path, spec.item_key, window_query(spec, whole),
+                                          sort={"field": spec.field, "order": "descending"},
+                                          per_page=per_page, resource=spec.resource)
+        first = next(newest_first, None)
+        if first is None:
+            return
+        total = first.total_count or 0
+        if _reaches_below(first.items, spec.field, start):
+            yield first.items
+            return
+        if workers <= 1 or total <= split_above or (now - lo) < 2 * 86400:
+            yield first.items
+            for page in newest_first:
+                yield page.items
+                if _reaches_below(page.items, spec.field, start):
+                    return
+            return
+        newest_first.close()
+    else:
+        chain = client.iter_search(spec.path, spec.item_key, window_query(spec, whole),
+                                   sort={"field": spec.field, "order": "ascending"},
+                                   per_page=per_page, resource=spec.resource)
+        first = next(chain, None)
+        if first is None:
+            return
+        total = first.total_count or 0
+        if workers <= 1 or total <= split_above or (now - lo) < 2:
+            yield first.items
+            for page in chain:
+                yield page.items
+            return
+        chain.close()  # the first page is re-read by the window that holds it
     sort = {"field": spec.field, "order": "ascending"}
-    chain = client.iter_search(spec.path, spec.item_key, window_query(spec, whole), sort=sort,
-                               per_page=per_page, resource=spec.resource)
-    first = next(chain, None)
-    if first is None:
-        return
-    total = first.total_count or 0
-    if workers <= 1 or total <= split_above or (now - lo) < (2 * 86400 if spec.whole_days else 2):
-        yield first.items
-        for page in chain:
-            yield page.items
-        return
-    chain.close()  # the first page is re-read by the window that holds it
     windows = plan_windows(client, spec, lo, now, total, workers, days)
     if on_plan:
         on_plan(windows)
@@ -130,6 +157,14 @@ def windowed_search(
             yield page.items
 
     yield from parallel_pages([lambda w=w: job(w) for w in windows], workers)
+
+
+def _reaches_below(items: Items, field: str, start: int) -> bool:
+    """True when the (newest-first) page already holds a record older than `start`."""
+    if not items:
+        return True
+    oldest = items[-1].get(field)
+    return not isinstance(oldest, (int, float)) or oldest < start
 
 
 def plan_windows(
