@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -31,3 +33,26 @@ def ensure_writable_database(path: Path) -> None:
             f"IRU_DUCKDB_PATH={path} is not a usable DuckDB database ({str(exc).splitlines()[0]}): "
             "move it away or choose another path"
         ) from None
+
+
+def wait_for_database(path: Path, timeout: float = 120.0, log: Callable[[str], None] | None = None) -> None:
+    """Wait until the DuckDB file can be opened for writing.
+
+    The `duckdb_writer` pool lets one step write at a time, but a process that just finished
+    its step may hold DuckDB's file lock a moment longer (until its connections are closed),
+    and an ad-hoc SQL session may hold it too. dlt does not retry a lock conflict, so the
+    ingestion waits for the lock here, bounded, instead of failing the run."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            duckdb.connect(str(path)).close()
+            return
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                raise
+            if log:
+                pid = re.search(r"PID (\d+)", str(exc))
+                log(f"DuckDB file {path} is locked{f' by process {pid.group(1)}' if pid else ''}; waiting {delay:.1f}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
