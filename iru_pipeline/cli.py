@@ -118,14 +118,26 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from iru_pipeline.runner import enable_progress, format_summary, run_pipeline
-    from iru_pipeline.storage import ensure_writable_database
+    from iru_pipeline.storage import ensure_hosts_reachable, ensure_writable_database
 
     settings = load_settings(only_regions=args.region)
+    validate_evidence_inputs(settings)
+    ensure_hosts_reachable(settings)
     ensure_writable_database(settings.duckdb_path)
     enable_progress()
     result = run_pipeline(settings, full_refresh=args.full_refresh, reconcile=args.reconcile)
     print(format_summary(result))
     return result.exit_code
+
+
+def validate_evidence_inputs(settings: object) -> None:
+    """Evidence parameters and human-input CSVs are read at the end of a run; check them now,
+    so a typo costs nothing (ConfigError names the key, or the file, line and reason)."""
+    from iru_pipeline.evidence.inputs import load_inputs
+    from iru_pipeline.evidence.params import load_params
+
+    params = load_params(settings.evidence_config, settings.evidence_config_path)
+    load_inputs(params.inputs)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -238,7 +238,7 @@ def validate_duckdb_path(raw: str) -> Path:
         raise ConfigError(
             f"IRU_DUCKDB_PATH={raw}: folder {parent} does not exist; create it or choose another path"
         )
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK) or not _can_create_file_in(parent):
         raise ConfigError(
             f"IRU_DUCKDB_PATH={raw}: folder {parent} is not writable; choose a writable location"
         )
@@ -250,6 +250,17 @@ def validate_duckdb_path(raw: str) -> Path:
                 f"IRU_DUCKDB_PATH={raw} is not a DuckDB database file: move it away or choose another path"
             )
     return path
+
+
+def _can_create_file_in(folder: Path) -> bool:
+    """os.access says yes to root everywhere; only creating a file tells (e.g. read-only mounts)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def _pii_key(env: Mapping[str, str], required: bool) -> Secret | None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
@@ -14,7 +17,9 @@ from iru_pipeline.config import ConfigError
 
 def ensure_writable_database(path: Path) -> None:
     """Open the database for writing once, so a lock or a bad file is reported in one line
-    before any request is made."""
+    before any request is made. A file that does not exist yet is left uncreated."""
+    if not path.exists():
+        return
     try:
         con = duckdb.connect(str(path))
         con.close()
@@ -56,3 +61,19 @@ def wait_for_database(path: Path, timeout: float = 120.0, log: Callable[[str], N
                 log(f"DuckDB file {path} is locked{f' by process {pid.group(1)}' if pid else ''}; waiting {delay:.1f}s")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def ensure_hosts_reachable(settings: Any, timeout: float = 5.0) -> None:
+    """Open a TCP connection to each enabled region's host (no HTTP request, no token sent),
+    so a wrong base URL or a closed port is one line before anything is written."""
+    for rs in settings.regions:
+        parts = urlsplit(rs.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"{rs.region.base_url_env}: cannot connect to {parts.hostname}:{port} ({reason}); "
+                f"check the URL (default {rs.region.default_base_url}) and the network"
+            ) from None

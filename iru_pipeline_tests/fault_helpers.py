@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from iru_pipeline.fake_intercom import MESSAGE_BODY_MARKER, FakeIntercom
 from iru_pipeline_tests.conftest import TEST_PII_KEY
@@ -43,6 +44,25 @@ def small_fake(seed: int = 23, regions: tuple[str, ...] = ("us",), **kwargs: Any
     kwargs.setdefault("contacts", 300)
     kwargs.setdefault("conversations", 200)
     return FakeIntercom(seed=seed, regions=regions, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def fresh_progress_handler() -> Any:
+    """`enable_progress` (called by `main(["run"])`) binds its handler to the sys.stderr of the
+    moment, which under pytest is that test's capture: drop it around each test so progress
+    lines reach this test's capsys (and caplog), and no later test writes to a closed stream."""
+    import logging
+
+    logger = logging.getLogger("iru_pipeline.progress")
+
+    def drop() -> None:
+        for handler in [h for h in logger.handlers if getattr(h, "_iru_progress", False)]:
+            logger.removeHandler(handler)
+        logger.propagate = True  # enable_progress turns it off; caplog needs it on
+
+    drop()
+    yield
+    drop()
 
 
 # --------------------------------------------------------------------------- values
@@ -214,8 +234,8 @@ class PipelineProcess:
 
     @staticmethod
     def _read(stream: Any, lines: list[str]) -> None:
-        for line in stream:
-            lines.append(line)
+        for line in stream:  # one at a time: a waiting test sees each line as it comes
+            lines.append(line)  # noqa: PERF402
 
     @property
     def stderr(self) -> str:
@@ -320,9 +340,9 @@ def lock_holders(path: Path) -> set[int]:
     for line in text.splitlines():
         parts = line.split()
         # "1: POSIX  ADVISORY  WRITE 1234 08:02:131090 0 EOF" (blocked waiters carry "->")
-        if len(parts) >= 6 and parts[1] == "POSIX" and "->" not in parts:
-            if parts[5].rsplit(":", 1)[-1] == str(inode):
-                holders.add(int(parts[4]))
+        if (len(parts) >= 6 and parts[1] == "POSIX" and "->" not in parts
+                and parts[5].rsplit(":", 1)[-1] == str(inode)):
+            holders.add(int(parts[4]))
     return holders
 
 
@@ -379,3 +399,126 @@ def data_dir_listing(root: Path) -> dict[str, tuple[int, int]]:
         st = path.lstat()
         out[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns) if path.is_file() else (-1, 0)
     return out
+
+
+# --------------------------------------------------------------------------- cursors
+
+
+CURSORS = {"contacts": "updated_at", "conversations": "updated_at", "activity_logs": "created_at",
+           "deleted_conversations": "deleted_at"}
+
+
+def committed_cursors(db: Path, region: str) -> dict[str, Any] | None:
+    """The cursors dlt restores for a region at the start of its next run: the newest state
+    row of a *completed* load (dlt joins `_dlt_loads` with status 0), or None."""
+    from dlt.common.versioned_state import decompress_state
+
+    if not db.exists():
+        return None
+    tables = {r[0] for r in query(db, "select table_name from information_schema.tables "
+                                      "where table_schema = 'intercom'")}
+    if not {"_dlt_pipeline_state", "_dlt_loads"} <= tables:
+        return None
+    rows = query(db, "select s.state from intercom._dlt_pipeline_state s join intercom._dlt_loads l "
+                     "on l.load_id = s._dlt_load_id where s.pipeline_name = ? and l.status = 0 "
+                     "order by l.load_id desc limit 1", [f"intercom_{region}"])
+    if not rows:
+        return None
+    resources = decompress_state(rows[0][0]).get("sources", {}).get("intercom", {}).get("resources", {})
+    out = {}
+    for resource, field in CURSORS.items():
+        value = resources.get(resource, {}).get("incremental", {}).get(field, {}).get("last_value")
+        if value is not None:
+            out[resource] = value
+    return out
+
+
+def assert_no_cursor_passed_unloaded_data(db: Path, fake: FakeIntercom, region: str) -> None:
+    """Every record at or before a committed cursor is in DuckDB: a cursor never moved past
+    data that was not loaded."""
+    from iru_pipeline_tests.helpers import db_ids
+
+    cursors = committed_cursors(db, region)
+    if not cursors:
+        return
+    ws = fake.workspace(region)
+    records = {"contacts": list(ws.contacts()), "conversations": list(ws.conversations()),
+               "activity_logs": ws.activity_logs(0), "deleted_conversations": ws.deleted_conversations()}
+    for resource, cursor in cursors.items():
+        field = CURSORS[resource]
+        limit = cursor.timestamp()
+        behind = {str(r["id"]) for r in records[resource] if r.get(field) and r[field] <= limit}
+        stored = set(db_ids(db, resource, region))
+        missing = behind - stored
+        assert not missing, (f"{region}/{resource}: the committed cursor {cursor} is past {len(missing)} records "
+                             f"that are not in DuckDB, e.g. {sorted(missing)[:3]}")
+
+
+# --------------------------------------------------------------------------- Dagster's pool slots
+
+
+def _index_rows(dagster_home: Path, sql: str) -> list[tuple]:
+    index = dagster_home / "history" / "runs" / "index.db"
+    if not index.exists():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+
+
+def run_ids(dagster_home: Path) -> set[str]:
+    runs = dagster_home / "history" / "runs.db"
+    if not runs.exists():
+        return set()
+    con = sqlite3.connect(f"file:{runs}?mode=ro", uri=True, timeout=1)
+    try:
+        return {r[0] for r in con.execute("select run_id from runs")}
+    finally:
+        con.close()
+
+
+def slots_held(dagster_home: Path) -> set[str]:
+    """Run ids holding a `duckdb_writer` pool slot in the Dagster instance."""
+    return {r[0] for r in _index_rows(dagster_home, "select run_id from concurrency_slots where run_id is not null")}
+
+
+def steps_waiting_for_a_slot(dagster_home: Path) -> set[str]:
+    """Run ids with a step queued for a pool slot and not given one."""
+    return {r[0] for r in _index_rows(dagster_home, "select run_id from pending_steps where assigned_timestamp is null")}
+
+
+def free_slots_of(dagster_home: Path, dead_runs: set[str]) -> None:
+    """What an operator would do by hand: give back the pool slots of runs whose process died."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        for run_id in dead_runs:
+            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    finally:
+        instance.dispose()
+
+
+def finish_unless_stuck_behind(run: PipelineProcess, dagster_home: Path, dead_runs: set[str],
+                               grace: float = 10.0, timeout: float = 180.0) -> int | None:
+    """Wait for `run`; None if it is stuck for `grace` seconds waiting for a pool slot that a
+    run of a dead process holds (a deadlock: nothing alive will ever give the slot back)."""
+    deadline = time.monotonic() + timeout
+    stuck_since: float | None = None
+    while run.proc.poll() is None:
+        now = time.monotonic()
+        stuck = bool(slots_held(dagster_home) & dead_runs) and bool(steps_waiting_for_a_slot(dagster_home) - dead_runs)
+        stuck_since = (stuck_since or now) if stuck else None
+        if stuck_since is not None and now - stuck_since > grace:
+            run.kill()
+            return None
+        if now > deadline:
+            run.kill()
+            raise AssertionError(f"still running after {timeout:.0f}s:\n{run.terminal[-3000:]}")
+        time.sleep(0.2)
+    return run.finish()

@@ -170,26 +170,37 @@ def _reaches_below(items: Items, field: str, start: int) -> bool:
 def plan_windows(
     client: IntercomClient, spec: SearchSpec, lo: int, now: int, total: int, workers: int, days: DayClock,
 ) -> list[Window]:
-    """Split [lo, now) plus an open tail into windows of at most ~total/(3*workers) records."""
+    """Split [lo, now) plus an open tail into windows of about total/(3*workers) records.
+
+    Counts only guide the split: they come from a search index that lags and may disagree
+    with the rows (a test pins a lying `total_count`), so no window is ever dropped for
+    looking empty (adjacent small windows are merged instead) and the number of windows,
+    hence of probes, is bounded."""
     target = max(1, total // (3 * workers))
-    pieces = max(2, 2 * workers)
-    bounds = _even_bounds(spec, lo, now, pieces, days)
+    max_windows = 16 * workers
+    bounds = _even_bounds(spec, lo, now, max(2, 2 * workers), days)
     windows = [Window(a, b) for a, b in zip(bounds, bounds[1:])] + [Window(bounds[-1], None)]
-    result: list[tuple[Window, int]] = []
-    pending = windows
-    while pending:
-        counts = _probe_counts(client, spec, pending, workers)
-        nxt: list[Window] = []
-        for window, count in zip(pending, counts):
-            halves = _halve(spec, window, days) if count > target and window.hi is not None else None
-            if halves:
-                nxt.extend(halves)
-            elif count > 0:
-                result.append((window, count))
-        pending = nxt
+    counts = dict(zip(windows, _probe_counts(client, spec, windows, workers)))
+    while len(counts) < max_windows:
+        big = [w for w, c in counts.items() if c > target and w.hi is not None and _halve(spec, w, days)]
+        big = big[: max(1, (max_windows - len(counts)) // 2)]
+        if not big:
+            break
+        halves = [h for w in big for h in _halve(spec, w, days) or []]
+        for w in big:
+            del counts[w]
+        counts.update(zip(halves, _probe_counts(client, spec, halves, workers)))
+    ordered = sorted(counts.items(), key=lambda wc: wc[0].lo)
+    merged: list[tuple[Window, int]] = []
+    for window, count in ordered:
+        count = max(0, count)
+        if merged and merged[-1][1] + count <= target:
+            prev, prev_count = merged.pop()
+            window, count = Window(prev.lo, window.hi), prev_count + count
+        merged.append((window, count))
     # Largest first: long chains start early, short ones fill the gaps.
-    result.sort(key=lambda wc: -wc[1])
-    return [w for w, _ in result] or [Window(lo, None)]
+    merged.sort(key=lambda wc: -wc[1])
+    return [w for w, _ in merged]
 
 
 def _even_bounds(spec: SearchSpec, lo: int, now: int, pieces: int, days: DayClock) -> list[int]:
