@@ -377,7 +377,8 @@ class IntercomClient:
             number += 1
             body = self.get(path, params, resource=resource)
             yield Page(_items(body, "activity_logs", self, f"GET {path}", resource), number, _total(body), body)
-            nxt = (body.get("pages") or {}).get("next")
+            pages = body.get("pages")
+            nxt = pages.get("next") if isinstance(pages, dict) else None
             if not nxt:
                 return
             if isinstance(nxt, str):
@@ -404,7 +405,7 @@ class IntercomClient:
             body = self.get(path, query, resource=resource)
             items = _items(body, item_key, self, f"GET {path}", resource)
             yield Page(items, number, _total(body), body)
-            pages = body.get("pages") or {}
+            pages = body.get("pages") if isinstance(body.get("pages"), dict) else {}
             total_pages = pages.get("total_pages")
             if not items or not pages.get("next") or (isinstance(total_pages, int) and number >= total_pages):
                 return
@@ -412,7 +413,13 @@ class IntercomClient:
                 raise IntercomResponseError("page numbers never end", region=self.region, endpoint=f"GET {path}", resource=resource)
 
     def _follow_url(self, url: str, endpoint: str, resource: str | None) -> tuple[str, dict[str, Any]]:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - validates the port
+        except ValueError:
+            raise IntercomResponseError(
+                "pagination returned a malformed next URL", region=self.region, endpoint=endpoint, resource=resource,
+            ) from None
         # Never send the token to another host than the configured one.
         if parts.netloc and parts.netloc != self.host:
             raise IntercomResponseError(

@@ -4,6 +4,7 @@ sync report. Nothing here knows Dagster."""
 from __future__ import annotations
 
 import hashlib
+import reprlib
 import threading
 import time
 from collections.abc import Iterable
@@ -215,9 +216,18 @@ class OverlapFilter:
                 del self._recent[key]
 
 
+_DEEP_REPR = reprlib.Repr()
+_DEEP_REPR.maxlevel = 64
+_DEEP_REPR.maxdict = _DEEP_REPR.maxlist = _DEEP_REPR.maxstring = _DEEP_REPR.maxother = 10**9
+
+
 def content_hash(item: dict[str, Any]) -> str:
-    return hashlib.blake2b(orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
-                           digest_size=10).hexdigest()
+    try:
+        payload = orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, RecursionError):
+        # Nested deeper than orjson serialises (about 250 levels): hash a depth-limited view.
+        payload = _DEEP_REPR.repr(item).encode()
+    return hashlib.blake2b(payload, digest_size=10).hexdigest()
 
 
 def _seconds(value: Any) -> float | None:

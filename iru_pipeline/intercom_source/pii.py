@@ -86,14 +86,19 @@ class Pseudonymizer:
 
         return PHONE_RE.sub(phone_sub, EMAIL_RE.sub(email_sub, text))
 
-    def scrub(self, value: Any) -> Any:
-        """`scrub_text` applied to every string inside a JSON-like value."""
+    MAX_DEPTH = 64
+
+    def scrub(self, value: Any, depth: int = 0) -> Any:
+        """`scrub_text` applied to every string inside a JSON-like value. Nesting deeper than
+        MAX_DEPTH (no real metadata comes close) is cut off rather than recursed into."""
         if isinstance(value, str):
             return self.scrub_text(value)
+        if depth >= self.MAX_DEPTH and isinstance(value, (dict, list)):
+            return "<nested too deep: not kept>"
         if isinstance(value, dict):
-            return {k: self.scrub(v) for k, v in value.items()}
+            return {str(k): self.scrub(v, depth + 1) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.scrub(v) for v in value]
+            return [self.scrub(v, depth + 1) for v in value]
         return value
 
 

@@ -89,9 +89,10 @@ def integer(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError, OverflowError):
         return None
+    return number if -(2**63) <= number < 2**63 else None  # BIGINT range
 
 
 def obj(value: Any) -> dict[str, Any]:
