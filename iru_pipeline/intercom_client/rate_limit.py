@@ -52,6 +52,7 @@ class RateLimiter:
         self._cond = threading.Condition()
         self._remaining: int | None = None
         self._reset_at: float | None = None
+        self._seen_at = 0.0
         self._in_flight = 0
         self.waits = 0
         self.waited_seconds = 0.0
@@ -61,13 +62,16 @@ class RateLimiter:
         with self._cond:
             while True:
                 now = self._clock()
-                if self._reset_at is not None and now >= self._reset_at:
-                    self._remaining, self._reset_at = None, None  # window refilled
+                # The window refilled at its reset, or at the latest one window after we saw
+                # it: the reset is in the server's clock, which may run ahead of ours.
+                if self._reset_at is not None and (now >= self._reset_at or now - self._seen_at > WINDOW_SECONDS + 1):
+                    self._remaining, self._reset_at = None, None
                 if self._remaining is None or self._remaining - self._in_flight > self._reserve:
                     self._in_flight += 1
                     return
                 # Cap by one window: the server's clock may run ahead of ours.
-                delay = min(max(self._reset_at - now, 0.05), WINDOW_SECONDS + 1) if self._reset_at else 0.5
+                until = min(self._reset_at, self._seen_at + WINDOW_SECONDS + 1.01) if self._reset_at else now + 0.5
+                delay = max(until - now, 0.05)
                 self.waits += 1
                 self.waited_seconds += delay
                 self._cond.wait(timeout=delay)
@@ -81,6 +85,7 @@ class RateLimiter:
                 remaining, reset_at = window
                 if self._reset_at is None or reset_at > self._reset_at:
                     self._remaining, self._reset_at = remaining, reset_at
+                    self._seen_at = self._clock()
                 elif reset_at == self._reset_at:
                     # Responses of one window can arrive out of order: the lowest count is newest.
                     self._remaining = min(self._remaining if self._remaining is not None else remaining, remaining)
@@ -91,6 +96,7 @@ class RateLimiter:
         with self._cond:
             self._remaining = 0
             self._reset_at = max(self._reset_at or 0.0, reset_at)
+            self._seen_at = self._clock()
 
 
 def parse_window(headers: Mapping[str, str]) -> tuple[int, float] | None:
@@ -117,5 +123,6 @@ def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
                 pass
     window = parse_window(headers)
     if window is not None:
-        return max(0.0, window[1] - now)
+        # At most one window: the reset is in the server's clock, which may run ahead of ours.
+        return min(max(0.0, window[1] - now), WINDOW_SECONDS + 1)
     return None

@@ -181,6 +181,8 @@ def tombstones_table(schema: pa.Schema, rows: list[dict[str, Any]]) -> pa.Table:
     for key in ("region", "workspace_id", "id"):
         cols[key] = [r[key] for r in rows]
     cols["deleted_at"] = [int(r["deleted_at"].timestamp() * 1_000_000) for r in rows]
+    # The marker's updated_at is its deletion time: it wins the dedup over earlier versions.
+    cols["updated_at"] = cols["deleted_at"]
     return _table(schema, cols)
 
 

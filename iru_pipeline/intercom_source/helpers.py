@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from iru_pipeline.intercom_client import IntercomClient
+from iru_pipeline.intercom_client import SKIPPABLE_ERRORS, IntercomClient
 from iru_pipeline.intercom_source.pii import Pseudonymizer
 from iru_pipeline.intercom_source.transforms import sid, ts
 
@@ -132,7 +132,10 @@ class WorkspaceContext:
                     raise RuntimeError("no PII key: set IRU_PII_KEY")
                 key = self._pii_key.reveal() if hasattr(self._pii_key, "reveal") else self._pii_key
                 # Admin emails stay in clear inside activity-log text (admins are identified on purpose).
-                admins = self.cached("admins", lambda: self.client.iter_full("/admins", "admins", resource="admins"))
+                try:
+                    admins = self.cached("admins", lambda: self.client.iter_full("/admins", "admins", resource="admins"))
+                except SKIPPABLE_ERRORS:
+                    admins = []  # no admin list: every e-mail in log text is pseudonymised
                 emails = [a.get("email") for a in admins if isinstance(a.get("email"), str)]
                 self._pseudo = Pseudonymizer(key, self.workspace_id, self.internal_domains, emails)
             return self._pseudo

@@ -326,9 +326,12 @@ def conversation_row(conv: dict[str, Any], region: str, workspace_id: str) -> Ro
 
 
 def conversation_tombstone(item: dict[str, Any], region: str, workspace_id: str) -> Row:
-    """A deletion marker for the conversations table: `deleted_at` is its hard-delete column."""
+    """A deletion marker for the conversations table: `deleted_at` is its hard-delete column.
+    Its `updated_at` is the deletion time, so it wins over an earlier version of the same
+    conversation read in the same run (dedup by newest `updated_at`)."""
+    deleted = ts(item.get("deleted_at")) or datetime.now(UTC)
     return {"region": region, "workspace_id": workspace_id, "id": sid(item.get("id")),
-            "deleted_at": ts(item.get("deleted_at")) or datetime.now(UTC)}
+            "deleted_at": deleted, "updated_at": deleted}
 
 
 def deleted_conversation_row(item: dict[str, Any], region: str, workspace_id: str) -> Row:
@@ -407,10 +410,11 @@ COLUMNS: dict[str, dict[str, dict[str, Any]]] = {
         has_hard_bounced=_BOOL, marked_email_as_spam=_BOOL, unsubscribed_from_emails=_BOOL,
         tag_ids=_JSON, tags_truncated=_BOOL, company_ids=_JSON, custom_attribute_keys=_JSON,
         deleted_at={**_TS, "hard_delete": True},
-        **{f: _TS for f in _CONTACT_TIMESTAMPS},
+        # A record read twice in one run (updated while the sync paged) keeps its newest version.
+        **{f: ({**_TS, "dedup_sort": "desc"} if f == "updated_at" else _TS) for f in _CONTACT_TIMESTAMPS},
     ),
     "conversations": _hints(
-        created_at=_TS, updated_at=_TS, waiting_since=_TS, snoozed_until=_TS, state=_TXT, open=_BOOL,
+        created_at=_TS, updated_at={**_TS, "dedup_sort": "desc"}, waiting_since=_TS, snoozed_until=_TS, state=_TXT, open=_BOOL,
         read=_BOOL, priority=_TXT, admin_assignee_id=_TXT, team_assignee_id=_TXT, tag_ids=_JSON,
         tag_names=_JSON, contact_ids=_JSON, teammate_ids=_JSON, company_id=_TXT, source_type=_TXT,
         source_delivered_as=_TXT, source_author_type=_TXT, source_author_id=_TXT, channel_initial=_TXT,
@@ -424,7 +428,7 @@ COLUMNS: dict[str, dict[str, dict[str, Any]]] = {
         count_reopens=_INT, count_assignments=_INT, count_conversation_parts=_INT,
         deleted_at={**_TS, "hard_delete": True},
     ),
-    "deleted_conversations": _hints(deleted_at=_TS, metrics_retained=_BOOL),
+    "deleted_conversations": _hints(deleted_at={**_TS, "dedup_sort": "desc"}, metrics_retained=_BOOL),
     "activity_logs": _hints(created_at=_TS, activity_type=_TXT, performed_by_type=_TXT, performed_by_id=_TXT,
                             performed_by_email=_TXT, performed_by_ip=_TXT, activity_description=_TXT,
                             metadata=_JSON),
