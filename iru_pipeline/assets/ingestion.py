@@ -9,6 +9,7 @@ DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb
 
 
 
+import gc
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
