@@ -20,6 +20,8 @@ from iru_pipeline.intercom_source.pii import Pseudonymizer, email_flags
 from iru_pipeline.intercom_source.transforms import (
     COLUMNS,
     _CONTACT_TIMESTAMPS,
+    _data,
+    _domain,
     assignee,
     attribute_keys,
     flag,
@@ -184,14 +186,3 @@ def tombstones_table(schema: pa.Schema, rows: list[dict[str, Any]]) -> pa.Table:
     # The marker's updated_at is its deletion time: it wins the dedup over earlier versions.
     cols["updated_at"] = cols["deleted_at"]
     return _table(schema, cols)
-
-
-def _data(value: dict[str, Any]) -> list[dict[str, Any]]:
-    items = value.get("data")
-    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-
-
-def _domain(email: Any) -> str | None:
-    if isinstance(email, str) and "@" in email:
-        return email.rsplit("@", 1)[1].strip().lower() or None
-    return None
