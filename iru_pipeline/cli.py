@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(only_regions=args.region)
     validate_evidence_inputs(settings)
     ensure_hosts_reachable(settings)
-    ensure_writable_database(settings.duckdb_path)
+    ensure_writable_database(settings.duckdb_path, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr))
     enable_progress()
     result = run_pipeline(settings, full_refresh=args.full_refresh, reconcile=args.reconcile)
     print(format_summary(result))

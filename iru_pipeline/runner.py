@@ -8,7 +8,9 @@ the Dagster instance under the data folder, so they show in `dagster dev` too.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +64,58 @@ def prepare_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
+PROCESS_TAGS = ("iru/host", "iru/pid", "iru/pid_started")
+"""Tags of an in-process run naming the process that executes it (see `reap_dead_runs`)."""
+_LIVE_STATUSES = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+                  dg.DagsterRunStatus.CANCELING]
+
+
+def _process_started(pid: int) -> str:
+    """When a process started (clock ticks since boot, /proc/<pid>/stat field 22), so a pid
+    reused by another process is not mistaken for the run's; "" where /proc is unavailable."""
+    try:
+        stat = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def process_tags() -> dict[str, str]:
+    pid = os.getpid()
+    return dict(zip(PROCESS_TAGS, (socket.gethostname(), str(pid), _process_started(pid))))
+
+
+def _alive(pid: int, started: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, another user's
+    return not started or _process_started(pid) in ("", started)
+
+
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the in-process runs whose process died (SIGKILL, OOM, power loss) and give
+    back their `duckdb_writer` pool slots.
+
+    Dagster frees a run's pool slots when the run ends; a killed process never ends its run,
+    so the slot stays taken and every later run waits for it forever. Dagster's run monitoring
+    only covers runs started by a run launcher, not `execute_in_process`, hence this check:
+    only runs tagged by this host's `iru-pipeline` processes are touched."""
+    reaped = []
+    host = socket.gethostname()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_LIVE_STATUSES, tags={"iru/host": host})):
+        pid = int(run.tags.get("iru/pid", "0") or 0)
+        if pid <= 0 or pid == os.getpid() or _alive(pid, run.tags.get("iru/pid_started", "")):
+            continue
+        instance.report_run_failed(
+            run, message=f"process {pid} ended without finishing this run (killed?); marked failed by a later run")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped
+
+
 def run_pipeline(
     settings: Settings,
     *,
@@ -78,6 +132,9 @@ def run_pipeline(
     from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
 
     instance = instance or prepare_instance(settings)
+    for run_id in reap_dead_runs(instance):
+        logging.getLogger("iru_pipeline.progress").info(
+            "run %s was left unfinished by a killed process: marked failed, its DuckDB pool slot freed", run_id)
     defs = build_definitions(duckdb_path=settings.duckdb_path)
     job = defs.resolve_job_def("refresh_all")
     run_config = {
@@ -99,7 +156,8 @@ def run_pipeline(
 
 def _execute(job: Any, instance: dg.DagsterInstance, label: str, run_config: dict, **kwargs: Any) -> RunOutcome:
     logging.getLogger("iru_pipeline.progress").info("%s: started", label)
-    res = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, **kwargs)
+    res = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                 tags=process_tags(), **kwargs)
     error = None
     if not res.success:
         error = _first_failure(res)

@@ -1,7 +1,15 @@
-"""Checks on the DuckDB file before a run: reachable, a database, not locked by another process."""
+"""The DuckDB file before and during a run: usable, a database, and who holds its lock.
+
+DuckDB allows one writing process per file and takes a POSIX lock on it. While a run waits
+for the file, whether it is locked is read from /proc/locks, not by opening the file: a trial
+connection takes the lock itself for a moment, and a run that tries to open the file during
+that moment fails (dlt does not retry a lock conflict). Where /proc/locks does not exist, a
+trial connection is the fallback.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import time
@@ -14,24 +22,94 @@ import duckdb
 
 from iru_pipeline.config import ConfigError
 
+DUCKDB_MAGIC = b"DUCK"
+"""DuckDB's storage header carries this at byte offset 8."""
+PIPELINE_COMMANDS = ("iru_pipeline", "iru-pipeline", "dagster")
+"""A lock holder whose command line names one of these is a run of the pipeline."""
 
-def ensure_writable_database(path: Path) -> None:
-    """Open the database for writing once, so a lock or a bad file is reported in one line
-    before any request is made. A file that does not exist yet is left uncreated."""
+
+def lock_holders(path: Path) -> set[int] | None:
+    """Pids of other processes holding a POSIX lock on `path`; None where /proc/locks is
+    unavailable (not Linux). Reading it never takes the lock."""
+    try:
+        inode = path.stat().st_ino
+        text = Path("/proc/locks").read_text()
+    except FileNotFoundError:
+        return set() if not path.exists() else None
+    except OSError:
+        return None
+    holders = set()
+    for line in text.splitlines():
+        parts = line.split()
+        # "1: POSIX  ADVISORY  WRITE 1234 08:02:131090 0 EOF"; blocked waiters carry "->".
+        if len(parts) >= 6 and parts[1] == "POSIX" and "->" not in parts and parts[5].rsplit(":", 1)[-1] == str(inode):
+            holders.add(int(parts[4]))
+    holders.discard(os.getpid())  # locks are per process: our own connections never block us
+    return holders
+
+
+def process_command(pid: int) -> str:
+    """The command line of a process, or "" when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+
+
+def is_pipeline_process(pid: int) -> bool:
+    command = process_command(pid)
+    return any(name in command for name in PIPELINE_COMMANDS)
+
+
+def _locked_error(path: Path, pid: int | None) -> ConfigError:
+    command = process_command(pid).split(" ", 1)[0] if pid else ""
+    holder = f" (process {pid}{f', {Path(command).name}' if command else ''})" if pid else ""
+    return ConfigError(
+        f"IRU_DUCKDB_PATH={path} is locked by another process{holder}: close SQL sessions on it "
+        "(or open them with read_only=True only between runs) and retry"
+    )
+
+
+def ensure_writable_database(path: Path, log: Callable[[str], None] | None = None) -> None:
+    """Before any request: the DuckDB file, if it exists, is a writable DuckDB database that
+    no foreign process holds. A run of the pipeline holding it is not an error: this run's
+    writes queue behind it (the `duckdb_writer` pool, then `wait_for_database`)."""
     if not path.exists():
         return
+    if not path.is_file():
+        raise ConfigError(f"IRU_DUCKDB_PATH={path} is not a file: choose a file path such as data/iru.duckdb")
     try:
-        con = duckdb.connect(str(path))
-        con.close()
+        with path.open("rb") as f:
+            header = f.read(12)
+    except OSError as exc:
+        raise ConfigError(f"IRU_DUCKDB_PATH={path} cannot be read ({exc.strerror}): fix its permissions") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"IRU_DUCKDB_PATH={path} is read-only: fix its permissions or choose another path")
+    if header and header[8:12] != DUCKDB_MAGIC:
+        raise ConfigError(
+            f"IRU_DUCKDB_PATH={path} is not a usable DuckDB database (no DuckDB header): "
+            "move it away or choose another path")
+    holders = lock_holders(path)
+    if not holders:  # free (or unknown without /proc/locks): opening it once proves it is intact
+        _trial_connect(path)
+        return
+    foreign = sorted(pid for pid in holders if not is_pipeline_process(pid))
+    if foreign:
+        raise _locked_error(path, foreign[0])
+    if log:
+        log(f"another run (process {', '.join(map(str, sorted(holders)))}) is writing {path}; this run waits its turn")
+
+
+def _trial_connect(path: Path) -> None:
+    """Open the file once: the fallback without /proc/locks."""
+    try:
+        duckdb.connect(str(path)).close()
     except duckdb.IOException as exc:
         message = str(exc)
         if "lock" in message.lower():
             pid = re.search(r"PID (\d+)", message)
-            holder = f" (process {pid.group(1)})" if pid else ""
-            raise ConfigError(
-                f"IRU_DUCKDB_PATH={path} is locked by another process{holder}: close SQL sessions on it "
-                "(or open them with read_only=True only between runs) and retry"
-            ) from None
+            raise _locked_error(path, int(pid.group(1)) if pid else None) from None
         raise ConfigError(f"IRU_DUCKDB_PATH={path} cannot be opened: {message.splitlines()[0]}") from None
     except duckdb.Error as exc:
         raise ConfigError(
@@ -41,26 +119,34 @@ def ensure_writable_database(path: Path) -> None:
 
 
 def wait_for_database(path: Path, timeout: float = 120.0, log: Callable[[str], None] | None = None) -> None:
-    """Wait until the DuckDB file can be opened for writing.
+    """Wait until no other process holds the DuckDB file's lock.
 
     The `duckdb_writer` pool lets one step write at a time, but a process that just finished
-    its step may hold DuckDB's file lock a moment longer (until its connections are closed),
-    and an ad-hoc SQL session may hold it too. dlt does not retry a lock conflict, so the
-    ingestion waits for the lock here, bounded, instead of failing the run."""
+    its step may hold the lock a moment longer (until its connections are closed), and an
+    ad-hoc SQL session may hold it too. dlt does not retry a lock conflict, so ingestion
+    waits here, bounded, instead of failing the run; past the bound the lock error is raised
+    in one line."""
     deadline = time.monotonic() + timeout
-    delay = 0.2
+    delay = 0.1
     while True:
-        try:
-            duckdb.connect(str(path)).close()
+        holders = lock_holders(path)
+        if holders is None:  # no /proc/locks: ask DuckDB
+            try:
+                duckdb.connect(str(path)).close()
+                return
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                pid_match = re.search(r"PID (\d+)", str(exc))
+                holders = {int(pid_match.group(1))} if pid_match else {0}
+        if not holders:
             return
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
-                raise
-            if log:
-                pid = re.search(r"PID (\d+)", str(exc))
-                log(f"DuckDB file {path} is locked{f' by process {pid.group(1)}' if pid else ''}; waiting {delay:.1f}s")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        if time.monotonic() + delay > deadline:
+            raise _locked_error(path, min(holders) or None)
+        if log:
+            log(f"DuckDB file {path} is locked by process {', '.join(map(str, sorted(holders)))}; waiting {delay:.1f}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def ensure_hosts_reachable(settings: Any, timeout: float = 5.0) -> None:

@@ -330,20 +330,12 @@ def evidence_materializations(dagster_home: Path) -> int:
 
 
 def lock_holders(path: Path) -> set[int]:
-    """Pids holding a POSIX lock on `path` (from /proc/locks; never takes the lock itself)."""
-    try:
-        inode = path.stat().st_ino
-        text = Path("/proc/locks").read_text()
-    except OSError:
-        return set()
-    holders = set()
-    for line in text.splitlines():
-        parts = line.split()
-        # "1: POSIX  ADVISORY  WRITE 1234 08:02:131090 0 EOF" (blocked waiters carry "->")
-        if (len(parts) >= 6 and parts[1] == "POSIX" and "->" not in parts
-                and parts[5].rsplit(":", 1)[-1] == str(inode)):
-            holders.add(int(parts[4]))
-    return holders
+    """Pids of other processes holding DuckDB's lock on `path` (never takes the lock itself)."""
+    from iru_pipeline.storage import lock_holders as holders
+
+    found = holders(path)
+    assert found is not None, "these tests read /proc/locks (Linux)"
+    return found
 
 
 HOLD_DUCKDB = (
