@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,16 +151,25 @@ def wait_for_database(path: Path, timeout: float = 120.0, log: Callable[[str], N
 
 
 def ensure_hosts_reachable(settings: Any, timeout: float = 5.0) -> None:
-    """Open a TCP connection to each enabled region's host (no HTTP request, no token sent),
-    so a wrong base URL or a closed port is one line before anything is written."""
+    """Open a TCP connection to each enabled region's host, or to the proxy that httpx will use
+    for it (HTTPS_PROXY, NO_PROXY...), with no HTTP request and no token sent, so a wrong base
+    URL or a closed port is one line before anything is written."""
+    proxies = urllib.request.getproxies()
     for rs in settings.regions:
         parts = urlsplit(rs.base_url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        target, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
+        via = ""
+        if proxy and not urllib.request.proxy_bypass(f"{target}:{port}"):
+            p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            if p.hostname:
+                target, port = p.hostname, p.port or (443 if p.scheme == "https" else 80)
+                via = f" through the proxy {target}:{port}"
         try:
-            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+            socket.create_connection((target, port), timeout=timeout).close()
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise ConfigError(
-                f"{rs.region.base_url_env}: cannot connect to {parts.hostname}:{port} ({reason}); "
+                f"{rs.region.base_url_env}: cannot connect to {target}:{port}{via} ({reason}); "
                 f"check the URL (default {rs.region.default_base_url}) and the network"
             ) from None

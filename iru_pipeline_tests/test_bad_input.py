@@ -236,6 +236,27 @@ def test_a_base_url_on_a_closed_port_is_one_line_naming_the_setting_and_writes_n
     assert data_dir_listing(data) == {}, "an unreachable host must not leave a database, Dagster home or exports"
 
 
+def test_an_unreachable_proxy_is_named_instead_of_the_host(quiet_fake: FakeIntercom, tmp_path: Path,
+                                                            monkeypatch, capsys) -> None:
+    """httpx sends requests through HTTP(S)_PROXY: the start-up check tries the proxy the run
+    would use, not the host behind it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp_path / "data"
+    data.mkdir()
+    for key, value in {**good_env(quiet_fake, data), "HTTP_PROXY": f"http://127.0.0.1:{port}", "NO_PROXY": ""}.items():
+        monkeypatch.setenv(key, value)
+    code = main(["run"])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert_one_line(err, ["INTERCOM_BASE_URL_US", f"through the proxy 127.0.0.1:{port}"])
+    assert data_dir_listing(data) == {}
+    assert quiet_fake.stats("us")["total_requests"] == 0
+
+
 # --------------------------------------------------------------------------- bad answers from the API
 
 

@@ -44,9 +44,6 @@ from iru_pipeline_tests.fault_helpers import (
 )
 from iru_pipeline_tests.helpers import assert_matches_fake, query
 
-# Each case runs the CLI in a subprocess and kills it: minutes in all. `make soak` runs them.
-pytestmark = pytest.mark.slow
-
 ATTEMPTS = 3
 
 
@@ -79,11 +76,9 @@ def _deriving_evidence(run: PipelineProcess, fake: FakeIntercom, data: Path) -> 
 
 
 KILL_POINTS = [
-    pytest.param(KillPoint("during_extraction", _searching, latency_ms=40), id="during_extraction",
-                 marks=pytest.mark.slow),
-    pytest.param(KillPoint("between_two_resources", _first_resource_done, latency_ms=40), id="between_two_resources",
-                 marks=pytest.mark.slow),
-    pytest.param(KillPoint("during_normalisation", _normalising), id="during_normalisation", marks=pytest.mark.slow),
+    pytest.param(KillPoint("during_extraction", _searching, latency_ms=40), id="during_extraction"),
+    pytest.param(KillPoint("between_two_resources", _first_resource_done, latency_ms=40), id="between_two_resources"),
+    pytest.param(KillPoint("during_normalisation", _normalising), id="during_normalisation"),
     pytest.param(KillPoint("during_loading", _loading), id="during_loading"),
     pytest.param(KillPoint("during_evidence_derivation", _deriving_evidence), id="during_evidence_derivation"),
 ]
@@ -174,11 +169,9 @@ def test_a_run_killed_between_two_regions_keeps_the_first_and_completes_the_seco
 # --------------------------------------------------------------------------- two runs at once
 
 
-@pytest.mark.slow
 def test_a_run_started_while_another_is_extracting_waits_its_turn_and_loads_nothing_twice(tmp_path: Path) -> None:
     """The second run passes its start-up checks while the first is still reading Intercom;
-    the DuckDB writer pool then makes its ingestion wait for the first one's. (Slow: the two
-    runs' evidence steps then alternate through the pool, about a minute.)"""
+    the DuckDB writer pool then makes its ingestion wait for the first one's."""
     with small_fake() as fake:
         fake.faults("us").update(latency_ms=150)
         env = pipeline_env(fake, tmp_path / "data")
