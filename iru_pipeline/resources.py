@@ -9,6 +9,7 @@ import dagster as dg
 
 from iru_pipeline.config import DEFAULT_DUCKDB_PATH, Settings, load_settings
 from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
+from iru_pipeline.intercom_source.settings import TABLE_WORKERS_ABOVE
 
 
 class IntercomResource(dg.ConfigurableResource):
@@ -22,6 +23,11 @@ class IntercomResource(dg.ConfigurableResource):
     """Search windows of contacts and conversations fetched at once."""
     window_split_above: int = 3000
     """A contacts or conversations search matching more records is split into windows."""
+    table_workers_above: int | None = TABLE_WORKERS_ABOVE
+    """A contacts or conversations sync of more records builds its tables in worker
+    processes (None: never)."""
+    table_processes: int = 0
+    """How many worker processes (0: one per core, at most 4)."""
     max_retries: int = 6
     backoff_base_seconds: float = 0.5
 

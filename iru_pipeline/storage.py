@@ -29,6 +29,21 @@ PIPELINE_COMMANDS = ("iru_pipeline", "iru-pipeline", "dagster")
 """A lock holder whose command line names one of these is a run of the pipeline."""
 
 
+LOAD_MEMORY_LIMIT = "512MB"
+"""DuckDB's memory limit while dlt loads: its default (80% of RAM) let a merge of a million
+contacts take 1.5 GB; with a limit it spills to disk instead (measured by `make bench`)."""
+
+
+def duckdb_destination(path: Path) -> Any:
+    """dlt's DuckDB destination for `path`, with the load's memory bounded."""
+    import dlt
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    credentials = DuckDbCredentials(str(path))
+    credentials.global_config = {"memory_limit": LOAD_MEMORY_LIMIT}
+    return dlt.destinations.duckdb(credentials)
+
+
 def lock_holders(path: Path) -> set[int] | None:
     """Pids of other processes holding a POSIX lock on `path`; None where /proc/locks is
     unavailable (not Linux). Reading it never takes the lock."""

@@ -19,6 +19,7 @@ from iru_pipeline.intercom_source.windows import (
     windowed_search,
 )
 from iru_pipeline_tests.conftest import FAST_RETRY, pipeline_env, run_with_env
+from iru_pipeline_tests.fault_helpers import assert_values_match_fake
 from iru_pipeline_tests.helpers import assert_matches_fake, contact_updated_at
 
 FAST = RetryPolicy(max_retries=4, backoff_base=0.01, backoff_cap=0.05)
@@ -34,9 +35,9 @@ def test_contact_day_windows_return_every_contact_once(fake: FakeIntercom, regio
     plans: list[list[Window]] = []
     ws = fake.workspace(region)
     with client(fake, region) as c:
-        ids = [str(i["id"]) for items in windowed_search(
+        ids = [str(i["id"]) for page in windowed_search(
             c, CONTACTS_SEARCH, 0, int(fake.now()), tz=ws.timezone, workers=workers, split_above=40,
-            per_page=25, on_plan=plans.append) for i in items]
+            per_page=25, on_plan=plans.append) for i in page.items]
     assert len(ids) == len(set(ids))
     assert sorted(ids) == sorted(str(x["id"]) for x in ws.contacts())
     if workers > 1:
@@ -48,8 +49,8 @@ def test_contact_day_windows_return_every_contact_once(fake: FakeIntercom, regio
 def test_conversation_second_windows_return_every_conversation_once(fake: FakeIntercom) -> None:
     ws = fake.workspace("eu")
     with client(fake, "eu") as c:
-        ids = [str(i["id"]) for items in windowed_search(
-            c, CONVERSATIONS_SEARCH, 0, int(fake.now()), workers=4, split_above=30, per_page=20) for i in items]
+        ids = [str(i["id"]) for page in windowed_search(
+            c, CONVERSATIONS_SEARCH, 0, int(fake.now()), workers=4, split_above=30, per_page=20) for i in page.items]
     assert len(ids) == len(set(ids))
     assert sorted(ids) == sorted(str(x["id"]) for x in ws.conversations())
 
@@ -84,12 +85,18 @@ def frozen_fake():
         yield fake
 
 
-WINDOWED = {**FAST_RETRY, "extract_workers": 4, "window_split_above": 40}
+WINDOWED = {**FAST_RETRY, "extract_workers": 4, "window_split_above": 40, "table_workers_above": None}
 
 
-def test_ingestion_with_windows_is_exact_through_changes(frozen_fake: FakeIntercom, tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [
+    pytest.param(WINDOWED, id="tables-built-here"),
+    pytest.param({**WINDOWED, "table_workers_above": 0, "table_processes": 2}, id="tables-built-in-worker-processes"),
+])
+def test_ingestion_with_windows_is_exact_through_changes(frozen_fake: FakeIntercom, tmp_path: Path,
+                                                         options: dict) -> None:
     """The same-second, same-day change scenario of test_ingestion, with every sync split
-    into parallel windows."""
+    into parallel windows, and its tables built in this process or in worker processes."""
+    WINDOWED = options  # noqa: N806
     fake = frozen_fake
     env = pipeline_env(fake, tmp_path, regions=("us", "eu"))
     settings, first = run_with_env(env, with_evidence=False, reconcile=False, intercom_options=WINDOWED)
@@ -107,8 +114,13 @@ def test_ingestion_with_windows_is_exact_through_changes(frozen_fake: FakeInterc
     _, third = run_with_env(env, with_evidence=False, reconcile=False, intercom_options=WINDOWED)
     assert not third.failed
     assert_matches_fake(db, fake, regions=("us", "eu"))
+    assert_values_match_fake(db, fake, regions=("us", "eu"), tables=("contacts", "conversations"))
     stored = contact_updated_at(db, "us")
     assert all(stored[c] == us.contact(c)["updated_at"] for c in touched + created)
+    _, quiet = run_with_env(env, with_evidence=False, reconcile=False, intercom_options=WINDOWED)
+    loaded = {(r["region"], r["resource"]): r["rows_loaded"] for r in quiet.sync_rows}
+    assert [loaded[(r, t)] for r in ("us", "eu") for t in ("contacts", "conversations")] == [0, 0, 0, 0], \
+        "the overlap filter skipped every unchanged record"
 
 
 def test_a_quiet_run_after_a_busy_day_costs_one_contact_search(frozen_fake: FakeIntercom, tmp_path: Path) -> None:

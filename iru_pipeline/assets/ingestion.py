@@ -9,7 +9,6 @@ DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb
 
 
 
-import gc
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncRepor
 from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, resource_spec
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
-from iru_pipeline.storage import wait_for_database
+from iru_pipeline.storage import duckdb_destination, wait_for_database
 from iru_pipeline.sync_results import write_sync_results
 
 DUCKDB_POOL = "duckdb_writer"
@@ -43,7 +42,7 @@ def make_pipeline(region: str, settings: Settings) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=f"intercom_{region}",
         pipelines_dir=str(settings.pipelines_dir),
-        destination=dlt.destinations.duckdb(str(settings.duckdb_path)),
+        destination=duckdb_destination(settings.duckdb_path),
         dataset_name=DATASET_NAME,
         progress=None,
     )
@@ -103,15 +102,13 @@ def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, int
         report=report,
         workers=intercom.extract_workers,
         split_above=intercom.window_split_above,
+        table_workers_above=intercom.table_workers_above,
+        table_processes=intercom.table_processes or None,
     )
     context.log.info(f"[{region}] loading from {client.host} into {settings.duckdb_path}")
     pipeline = make_pipeline(region, settings)
     wait_for_database(settings.duckdb_path, log=context.log.info)
     error: BaseException | None = None
-    # Pages make millions of short-lived dicts: the default cyclic-GC thresholds cost about 30%
-    # of the CPU of a large sync (measured by `make bench`). Raised for the run, then restored.
-    thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
     try:
         for result in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, loader_file_format="parquet"):
             yield _with_sync_metadata(result, report, client)
@@ -119,7 +116,6 @@ def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, int
         error = exc
         raise
     finally:
-        gc.set_threshold(*thresholds)
         client.close()
         write_sync_results(settings.duckdb_path, context.run_id, region, client, report, error,
                            loaded_rows=None if error else normalized_row_counts(pipeline),

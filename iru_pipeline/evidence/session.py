@@ -29,7 +29,7 @@ from iru_pipeline.evidence.manifest import register_run_manifest
 from iru_pipeline.evidence.params import EvidenceParams, canonical_json, load_params
 from iru_pipeline.evidence.raw import create_raw_views
 from iru_pipeline.evidence.tables import COMMON_SQL, EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
-from iru_pipeline.intercom_source.pii import key_fingerprint
+from iru_pipeline.intercom_records.pii import key_fingerprint
 from iru_pipeline.intercom_source.settings import RESOURCES
 from iru_pipeline.regions import REGIONS
 

@@ -7,6 +7,7 @@ from iru_pipeline.intercom_client.client import (
     EndpointStats,
     IntercomClient,
     Page,
+    page_items,
 )
 from iru_pipeline.intercom_client.errors import (
     SKIPPABLE_ERRORS,
@@ -26,5 +27,5 @@ __all__ = [
     "API_VERSION", "MAX_PER_PAGE", "PERMISSIONS", "SKIPPABLE_ERRORS", "EndpointStats", "IntercomAuthError",
     "IntercomClient", "IntercomConnectionError", "IntercomError", "IntercomPermissionError",
     "IntercomRateLimitError", "IntercomRequestError", "IntercomResponseError", "IntercomServerError",
-    "IntercomVersionError", "Page", "RateLimiter", "RetryPolicy",
+    "IntercomVersionError", "Page", "RateLimiter", "RetryPolicy", "page_items",
 ]

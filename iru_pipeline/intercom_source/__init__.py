@@ -26,16 +26,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
+import pyarrow as pa
 
-from iru_pipeline.intercom_client import SKIPPABLE_ERRORS, IntercomClient, IntercomError
-from iru_pipeline.intercom_source.arrow_pages import (
+from iru_pipeline.intercom_client import (
+    SKIPPABLE_ERRORS,
+    IntercomClient,
+    IntercomError,
+    IntercomResponseError,
+    Page,
+)
+from iru_pipeline.intercom_records.table_workers import TableWorkerError
+from iru_pipeline.intercom_records.tables import (
+    CONTACTS,
     CONTACTS_SCHEMA,
+    CONVERSATIONS,
     CONVERSATIONS_SCHEMA,
-    contacts_table,
-    conversations_table,
+    TableSpec,
     tombstones_table,
 )
-from iru_pipeline.intercom_source.helpers import EPOCH, OverlapFilter, SyncReport, WorkspaceContext
+from iru_pipeline.intercom_source.helpers import EPOCH, OverlapFilter, SyncReport, WorkspaceContext, fewer_gc_passes
 from iru_pipeline.intercom_source.windows import CONTACTS_SEARCH, CONVERSATIONS_SEARCH, windowed_search
 from iru_pipeline.intercom_source.settings import (
     ACTIVITY_LOG_PAGE_SIZE,
@@ -50,9 +59,10 @@ from iru_pipeline.intercom_source.settings import (
     RESOURCE_NAMES,
     SEARCH_PAGE_SIZE,
     SNAPSHOT,
+    TABLE_WORKERS_ABOVE,
     UPSERT,
 )
-from iru_pipeline.intercom_source.transforms import (
+from iru_pipeline.intercom_records.transforms import (
     COLUMNS,
     activity_log_row,
     admin_row,
@@ -86,6 +96,8 @@ def intercom_source(
     report: SyncReport | None = None,
     workers: int = EXTRACT_WORKERS,
     split_above: int = WINDOW_SPLIT_ABOVE,
+    table_workers_above: int | None = TABLE_WORKERS_ABOVE,
+    table_processes: int | None = None,
 ) -> Any:
     """All resources of one regional workspace.
 
@@ -101,11 +113,15 @@ def intercom_source(
         report: collects per-resource outcomes (rows, cursors, skipped resources).
         workers: how many search windows of contacts and conversations are fetched at once.
         split_above: a search matching more records than this is split into windows.
+        table_workers_above: a contacts or conversations sync of more records builds its
+            tables in worker processes (None: never).
+        table_processes: how many (default: one per core, at most 4).
     """
     ctx = WorkspaceContext(
         region, client, pii_key=pii_key, internal_domains=internal_domains, report=report,
         full_refresh=full_refresh, reconcile=reconcile, known_contact_ids=known_contact_ids,
-        workers=workers, split_above=split_above,
+        workers=workers, split_above=split_above, table_workers_above=table_workers_above,
+        table_processes=table_processes,
     )
     return (
         workspaces(ctx), admins(ctx), teams(ctx), team_memberships(ctx), tags(ctx), data_attributes(ctx),
@@ -113,12 +129,15 @@ def intercom_source(
     )
 
 
+_COLUMNS = {**COLUMNS, "contacts": CONTACTS.hints(), "conversations": CONVERSATIONS.hints()}
+
+
 def _snapshot(name: str) -> dict[str, Any]:
-    return dict(name=name, write_disposition=SNAPSHOT, merge_key="region", columns=COLUMNS[name])
+    return dict(name=name, write_disposition=SNAPSHOT, merge_key="region", columns=_COLUMNS[name])
 
 
 def _upsert(name: str, **extra: Any) -> dict[str, Any]:
-    return dict(name=name, write_disposition=UPSERT, primary_key=("region", "id"), columns=COLUMNS[name], **extra)
+    return dict(name=name, write_disposition=UPSERT, primary_key=("region", "id"), columns=_COLUMNS[name], **extra)
 
 
 # ---------------------------------------------------------------- snapshots
@@ -204,22 +223,19 @@ def contacts(
         state = dlt.current.resource_state()
         floor = int(_window_start(ctx, updated_at, report).timestamp())
         overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
-        pseudo = ctx.pseudonymizer
         pages = windowed_search(ctx.client, CONTACTS_SEARCH, floor, ctx.run_started_at, tz=ctx.timezone,
                                 workers=ctx.workers, split_above=ctx.split_above,
                                 on_plan=_note_plan(ctx, "contacts"))
-        for items in _batches(pages, report):
-            # The re-read day brings records before the window; dlt's cursor would drop them too.
-            kept = overlap.keep([i for i in items if _at_or_after(i.get("updated_at"), floor)])
-            if kept:
-                yield contacts_table(kept, ctx.region, ctx.workspace_id, pseudo)
+        # The re-read day brings records before the window; dlt's cursor would drop them too.
+        yield from _tables(ctx, CONTACTS, pages, report, overlap, floor=floor)
         overlap.prune()
         report.unchanged_skipped += overlap.skipped
         if _reconcile_due(ctx, state):
             yield from _reconcile_contacts(ctx, state, report)
         report.window_end = _iso(datetime.now(UTC))
 
-    yield from _guarded(ctx, "contacts", pages(), cursor=updated_at)
+    with fewer_gc_passes():
+        yield from _guarded(ctx, "contacts", pages(), cursor=updated_at)
 
 
 def _reconcile_due(ctx: WorkspaceContext, state: dict[str, Any]) -> bool:
@@ -269,10 +285,7 @@ def conversations(
         pages = windowed_search(ctx.client, CONVERSATIONS_SEARCH, floor, ctx.run_started_at,
                                 workers=ctx.workers, split_above=ctx.split_above,
                                 on_plan=_note_plan(ctx, "conversations"))
-        for items in _batches(pages, report):
-            kept = overlap.keep(items)
-            if kept:
-                yield conversations_table(kept, ctx.region, ctx.workspace_id)
+        yield from _tables(ctx, CONVERSATIONS, pages, report, overlap)
         overlap.prune()
         report.unchanged_skipped += overlap.skipped
         tombstones = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, key="deleted_hashes",
@@ -287,7 +300,8 @@ def conversations(
         state["deleted_since"] = max(state.get("deleted_since", 0), int(tombstones.max_seen))
         report.window_end = _iso(datetime.now(UTC))
 
-    yield from _guarded(ctx, "conversations", pages(), cursor=updated_at)
+    with fewer_gc_passes():
+        yield from _guarded(ctx, "conversations", pages(), cursor=updated_at)
 
 
 def _deleted_since(ctx: WorkspaceContext, since: float) -> Iterator[list[dict[str, Any]]]:
@@ -414,18 +428,82 @@ def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, An
             pass
 
 
-def _batches(pages: Iterator[list[dict[str, Any]]], report: Any, rows: int = ARROW_BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
-    """Group API pages into batches of ~`rows` records: dlt's per-item work (schema merge and
-    validation of each Arrow table) dominated when every 150-row page was its own table."""
-    batch: list[dict[str, Any]] = []
-    for items in pages:
-        report.pages += 1
-        batch.extend(items)
-        if len(batch) >= rows:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _tables(
+    ctx: WorkspaceContext, spec: TableSpec, pages: Iterator[Page], report: Any, overlap: OverlapFilter,
+    cursor: str = "updated_at", floor: int | None = None, rows: int = ARROW_BATCH_ROWS,
+) -> Iterator[pa.Table]:
+    """The records of search pages as Arrow tables of about `rows` rows, without those the
+    overlap filter skips and (contacts) those whose cursor is before `floor`.
+
+    Batches: dlt's per-item work (schema merge and validation of each table) dominated when
+    every 150-row page was its own table. Once the sync is large the tables are built in
+    worker processes from the pages' records (table_workers.py); the filter still runs here,
+    on what the workers report of each record."""
+    workers: Any = None
+    items: list[dict[str, Any]] = []
+    tables: list[pa.Table] = []
+    seen = 0
+    try:
+        for page in pages:
+            report.pages += 1
+            if workers is None and page.records_json and ctx.table_workers_above is not None \
+                    and max(seen, page.total_count or 0) > ctx.table_workers_above:
+                workers = ctx.table_workers(spec, cursor)
+                progress.info("[%s] %s: building tables in %d worker processes", ctx.region, spec.name,
+                              workers.processes)
+            if workers is not None and page.records_json:
+                for table, keys, cursors, hashes in workers.submit(page.records_json, overlap.hash_floor):
+                    seen += len(keys)
+                    tables.append(table.filter(pa.array(_selected(overlap, keys, cursors, hashes, floor), pa.bool_())))
+            else:
+                seen += len(page.items)
+                items += _kept(overlap, page.items, cursor, floor)
+                if len(items) >= rows:
+                    tables.append(spec.table(items, ctx.region, ctx.workspace_id, _pseudo_for(ctx, spec)))
+                    items = []
+            if sum(t.num_rows for t in tables) >= rows:
+                yield _concat(tables)
+                tables = []
+        if workers is not None:
+            for table, keys, cursors, hashes in workers.drain():
+                tables.append(table.filter(pa.array(_selected(overlap, keys, cursors, hashes, floor), pa.bool_())))
+        if items:
+            tables.append(spec.table(items, ctx.region, ctx.workspace_id, _pseudo_for(ctx, spec)))
+        if sum(t.num_rows for t in tables):
+            yield _concat(tables)
+    except TableWorkerError as exc:
+        raise IntercomResponseError(str(exc), region=ctx.region, endpoint=f"POST /{spec.name}/search",
+                                    resource=spec.name) from None
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+def _kept(overlap: OverlapFilter, items: list[dict[str, Any]], cursor: str, floor: int | None) -> list[dict[str, Any]]:
+    if floor is not None:
+        items = [i for i in items if _at_or_after(i.get(cursor), floor)]
+    return overlap.keep(items)
+
+
+def _selected(overlap: OverlapFilter, keys: list[str], cursors: list[Any], hashes: list[str | None],
+              floor: int | None) -> list[bool]:
+    """`_kept` on what a table worker reported of each record: which rows to keep."""
+    candidates = [n for n, c in enumerate(cursors) if floor is None or _at_or_after(c, floor)]
+    chosen = overlap.keep_rows([keys[n] for n in candidates], [cursors[n] for n in candidates],
+                               lambda k: hashes[candidates[k]])
+    mask = [False] * len(keys)
+    for n, keep in zip(candidates, chosen):
+        mask[n] = keep
+    return mask
+
+
+def _pseudo_for(ctx: WorkspaceContext, spec: TableSpec) -> Any:
+    return ctx.pseudonymizer if spec is CONTACTS else None
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    nonempty = [t for t in tables if t.num_rows]
+    return nonempty[0] if len(nonempty) == 1 else pa.concat_tables(nonempty).combine_chunks()
 
 
 def _note_plan(ctx: WorkspaceContext, name: str) -> Callable[[list[Any]], None]:

@@ -3,20 +3,19 @@ sync report. Nothing here knows Dagster."""
 
 from __future__ import annotations
 
-import hashlib
-import reprlib
+import gc
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from iru_pipeline.intercom_client import SKIPPABLE_ERRORS, IntercomClient
-from iru_pipeline.intercom_source.pii import Pseudonymizer
-from iru_pipeline.intercom_source.transforms import sid, ts
+from iru_pipeline.intercom_records.pii import Pseudonymizer
+from iru_pipeline.intercom_records.transforms import content_hash, cursor_seconds, sid
 
 EPOCH = datetime(1970, 1, 2, tzinfo=UTC)
 
@@ -75,6 +74,8 @@ class WorkspaceContext:
         now: Any = time.time,
         workers: int = 8,
         split_above: int = 3000,
+        table_workers_above: int | None = None,
+        table_processes: int | None = None,
     ) -> None:
         self.region = region
         self._client = client
@@ -87,6 +88,8 @@ class WorkspaceContext:
         self.now = now
         self.workers = max(1, workers)
         self.split_above = split_above
+        self.table_workers_above = table_workers_above
+        self.table_processes = table_processes
         self._lock = threading.RLock()
         self._me: dict[str, Any] | None = None
         self._pseudo: Pseudonymizer | None = None
@@ -124,6 +127,17 @@ class WorkspaceContext:
         app = self.me.get("app") if isinstance(self.me.get("app"), dict) else {}
         return str(app.get("timezone") or "UTC")
 
+    def table_workers(self, spec: Any, cursor: str) -> Any:
+        """Worker processes building `spec`'s tables for this workspace (see table_workers.py)."""
+        from iru_pipeline.intercom_records.table_workers import TableWorkers
+
+        key = self._pii_key.reveal() if hasattr(self._pii_key, "reveal") else self._pii_key
+        pseudo = self.pseudonymizer if key is not None and spec.name == "contacts" else None
+        return TableWorkers(spec, cursor, self.region, self.workspace_id, pii_key=key if pseudo else None,
+                            internal_domains=self.internal_domains,
+                            known_clear_emails=pseudo.known_clear_emails if pseudo else (),
+                            processes=self.table_processes)
+
     @property
     def pseudonymizer(self) -> Pseudonymizer:
         with self._lock:
@@ -150,6 +164,37 @@ class WorkspaceContext:
             return self._cache[key]
 
 
+_gc_lock = threading.Lock()
+_gc_users = 0
+_gc_saved: tuple[int, int, int] = gc.get_threshold()
+
+
+@contextmanager
+def fewer_gc_passes() -> Iterator[None]:
+    """Collect cyclic garbage less often while pages stream through.
+
+    Decoded pages are millions of short-lived, acyclic dicts that reference counting frees;
+    with the default thresholds the cyclic collector runs every 700 allocations and rescans
+    everything the process holds (dlt, Dagster), which cost about 30% of a large sync's CPU
+    (measured by `make bench`). What exists now is frozen out of those scans and the
+    thresholds raised, until the last sync using this ends."""
+    global _gc_users, _gc_saved
+    with _gc_lock:
+        if _gc_users == 0:
+            _gc_saved = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 100)
+        _gc_users += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0:
+                gc.set_threshold(*_gc_saved)
+                gc.unfreeze()
+
+
 class OverlapFilter:
     """Skips records of the overlap window that were already loaded unchanged.
 
@@ -160,9 +205,10 @@ class OverlapFilter:
     per id for records inside the overlap, in the resource's dlt state, so it is committed
     atomically with the load: unchanged records are skipped, late or changed ones pass.
 
-    It works on raw API records (before any transform). Hashing every record of a large sync
-    would cost seconds per million, so new records are only remembered while they are within
-    the overlap of the newest record seen, and hashed when they settle.
+    It works on raw API records (before any transform), or on their ids, cursor values and
+    hashes computed elsewhere (table_workers.py). Hashing every record of a large sync would
+    cost seconds per million, so new records are only remembered while they are within the
+    overlap of the newest record seen, and hashed when they settle.
     """
 
     PENDING_LIMIT = 20_000
@@ -174,40 +220,55 @@ class OverlapFilter:
         if reset:  # a full refresh re-loads every record
             state[key] = {}
         self._recent: dict[str, list[Any]] = state.setdefault(key, {})
-        self._pending: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._pending: dict[str, tuple[float, Callable[[], str | None]]] = {}
         self._cursor = cursor
         self._overlap = overlap_seconds
         self.max_seen: float = max((v[0] for v in self._recent.values()), default=0.0)
         self.skipped = 0
         self._lock = threading.Lock()
 
+    @property
+    def hash_floor(self) -> float:
+        """Records older than this need no content hash now: they are neither within the
+        overlap of the newest record seen so far nor, unchanged, among the remembered ones."""
+        return self.max_seen - self._overlap
+
     def keep(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        kept: list[dict[str, Any]] = []
+        """The records to load, in their order."""
+        mask = self.keep_rows([str(i.get("id")) for i in items], [i.get(self._cursor) for i in items],
+                              lambda n: content_hash(items[n]))
+        return [item for item, k in zip(items, mask) if k]
+
+    def keep_rows(self, keys: list[str], cursors: list[Any], digest: Callable[[int], str | None]) -> list[bool]:
+        """Which records to load, given their ids, cursor values and content hashes (asked for
+        on demand, by position). A record without a hash (None) is loaded, never skipped."""
+        mask: list[bool] = []
         with self._lock:
-            for item in items:
-                stamp = _seconds(item.get(self._cursor)) or 0.0
-                key = str(item.get("id"))
+            for n, (key, cursor) in enumerate(zip(keys, cursors)):
+                stamp = cursor_seconds(cursor) or 0.0
                 previous = self._recent.get(key)
                 if previous is not None:
-                    digest = content_hash(item)
-                    if previous[1] == digest:
+                    value = digest(n)
+                    if value is not None and previous[1] == value:
                         self.skipped += 1
+                        mask.append(False)
                         continue
-                    self._recent[key] = [stamp, digest]
+                    if value is not None:
+                        self._recent[key] = [stamp, value]
                 elif stamp >= self.max_seen - self._overlap:
-                    self._pending[key] = (stamp, item)
-                kept.append(item)
+                    self._pending[key] = (stamp, partial(digest, n))
+                mask.append(True)
                 if stamp > self.max_seen:
                     self.max_seen = stamp
             if len(self._pending) > self.PENDING_LIMIT:
                 self._settle()
-        return kept
+        return mask
 
     def _settle(self) -> None:
         floor = self.max_seen - self._overlap
-        for key, (stamp, item) in self._pending.items():
-            if stamp >= floor:
-                self._recent[key] = [stamp, content_hash(item)]
+        for key, (stamp, digest) in self._pending.items():
+            if stamp >= floor and (value := digest()) is not None:
+                self._recent[key] = [stamp, value]
         self._pending.clear()
 
     def prune(self) -> None:
@@ -217,24 +278,3 @@ class OverlapFilter:
             floor = self.max_seen - self._overlap - 1
             for key in [k for k, v in self._recent.items() if v[0] < floor]:
                 del self._recent[key]
-
-
-_DEEP_REPR = reprlib.Repr()
-_DEEP_REPR.maxlevel = 64
-_DEEP_REPR.maxdict = _DEEP_REPR.maxlist = _DEEP_REPR.maxstring = _DEEP_REPR.maxother = 10**9
-
-
-def content_hash(item: dict[str, Any]) -> str:
-    try:
-        payload = orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    except (TypeError, RecursionError):
-        # Nested deeper than orjson serialises (about 250 levels): hash a depth-limited view.
-        payload = _DEEP_REPR.repr(item).encode()
-    return hashlib.blake2b(payload, digest_size=10).hexdigest()
-
-
-def _seconds(value: Any) -> float | None:
-    if type(value) is int:
-        return float(value)
-    parsed = ts(value)
-    return parsed.timestamp() if parsed is not None else None

@@ -28,6 +28,9 @@ WINDOW_SPLIT_ABOVE = 3000
 """A contacts or conversations search matching more records is split into windows."""
 ARROW_BATCH_ROWS = 10_000
 """Contacts and conversations go to dlt as Arrow tables of about this many rows."""
+TABLE_WORKERS_ABOVE = 20_000
+"""A contacts or conversations sync of more records than this builds its tables in worker
+processes (table_workers.py); smaller ones are not worth starting them."""
 EXTRACT_WORKERS = 8
 """Search windows of contacts and conversations fetched at once (see windows.py); the
 client's rate limiter keeps them within the workspace's limit."""

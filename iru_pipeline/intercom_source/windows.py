@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from iru_pipeline.intercom_client import IntercomClient
+from iru_pipeline.intercom_client import IntercomClient, Page
 
 Items = list[dict[str, Any]]
 
@@ -103,9 +103,9 @@ def windowed_search(
     split_above: int = 3000,
     per_page: int = 150,
     on_plan: Callable[[list[Window]], None] | None = None,
-) -> Iterator[Items]:
+) -> Iterator[Page]:
     """All records with `spec.field` >= `start` (contacts: possibly more of `start`'s day), as
-    pages of raw items; windows are fetched concurrently, each sorted ascending. No order
+    the API's pages; windows are fetched concurrently, each sorted ascending. No order
     across pages is promised."""
     days = DayClock(tz)
     lo = days.day_start(start) if spec.whole_days else max(0, start)
@@ -122,12 +122,12 @@ def windowed_search(
             return
         total = first.total_count or 0
         if _reaches_below(first.items, spec.field, start):
-            yield first.items
+            yield first
             return
         if workers <= 1 or total <= split_above or (now - lo) < 2 * 86400:
-            yield first.items
+            yield first
             for page in newest_first:
-                yield page.items
+                yield page
                 if _reaches_below(page.items, spec.field, start):
                     return
             return
@@ -141,9 +141,8 @@ def windowed_search(
             return
         total = first.total_count or 0
         if workers <= 1 or total <= split_above or (now - lo) < 2:
-            yield first.items
-            for page in chain:
-                yield page.items
+            yield first
+            yield from chain
             return
         chain.close()  # the first page is re-read by the window that holds it
     sort = {"field": spec.field, "order": "ascending"}
@@ -151,10 +150,9 @@ def windowed_search(
     if on_plan:
         on_plan(windows)
 
-    def job(window: Window) -> Iterator[Items]:
-        for page in client.iter_search(spec.path, spec.item_key, window_query(spec, window), sort=sort,
-                                       per_page=per_page, resource=spec.resource):
-            yield page.items
+    def job(window: Window) -> Iterator[Page]:
+        yield from client.iter_search(spec.path, spec.item_key, window_query(spec, window), sort=sort,
+                                      per_page=per_page, resource=spec.resource)
 
     yield from parallel_pages([lambda w=w: job(w) for w in windows], workers)
 
@@ -241,7 +239,7 @@ def _probe_counts(client: IntercomClient, spec: SearchSpec, windows: list[Window
 _DONE = object()
 
 
-def parallel_pages(jobs: list[Callable[[], Iterator[Items]]], workers: int) -> Iterator[Items]:
+def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
     """Run page iterators on `workers` threads and yield their pages as they arrive.
 
     The queue is bounded, so memory stays flat however large the sync; an error in any job
@@ -249,7 +247,7 @@ def parallel_pages(jobs: list[Callable[[], Iterator[Items]]], workers: int) -> I
     pages: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers * 2))
     stop = threading.Event()
 
-    def run(job: Callable[[], Iterator[Items]]) -> None:
+    def run(job: Callable[[], Iterator[Any]]) -> None:
         try:
             for items in job():
                 if stop.is_set():

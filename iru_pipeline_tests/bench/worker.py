@@ -30,6 +30,7 @@ def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:
 
     from iru_pipeline.intercom_client import IntercomClient
     from iru_pipeline.intercom_source import SyncReport, intercom_source
+    from iru_pipeline.storage import duckdb_destination
 
     workdir = Path(spec["workdir"])
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
@@ -39,7 +40,7 @@ def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:
                              workers=int(spec.get("workers", 8))).with_resources(*spec["resources"])
     pipeline = dlt.pipeline(
         pipeline_name="bench_us", pipelines_dir=str(workdir / "pipelines"),
-        destination=dlt.destinations.duckdb(str(workdir / "bench.duckdb")), dataset_name="intercom", progress=None,
+        destination=duckdb_destination(workdir / "bench.duckdb"), dataset_name="intercom", progress=None,
     )
     cpu0 = _cpu()
     t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 HMAC_HEX_CHARS = 32
-_TEST_LOOKING = re.compile(r"(?i)^(test|qa|demo|dummy)|\+test")
+TEST_LOOKING = re.compile(r"(?i)^(test|qa|demo|dummy)|\+test")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # E.164-ish numbers and common national formats: a + or digit, then 7+ digits with separators.
 PHONE_RE = re.compile(r"(?<![\w@])\+?\d[\d\s().\-]{6,}\d(?![\w@])")
@@ -47,7 +47,13 @@ class Pseudonymizer:
         raise TypeError("Pseudonymizer holds key material and cannot be pickled")
 
     def digest(self, kind: str, value: str) -> str:
-        return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:HMAC_HEX_CHARS]
+        return hmac.digest(self._key, f"{kind}:{value}".encode(), "sha256").hex()[:HMAC_HEX_CHARS]
+
+    def digests(self, kind: str, values: Iterable[str | None]) -> list[str | None]:
+        """`digest` of many normalised values (None stays None): the tight loop of a page."""
+        key, prefix = self._key, f"{kind}:".encode()
+        return [hmac.digest(key, prefix + v.encode(), "sha256").hex()[:HMAC_HEX_CHARS] if v else None
+                for v in values]
 
     def email(self, value: Any) -> str | None:
         norm = normalize_email(value)
@@ -58,9 +64,8 @@ class Pseudonymizer:
         return self.digest("phone", norm) if norm else None
 
     def external_id(self, value: Any) -> str | None:
-        if value is None or str(value).strip() == "":
-            return None
-        return self.digest("external_id", str(value).strip())
+        norm = normalize_external_id(value)
+        return self.digest("external_id", norm) if norm else None
 
     def is_internal(self, domain: str | None) -> bool:
         return bool(domain) and domain.lower() in self.internal_domains
@@ -114,6 +119,12 @@ def normalize_email(value: Any) -> str | None:
     return norm or None
 
 
+def normalize_external_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value).strip() or None
+
+
 def normalize_phone(value: Any) -> str | None:
     if value is None:
         return None
@@ -122,17 +133,3 @@ def normalize_phone(value: Any) -> str | None:
     if not digits:
         return None
     return ("+" if raw.startswith("+") else "") + digits
-
-
-def email_flags(email: Any, pseudonymizer: Pseudonymizer) -> dict[str, bool]:
-    """Flags computed from the clear address before it is dropped."""
-    norm = normalize_email(email)
-    if not norm:
-        return {"has_email": False, "is_internal_domain": False, "email_has_plus_tag": False, "email_looks_test": False}
-    local, _, domain = norm.partition("@")
-    return {
-        "has_email": True,
-        "is_internal_domain": pseudonymizer.is_internal(domain),
-        "email_has_plus_tag": "+" in local,
-        "email_looks_test": bool(_TEST_LOOKING.search(local)),
-    }

@@ -2,9 +2,9 @@
 
 Every row gets `region` and `workspace_id`; ids become strings (Intercom mixes string and
 integer ids, notes §1); Unix seconds become UTC datetimes (TIMESTAMP WITH TIME ZONE in DuckDB).
-Contacts and conversations are built from an allow-list: message content, names and custom
-attribute values never reach a row, and a field Intercom adds later is not stored until it
-is reviewed. Resources without customer personal data keep unknown fields.
+Contacts and conversations (tables.py) are built from an allow-list: message content,
+names and custom attribute values never reach a row, and a field Intercom adds later is not
+stored until it is reviewed. Resources without customer personal data keep unknown fields.
 Transforms never raise on odd input (wrong types, nulls, new enum values): they coerce or
 drop the value.
 """
@@ -12,13 +12,18 @@ drop the value.
 from __future__ import annotations
 
 import hashlib
-import json
+import reprlib
+
 from datetime import UTC, datetime
 from typing import Any
 
-from iru_pipeline.intercom_source.pii import Pseudonymizer, email_flags
+import orjson
+
+from iru_pipeline.intercom_records.pii import Pseudonymizer
 
 Row = dict[str, Any]
+MAX_EPOCH_SECONDS = 32503680000
+"""3000-01-01: later Unix seconds are taken for garbage, not dates."""
 
 
 # ----------------------------------------------------------------- value coercion
@@ -38,7 +43,7 @@ def ts(value: Any) -> datetime | None:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         else:
             return None
-        if seconds <= 0 or seconds > 32503680000:  # 0 means "never" in Intercom; reject year > 3000
+        if seconds <= 0 or seconds > MAX_EPOCH_SECONDS:  # 0 means "never" in Intercom
             return None
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (ValueError, OverflowError, OSError):
@@ -57,15 +62,14 @@ def sid(value: Any) -> str | None:
     return text or None
 
 
-def assignee(value: Any) -> str | None:
-    """Intercom 2.16 sends 0 for "unassigned" (notes §3.6); store NULL."""
-    text = sid(value)
-    return None if text in (None, "0") else text
-
-
 def id_list(value: Any) -> list[str]:
+    """Sorted unique ids (`sid` of each), e.g. a contact's tag ids."""
     if not isinstance(value, list):
         return []
+    if all(type(v) is str for v in value):  # the usual case, without a call per id
+        ids = {v.strip() for v in value}
+        ids.discard("")
+        return sorted(ids)
     return sorted({s for s in (sid(v) for v in value) if s is not None})
 
 
@@ -99,21 +103,32 @@ def obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def listed(value: Any, key: str) -> list[Any]:
-    """Items of an Intercom list object such as `{"type": "tag.list", "tags": [...]}`."""
-    items = obj(value).get(key)
-    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-
-
 def attribute_keys(value: Any) -> list[str]:
     """Keys of custom attributes that hold a value; the values themselves are never kept."""
     return sorted(str(k) for k, v in obj(value).items() if v not in (None, "", [], {}))
 
 
-def row_hash(row: Row) -> str:
-    """Content hash of a transformed row, used to skip unchanged rows of an overlap window."""
-    payload = json.dumps(row, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.blake2b(payload.encode(), digest_size=10).hexdigest()
+def content_hash(item: dict[str, Any]) -> str:
+    """A short hash of a raw record's content (the overlap filter compares them)."""
+    try:
+        payload = orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, RecursionError):
+        # Nested deeper than orjson serialises (about 250 levels): hash a depth-limited view.
+        payload = _DEEP_REPR.repr(item).encode()
+    return hashlib.blake2b(payload, digest_size=10).hexdigest()
+
+
+_DEEP_REPR = reprlib.Repr()
+_DEEP_REPR.maxlevel = 64
+_DEEP_REPR.maxdict = _DEEP_REPR.maxlist = _DEEP_REPR.maxstring = _DEEP_REPR.maxother = 10**9
+
+
+def cursor_seconds(value: Any) -> float | None:
+    """A cursor value (Unix seconds, or anything `ts()` reads) as seconds."""
+    if type(value) is int:
+        return float(value)
+    parsed = ts(value)
+    return parsed.timestamp() if parsed is not None else None
 
 
 # ----------------------------------------------------------------- resources
@@ -221,110 +236,6 @@ def data_attribute_row(attr: dict[str, Any], region: str, workspace_id: str, mod
     }
 
 
-_CONTACT_TIMESTAMPS = (
-    "created_at", "updated_at", "signed_up_at", "last_seen_at", "last_replied_at", "last_contacted_at",
-    "last_email_opened_at", "last_email_clicked_at",
-)
-
-
-def contact_row(contact: dict[str, Any], region: str, workspace_id: str, pseudo: Pseudonymizer) -> Row:
-    location = obj(contact.get("location"))
-    tags = obj(contact.get("tags"))
-    companies = obj(contact.get("companies"))
-    email = contact.get("email")
-    row: Row = {
-        "region": region,
-        "workspace_id": workspace_id,
-        "id": sid(contact.get("id")),
-        "role": text(contact.get("role")),
-        "email_hmac": pseudo.email(email),
-        "phone_hmac": pseudo.phone(contact.get("phone")),
-        "external_id_hmac": pseudo.external_id(contact.get("external_id")),
-        "email_domain": (text(contact.get("email_domain")) or _domain(email) or None),
-        **email_flags(email, pseudo),
-        "has_name": bool(text(contact.get("name"), 5)),
-        "has_phone": bool(contact.get("phone")),
-        "owner_id": assignee(contact.get("owner_id")),
-        "country": text(location.get("country")),
-        "country_code": text(location.get("country_code") or contact.get("country_code")),
-        "has_hard_bounced": flag(contact.get("has_hard_bounced")),
-        "marked_email_as_spam": flag(contact.get("marked_email_as_spam")),
-        "unsubscribed_from_emails": flag(contact.get("unsubscribed_from_emails")),
-        "tag_ids": id_list([t.get("id") for t in _data(tags)]),
-        "tags_truncated": bool(tags.get("has_more")),
-        "company_ids": id_list([c.get("id") for c in _data(companies)]),
-        "custom_attribute_keys": attribute_keys(contact.get("custom_attributes")),
-    }
-    for field in _CONTACT_TIMESTAMPS:
-        row[field] = ts(contact.get(field))
-    return row
-
-
-def conversation_row(conv: dict[str, Any], region: str, workspace_id: str) -> Row:
-    source = obj(conv.get("source"))
-    author = obj(source.get("author"))
-    stats = obj(conv.get("statistics"))
-    rating = obj(conv.get("conversation_rating"))
-    sla = obj(conv.get("sla_applied"))
-    ai = obj(conv.get("ai_agent"))
-    tags = listed(conv.get("tags"), "tags")
-    channel = obj(conv.get("channel"))
-    return {
-        "region": region,
-        "workspace_id": workspace_id,
-        "id": sid(conv.get("id")),
-        "created_at": ts(conv.get("created_at")),
-        "updated_at": ts(conv.get("updated_at")),
-        "waiting_since": ts(conv.get("waiting_since")),
-        "snoozed_until": ts(conv.get("snoozed_until")),
-        "state": text(conv.get("state")),
-        "open": flag(conv.get("open")),
-        "read": flag(conv.get("read")),
-        "priority": text(conv.get("priority")),
-        "admin_assignee_id": assignee(conv.get("admin_assignee_id")),
-        "team_assignee_id": assignee(conv.get("team_assignee_id")),
-        "tag_ids": id_list([t.get("id") for t in tags]),
-        "tag_names": sorted({n for n in (text(t.get("name")) for t in tags) if n}),
-        "contact_ids": id_list([c.get("id") for c in listed(conv.get("contacts"), "contacts")]),
-        "teammate_ids": id_list([t.get("id") for t in listed(conv.get("teammates"), "teammates")]),
-        "company_id": sid(obj(conv.get("company")).get("id")),
-        "source_type": text(source.get("type")),
-        "source_delivered_as": text(source.get("delivered_as")),
-        "source_author_type": text(author.get("type")),
-        "source_author_id": sid(author.get("id")),
-        "channel_initial": text(channel.get("initial")),
-        "channel_current": text(channel.get("current")),
-        "sla_name": text(sla.get("sla_name")),
-        "sla_status": text(sla.get("sla_status")),
-        "rating_score": integer(rating.get("rating")),
-        "rating_created_at": ts(rating.get("created_at")),
-        "rating_teammate_id": sid(obj(rating.get("teammate")).get("id")),
-        "ai_agent_participated": flag(conv.get("ai_agent_participated")),
-        "ai_agent_resolution_state": text(ai.get("resolution_state")),
-        "ai_agent_last_answer_type": text(ai.get("last_answer_type")),
-        "ai_agent_source_type": text(ai.get("source_type")),
-        "ai_agent_rating": integer(ai.get("rating")),
-        "custom_attribute_keys": attribute_keys(conv.get("custom_attributes")),
-        "first_contact_reply_at": ts(obj(conv.get("first_contact_reply")).get("created_at")),
-        "time_to_assignment": integer(stats.get("time_to_assignment")),
-        "time_to_admin_reply": integer(stats.get("time_to_admin_reply")),
-        "time_to_first_close": integer(stats.get("time_to_first_close")),
-        "time_to_last_close": integer(stats.get("time_to_last_close")),
-        "median_time_to_reply": integer(stats.get("median_time_to_reply")),
-        "first_admin_reply_at": ts(stats.get("first_admin_reply_at")),
-        "first_assignment_at": ts(stats.get("first_assignment_at")),
-        "first_close_at": ts(stats.get("first_close_at")),
-        "last_close_at": ts(stats.get("last_close_at")),
-        "last_admin_reply_at": ts(stats.get("last_admin_reply_at")),
-        "last_contact_reply_at": ts(stats.get("last_contact_reply_at")),
-        "last_closed_by_id": sid(stats.get("last_closed_by_id")),
-        "count_reopens": integer(stats.get("count_reopens")),
-        "count_assignments": integer(stats.get("count_assignments")),
-        "count_conversation_parts": integer(stats.get("count_conversation_parts")),
-        "deleted_at": None,
-    }
-
-
 def conversation_tombstone(item: dict[str, Any], region: str, workspace_id: str) -> Row:
     """A deletion marker for the conversations table: `deleted_at` is its hard-delete column.
     Its `updated_at` is the deletion time, so it wins over an earlier version of the same
@@ -363,17 +274,6 @@ def activity_log_row(entry: dict[str, Any], region: str, workspace_id: str, pseu
     }
 
 
-def _data(value: dict[str, Any]) -> list[dict[str, Any]]:
-    items = value.get("data")
-    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-
-
-def _domain(email: Any) -> str | None:
-    if isinstance(email, str) and "@" in email:
-        return email.rsplit("@", 1)[1].strip().lower() or None
-    return None
-
-
 # ----------------------------------------------------------------- column hints
 
 _TS = {"data_type": "timestamp", "timezone": True}
@@ -403,31 +303,6 @@ COLUMNS: dict[str, dict[str, dict[str, Any]]] = {
                               data_type=_TXT, custom=_BOOL, archived=_BOOL, api_writable=_BOOL,
                               ui_writable=_BOOL, messenger_writable=_BOOL, created_at=_TS, updated_at=_TS,
                               admin_id=_TXT),
-    "contacts": _hints(
-        role=_TXT, email_hmac=_TXT, phone_hmac=_TXT, external_id_hmac=_TXT, email_domain=_TXT,
-        has_email=_BOOL, is_internal_domain=_BOOL, email_has_plus_tag=_BOOL, email_looks_test=_BOOL,
-        has_name=_BOOL, has_phone=_BOOL, owner_id=_TXT, country=_TXT, country_code=_TXT,
-        has_hard_bounced=_BOOL, marked_email_as_spam=_BOOL, unsubscribed_from_emails=_BOOL,
-        tag_ids=_JSON, tags_truncated=_BOOL, company_ids=_JSON, custom_attribute_keys=_JSON,
-        deleted_at={**_TS, "hard_delete": True},
-        # A record read twice in one run (updated while the sync paged) keeps its newest version.
-        **{f: ({**_TS, "dedup_sort": "desc"} if f == "updated_at" else _TS) for f in _CONTACT_TIMESTAMPS},
-    ),
-    "conversations": _hints(
-        created_at=_TS, updated_at={**_TS, "dedup_sort": "desc"}, waiting_since=_TS, snoozed_until=_TS, state=_TXT, open=_BOOL,
-        read=_BOOL, priority=_TXT, admin_assignee_id=_TXT, team_assignee_id=_TXT, tag_ids=_JSON,
-        tag_names=_JSON, contact_ids=_JSON, teammate_ids=_JSON, company_id=_TXT, source_type=_TXT,
-        source_delivered_as=_TXT, source_author_type=_TXT, source_author_id=_TXT, channel_initial=_TXT,
-        channel_current=_TXT, sla_name=_TXT, sla_status=_TXT, rating_score=_INT, rating_created_at=_TS,
-        rating_teammate_id=_TXT, ai_agent_participated=_BOOL, ai_agent_resolution_state=_TXT,
-        ai_agent_last_answer_type=_TXT, ai_agent_source_type=_TXT, ai_agent_rating=_INT,
-        custom_attribute_keys=_JSON, first_contact_reply_at=_TS, time_to_assignment=_INT,
-        time_to_admin_reply=_INT, time_to_first_close=_INT, time_to_last_close=_INT,
-        median_time_to_reply=_INT, first_admin_reply_at=_TS, first_assignment_at=_TS, first_close_at=_TS,
-        last_close_at=_TS, last_admin_reply_at=_TS, last_contact_reply_at=_TS, last_closed_by_id=_TXT,
-        count_reopens=_INT, count_assignments=_INT, count_conversation_parts=_INT,
-        deleted_at={**_TS, "hard_delete": True},
-    ),
     "deleted_conversations": _hints(deleted_at={**_TS, "dedup_sort": "desc"}, metrics_retained=_BOOL),
     "activity_logs": _hints(created_at=_TS, activity_type=_TXT, performed_by_type=_TXT, performed_by_id=_TXT,
                             performed_by_email=_TXT, performed_by_ip=_TXT, activity_description=_TXT,

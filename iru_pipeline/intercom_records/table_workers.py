@@ -1,0 +1,256 @@
+"""Search pages of contacts and conversations turned into Arrow tables in worker processes.
+
+Why processes: decoding a page's records and coercing their values is pure Python work,
+about 30 µs per contact, and the GIL keeps it on one core whatever the number of threads.
+The main process fetches the pages and reads only their pagination (the client leaves the
+records as JSON bytes); the workers decode the records, build the table and report, for the
+overlap filter, each record's id, cursor value and (when it may be needed) content hash. So
+tables are built on the other cores while the main process fetches and hands them to dlt.
+
+Why not `multiprocessing`: its spawn and forkserver children re-import the parent's main
+module, which runs an unguarded user script (a plain dlt pipeline script) a second time in
+every worker; fork is unsafe in a process that runs threads. So each worker is a plain
+`python -m iru_pipeline.intercom_records.table_workers` speaking a small framed protocol on
+its stdin and stdout:
+
+- first frame: the settings as JSON, including the PII key (through the pipe, never argv,
+  environment or a file);
+- then per page: `<u32 length><f64 hash_from>` and the records' JSON;
+- answered per page, in order: `<u32 length>` and `[table as Arrow IPC, meta as JSON]`,
+  or an error line.
+
+The workers use the same `tables` builders, so a table is the same wherever it was built.
+A worker ends when its stdin closes, so it never outlives its parent.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+import orjson
+import pyarrow as pa
+
+from iru_pipeline.intercom_records.pii import Pseudonymizer
+from iru_pipeline.intercom_records.tables import CONTACTS, CONVERSATIONS, TableSpec
+from iru_pipeline.intercom_records.transforms import content_hash, cursor_seconds
+
+SPECS = {spec.name: spec for spec in (CONTACTS, CONVERSATIONS)}
+_LENGTH = struct.Struct("<I")
+_TASK = struct.Struct("<Id")
+_OK, _ERROR = b"T", b"E"
+IN_FLIGHT_PER_WORKER = 6
+"""Pages queued per worker: enough to keep it busy while the main process hands a batch to
+dlt (tens of milliseconds), few enough to bound memory (a page is about 330 KB)."""
+
+Built = tuple[pa.Table, list[str], list[Any], list[str | None]]
+"""A page's table, and its records' ids, cursor values and content hashes (or None)."""
+
+
+class TableWorkerError(RuntimeError):
+    """A worker could not build a page's table (its records are not JSON it can read), or died."""
+
+
+def default_processes() -> int:
+    """One worker per core, at most 4 (beyond that the API's rate limit is the bound)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+class TableWorkers:
+    """Worker processes building one resource's tables from pages' records, in page order.
+
+    `submit` takes a page's records (JSON bytes) and yields what earlier pages built; `drain`
+    yields the rest. At most IN_FLIGHT_PER_WORKER pages per worker are in flight, so memory stays bounded
+    however large the sync."""
+
+    def __init__(
+        self, spec: TableSpec, cursor: str, region: str, workspace_id: str | None,
+        pii_key: str | None = None, internal_domains: Iterable[str] = (), known_clear_emails: Iterable[str] = (),
+        processes: int | None = None,
+    ) -> None:
+        settings = orjson.dumps({
+            "table": spec.name, "cursor": cursor, "region": region, "workspace_id": workspace_id,
+            "pii_key": pii_key, "internal_domains": list(internal_domains),
+            "known_clear_emails": list(known_clear_emails),
+        })
+        self.processes = processes or default_processes()
+        self._workers = [_Worker(settings) for _ in range(self.processes)]
+        self._in_flight: deque[_Worker] = deque()
+        self._next = 0
+
+    def submit(self, records_json: bytes, hash_from: float) -> Iterator[Built]:
+        """Queue a page's records, hashing those whose cursor is at or after `hash_from`."""
+        worker = self._workers[self._next]
+        self._next = (self._next + 1) % len(self._workers)
+        worker.send(records_json, hash_from)
+        self._in_flight.append(worker)
+        yield from self._ready(block=len(self._in_flight) > IN_FLIGHT_PER_WORKER * len(self._workers))
+
+    def drain(self) -> Iterator[Built]:
+        while self._in_flight:
+            yield from self._ready(block=True)
+
+    def _ready(self, block: bool) -> Iterator[Built]:
+        while self._in_flight and (block or self._in_flight[0].has_result()):
+            block = False
+            yield self._in_flight.popleft().result()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()
+        self._in_flight.clear()
+
+    def __enter__(self) -> TableWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Worker:
+    """One worker process; a thread reads its answers as they come, so neither side can
+    block the other on a full pipe."""
+
+    def __init__(self, settings: bytes) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+            close_fds=True)
+        self._answers: queue.Queue[tuple[bytes, bytes]] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="table-worker-reader", daemon=True)
+        self._reader.start()
+        self._write(_LENGTH.pack(len(settings)) + settings)
+
+    def send(self, records_json: bytes, hash_from: float) -> None:
+        self._write(_TASK.pack(len(records_json), hash_from))
+        self._write(records_json)
+
+    def has_result(self) -> bool:
+        return not self._answers.empty()
+
+    def result(self) -> Built:
+        kind, payload = self._answers.get()
+        if kind != _OK:
+            raise TableWorkerError(payload.decode(errors="replace"))
+        return decode_built(payload)
+
+    def _write(self, data: bytes) -> None:
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(data)
+        except (BrokenPipeError, OSError):
+            raise TableWorkerError(f"a table worker process ended unexpectedly (exit status {self._proc.poll()})") \
+                from None
+
+    def _read(self) -> None:
+        stream = self._proc.stdout
+        assert stream is not None
+        try:
+            while True:
+                header = _read_exactly(stream, _LENGTH.size + 1)
+                if header is None:
+                    break
+                (length,) = _LENGTH.unpack(header[:_LENGTH.size])
+                payload = _read_exactly(stream, length)
+                if payload is None:
+                    break
+                self._answers.put((header[_LENGTH.size:], payload))
+        finally:
+            status = self._proc.wait()
+            self._answers.put((_ERROR, f"a table worker process ended unexpectedly (exit status {status})".encode()))
+
+    def close(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()  # the worker ends at end of input
+            except OSError:
+                pass
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._reader.join(timeout=10)
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    """`size` bytes, or None at end of stream."""
+    chunks = []
+    while size:
+        chunk = stream.read(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+# ----------------------------------------------------------------- the worker process
+
+
+def _encode(built: Built) -> bytes:
+    table, keys, cursors, hashes = built
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    ipc = sink.getvalue().to_pybytes()
+    meta = orjson.dumps([keys, cursors, hashes])
+    return _LENGTH.pack(len(ipc)) + ipc + meta
+
+
+def decode_built(payload: bytes) -> Built:
+    (length,) = _LENGTH.unpack_from(payload)
+    ipc = payload[_LENGTH.size:_LENGTH.size + length]
+    table = pa.ipc.open_stream(pa.py_buffer(ipc)).read_all()
+    keys, cursors, hashes = orjson.loads(payload[_LENGTH.size + length:])
+    return table, keys, cursors, hashes
+
+
+def build(spec: TableSpec, cursor: str, region: str, workspace_id: str | None, pseudo: Pseudonymizer | None,
+          records_json: bytes, hash_from: float) -> Built:
+    """One page's table and what the overlap filter needs of each record."""
+    items = [i for i in orjson.loads(records_json) if isinstance(i, dict)]
+    cursors = [i.get(cursor) for i in items]
+    hashes = [content_hash(i) if (cursor_seconds(c) or 0.0) >= hash_from else None for i, c in zip(items, cursors)]
+    table = spec.table(items, region, workspace_id, pseudo)
+    return table, [str(i.get("id")) for i in items], cursors, hashes
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """The worker's loop: settings, then pages until stdin closes."""
+    header = _read_exactly(stdin, _LENGTH.size)
+    if header is None:
+        return
+    settings = orjson.loads(_read_exactly(stdin, _LENGTH.unpack(header)[0]) or b"{}")
+    key = settings["pii_key"]
+    pseudo = Pseudonymizer(key, settings["workspace_id"] or "", settings["internal_domains"],
+                           settings["known_clear_emails"]) if key else None
+    del settings["pii_key"], key
+    spec = SPECS[settings["table"]]
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)  # see intercom_source.helpers.fewer_gc_passes
+    while (task := _read_exactly(stdin, _TASK.size)) is not None:
+        length, hash_from = _TASK.unpack(task)
+        records_json = _read_exactly(stdin, length)
+        if records_json is None:
+            return
+        try:
+            answer = _OK + _encode(build(spec, settings["cursor"], settings["region"], settings["workspace_id"],
+                                         pseudo, records_json, hash_from))
+        except (orjson.JSONDecodeError, ValueError, TypeError, RecursionError) as exc:
+            # Records the envelope check let through but the decoder refuses (e.g. 1e400).
+            answer = _ERROR + f"a page's records could not be decoded ({type(exc).__name__}: {exc})".encode()
+        stdout.write(_LENGTH.pack(len(answer) - 1) + answer)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)
