@@ -2,9 +2,9 @@
 
 The data flows one way, and the subpackages follow it:
 
-    intercom_client  ->  intercom_source  ->  ingestion (Dagster)  ->  evidence (SQL)  ->  export
-    (httpx)              (dlt resources,       (dlt assets per           (evidence.*       (auditor
-                          cursors, PII)         region partition)          tables)           folder)
+    intercom_client  ->  intercom_records  ->  intercom_source  ->  ingestion (Dagster)  ->  evidence  ->  export
+    (httpx)              (records -> rows,      (dlt resources,       (dlt assets per           (SQL)          (auditor
+                          PII, Arrow tables)     cursors)              region partition)                        folder)
 
 `fake_intercom` is a self-contained fake of the Intercom API used by the demo, tests and
 benchmarks; nothing in the pipeline imports it except the demo and the CLI that serves it.

@@ -9,7 +9,7 @@ import dagster as dg
 
 from iru_pipeline.config import DEFAULT_DUCKDB_PATH, Settings, load_settings
 from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
-from iru_pipeline.intercom_source.settings import TABLE_WORKERS_ABOVE
+from iru_pipeline.intercom_source.settings import EXTRACT_WORKERS, TABLE_WORKERS_ABOVE
 
 
 class IntercomResource(dg.ConfigurableResource):
@@ -19,7 +19,7 @@ class IntercomResource(dg.ConfigurableResource):
     """Ignore stored cursors and re-read every record (history tables keep their history)."""
     reconcile: bool | None = None
     """True: sweep contact ids and remove deleted contacts; False: never; None: on cadence."""
-    extract_workers: int = 8
+    extract_workers: int = EXTRACT_WORKERS
     """Search windows of contacts and conversations fetched at once."""
     window_split_above: int = 3000
     """A contacts or conversations search matching more records is split into windows."""

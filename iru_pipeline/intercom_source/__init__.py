@@ -35,7 +35,7 @@ from iru_pipeline.intercom_client import (
     IntercomResponseError,
     Page,
 )
-from iru_pipeline.intercom_records.table_workers import TableWorkerError
+from iru_pipeline.intercom_records.table_workers import Built, TableWorkerError
 from iru_pipeline.intercom_records.tables import (
     CONTACTS,
     CONTACTS_SCHEMA,
@@ -64,6 +64,7 @@ from iru_pipeline.intercom_source.settings import (
 )
 from iru_pipeline.intercom_records.transforms import (
     COLUMNS,
+    content_hash,
     activity_log_row,
     admin_row,
     conversation_tombstone,
@@ -446,15 +447,16 @@ def _tables(
     try:
         for page in pages:
             report.pages += 1
+            expected = max(seen, page.total_count or 0, report.total_count_reported or 0)
             if workers is None and page.records_json and ctx.table_workers_above is not None \
-                    and max(seen, page.total_count or 0) > ctx.table_workers_above:
+                    and expected > ctx.table_workers_above:
                 workers = ctx.table_workers(spec, cursor)
                 progress.info("[%s] %s: building tables in %d worker processes", ctx.region, spec.name,
                               workers.processes)
             if workers is not None and page.records_json:
-                for table, keys, cursors, hashes in workers.submit(page.records_json, overlap.hash_floor):
-                    seen += len(keys)
-                    tables.append(table.filter(pa.array(_selected(overlap, keys, cursors, hashes, floor), pa.bool_())))
+                for built in workers.submit(page.records_json, overlap.hash_floor):
+                    seen += len(built[1])
+                    tables.append(_filtered(overlap, built, floor))
             else:
                 seen += len(page.items)
                 items += _kept(overlap, page.items, cursor, floor)
@@ -465,8 +467,7 @@ def _tables(
                 yield _concat(tables)
                 tables = []
         if workers is not None:
-            for table, keys, cursors, hashes in workers.drain():
-                tables.append(table.filter(pa.array(_selected(overlap, keys, cursors, hashes, floor), pa.bool_())))
+            tables += (_filtered(overlap, built, floor) for built in workers.drain())
         if items:
             tables.append(spec.table(items, ctx.region, ctx.workspace_id, _pseudo_for(ctx, spec)))
         if sum(t.num_rows for t in tables):
@@ -480,17 +481,24 @@ def _tables(
 
 
 def _kept(overlap: OverlapFilter, items: list[dict[str, Any]], cursor: str, floor: int | None) -> list[dict[str, Any]]:
-    if floor is not None:
-        items = [i for i in items if _at_or_after(i.get(cursor), floor)]
-    return overlap.keep(items)
+    """The records to load: not before `floor` (contacts' re-read day), and not skipped by the
+    overlap filter."""
+    mask = _selected(overlap, [str(i.get("id")) for i in items], [i.get(cursor) for i in items],
+                     lambda n: content_hash(items[n]), floor)
+    return [item for item, keep in zip(items, mask) if keep]
 
 
-def _selected(overlap: OverlapFilter, keys: list[str], cursors: list[Any], hashes: list[str | None],
+def _filtered(overlap: OverlapFilter, built: Built, floor: int | None) -> pa.Table:
+    """`_kept` on a table a worker built, from what it reported of each record."""
+    table, keys, cursors, hashes = built
+    return table.filter(pa.array(_selected(overlap, keys, cursors, hashes.__getitem__, floor), pa.bool_()))
+
+
+def _selected(overlap: OverlapFilter, keys: list[str], cursors: list[Any], digest: Callable[[int], str | None],
               floor: int | None) -> list[bool]:
-    """`_kept` on what a table worker reported of each record: which rows to keep."""
     candidates = [n for n, c in enumerate(cursors) if floor is None or _at_or_after(c, floor)]
     chosen = overlap.keep_rows([keys[n] for n in candidates], [cursors[n] for n in candidates],
-                               lambda k: hashes[candidates[k]])
+                               lambda k: digest(candidates[k]))
     mask = [False] * len(keys)
     for n, keep in zip(candidates, chosen):
         mask[n] = keep
@@ -506,9 +514,11 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     return nonempty[0] if len(nonempty) == 1 else pa.concat_tables(nonempty).combine_chunks()
 
 
-def _note_plan(ctx: WorkspaceContext, name: str) -> Callable[[list[Any]], None]:
-    def note(windows: list[Any]) -> None:
-        progress.info("[%s] %s: %d windows, fetched %d at a time", ctx.region, name, len(windows), ctx.workers)
+def _note_plan(ctx: WorkspaceContext, name: str) -> Callable[[list[Any], int], None]:
+    def note(windows: list[Any], total: int) -> None:
+        ctx.report.resource(name).total_count_reported = total
+        progress.info("[%s] %s: about %d records in %d windows, fetched %d at a time", ctx.region, name, total,
+                      len(windows), ctx.workers)
     return note
 
 

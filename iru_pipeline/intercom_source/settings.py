@@ -31,7 +31,7 @@ ARROW_BATCH_ROWS = 10_000
 TABLE_WORKERS_ABOVE = 20_000
 """A contacts or conversations sync of more records than this builds its tables in worker
 processes (table_workers.py); smaller ones are not worth starting them."""
-EXTRACT_WORKERS = 8
+EXTRACT_WORKERS = 16
 """Search windows of contacts and conversations fetched at once (see windows.py); the
 client's rate limiter keeps them within the workspace's limit."""
 DELETED_CONVERSATIONS_PAGE_SIZE = 60  # the endpoint's maximum (notes §2)

@@ -105,7 +105,8 @@ def run_peer(script: Path, peer: str, stream: str, fake: FakeProcess, log_path: 
     result: dict[str, Any] = {
         "peer": info["label"], "stream": stream, "records": rows, "sync_wall_s": wall,
         "script_wall_s": measured["wall_s"], "exit_code": measured["exit_code"],
-        "timed_out": measured["timed_out"], "peak_rss_mb": measured["peak_rss_mb"],
+        "timed_out": measured["timed_out"],
+        "peak_rss_mb": measured["peak_tree_rss_mb"] or measured["peak_rss_mb"],
         "api_calls": stats.get("total_requests", 0), "api_calls_by_route": stats.get("by_route", {}),
         "by_status": stats.get("by_status", {}),
         "fake_cpu_s": round(fake_cpu, 2) if fake_cpu is not None else None, "other_cpu_cores": other_cores,
