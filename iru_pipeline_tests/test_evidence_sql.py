@@ -283,6 +283,28 @@ def test_chain_verification_detects_an_edited_or_deleted_run(tmp_path: Path) -> 
     assert verify_chain(con) == ["run run-2: previous_manifest_sha256 does not match the run before it"]
 
 
+def test_runs_deriving_evidence_out_of_start_order_chain_in_the_order_written(tmp_path: Path) -> None:
+    """Two runs started close together may derive their evidence in either order: the later
+    started run writes first, the chain still has no fork, and a run derived again keeps its
+    place."""
+    db = build_world_db(tmp_path / "iru.duckdb")
+    now = datetime.now(UTC)
+    files = write_world_inputs(tmp_path / "in", now)
+    derive_world(db, world_run(files, "first", now))
+    derive_world(db, world_run(files, "started-last", now + timedelta(minutes=2)))
+    derive_world(db, world_run(files, "started-second", now + timedelta(minutes=1)))
+    derive_world(db, world_run(files, "started-last", now + timedelta(minutes=2)))
+    chain = rows(db, "select distinct run_id, chain_seq, previous_manifest_sha256 as previous, manifest_sha256 "
+                     "from evidence.evidence_collection_run order by chain_seq")
+    assert [(r["run_id"], r["chain_seq"]) for r in chain] == [("first", 1), ("started-last", 2), ("started-second", 3)]
+    assert [r["previous"] for r in chain] == [None, chain[0]["manifest_sha256"], chain[1]["manifest_sha256"]]
+    con = duckdb.connect(str(db))
+    try:
+        assert verify_chain(con) == []
+    finally:
+        con.close()
+
+
 def test_rerunning_a_run_replaces_its_rows(tmp_path: Path) -> None:
     db = build_world_db(tmp_path / "iru.duckdb")
     files = write_world_inputs(tmp_path / "in")

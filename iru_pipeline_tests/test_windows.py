@@ -19,7 +19,7 @@ from iru_pipeline.intercom_source.windows import (
     windowed_search,
 )
 from iru_pipeline_tests.conftest import FAST_RETRY, pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import assert_values_match_fake
+from iru_pipeline_tests.fault_helpers import assert_nothing_leaked, assert_values_match_fake
 from iru_pipeline_tests.helpers import assert_matches_fake, contact_updated_at
 
 FAST = RetryPolicy(max_retries=4, backoff_base=0.01, backoff_cap=0.05)
@@ -121,6 +121,7 @@ def test_ingestion_with_windows_is_exact_through_changes(frozen_fake: FakeInterc
     loaded = {(r["region"], r["resource"]): r["rows_loaded"] for r in quiet.sync_rows}
     assert [loaded[(r, t)] for r in ("us", "eu") for t in ("contacts", "conversations")] == [0, 0, 0, 0], \
         "the overlap filter skipped every unchanged record"
+    assert_nothing_leaked(tmp_path, fake)
 
 
 def test_a_quiet_run_after_a_busy_day_costs_one_contact_search(frozen_fake: FakeIntercom, tmp_path: Path) -> None:

@@ -133,43 +133,59 @@ def manifest_sha256(run_id: str, as_of: datetime, params_sha256: str, previous: 
     return sha256_hex(canonical_json(body).encode("utf-8"))
 
 
-def previous_manifest(con: Any, run_id: str, as_of: datetime) -> str | None:
-    """The manifest hash of the latest earlier run (None for the first run)."""
+def chain_position(con: Any, run_id: str, as_of: datetime) -> tuple[int | None, str | None]:
+    """This run's place in the chain (`chain_seq`) and the manifest hash of the run before it.
+
+    Runs are chained in the order their evidence is first written, not by `as_of`: two runs
+    started close together may derive their evidence in either order, and chaining by start
+    time then forked the chain. A run derived again keeps its place. Runs written before
+    `chain_seq` existed (NULL) stay chained by `as_of`, ahead of every numbered run."""
     exists = con.execute(
         "select count(*) from information_schema.tables where table_schema = 'evidence' and table_name = ?",
         [MANIFEST_TABLE],
     ).fetchone()[0]
     if not exists:
-        return None
+        return 1, None
+    con.execute(f"alter table evidence.{MANIFEST_TABLE} add column if not exists chain_seq bigint")
+    own = con.execute(
+        f"select count(*), max(chain_seq) from evidence.{MANIFEST_TABLE} where run_id = ?", [run_id]).fetchone()
+    if own[0] and own[1] is None:  # a run from before chain_seq, derived again
+        row = con.execute(
+            f"select manifest_sha256 from evidence.{MANIFEST_TABLE} where run_id <> ? and chain_seq is null "
+            "and as_of <= ? order by as_of desc, run_id desc limit 1", [run_id, as_of]).fetchone()
+        return None, row[0] if row else None
+    seq = own[1] or con.execute(
+        f"select coalesce(max(chain_seq), 0) + 1 from evidence.{MANIFEST_TABLE}").fetchone()[0]
     row = con.execute(
-        f"select manifest_sha256 from evidence.{MANIFEST_TABLE} where run_id <> ? and as_of <= ? "
-        "order by as_of desc, run_id desc limit 1",
-        [run_id, as_of],
-    ).fetchone()
-    return row[0] if row else None
+        f"select manifest_sha256 from evidence.{MANIFEST_TABLE} where run_id <> ? "
+        "and (chain_seq < ? or chain_seq is null) order by chain_seq desc nulls last, as_of desc, run_id desc "
+        "limit 1", [run_id, seq]).fetchone()
+    return seq, row[0] if row else None
 
 
 def register_run_manifest(con: Any, run_id: str, as_of: datetime, params_sha256: str) -> str:
     """Hash this run's tables, chain to the previous run, and expose the result to
     `sql/collection_run.sql` as the temp table `run_manifest`. Returns the manifest hash."""
     tables = table_digests(con, run_id)
-    previous = previous_manifest(con, run_id, as_of)
+    seq, previous = chain_position(con, run_id, as_of)
     digest = manifest_sha256(run_id, as_of, params_sha256, previous, tables)
     con.execute(
         "create or replace temp table run_manifest as "
-        "select ?::json as tables_sha256, ?::varchar as previous_manifest_sha256, ?::varchar as manifest_sha256",
-        [canonical_json(dict(sorted(tables.items()))), previous, digest],
+        "select ?::json as tables_sha256, ?::varchar as previous_manifest_sha256, ?::varchar as manifest_sha256, "
+        "?::bigint as chain_seq",
+        [canonical_json(dict(sorted(tables.items()))), previous, digest, seq],
     )
     return digest
 
 
 def verify_chain(con: Any) -> list[str]:
-    """Recompute every run's manifest hash from the stored rows and check the links.
+    """Recompute every run's manifest hash from the stored rows and check the links, in chain
+    order (`chain_position`).
     Returns the problems found (empty: the stored evidence is as it was written)."""
     runs = con.execute(
         f"select run_id, any_value(as_of), any_value(params_sha256), any_value(previous_manifest_sha256), "
         f"any_value(manifest_sha256), count(distinct manifest_sha256) from evidence.{MANIFEST_TABLE} "
-        "group by run_id order by any_value(as_of), run_id"
+        "group by run_id order by max(chain_seq) nulls first, any_value(as_of), run_id"
     ).fetchall()
     problems: list[str] = []
     previous: str | None = None

@@ -47,8 +47,10 @@ create table if not exists evidence.evidence_collection_run (
     collector_host varchar,
     tables_sha256 json,              -- table -> sha256 of its exported CSV for this run
     previous_manifest_sha256 varchar,
-    manifest_sha256 varchar not null
+    manifest_sha256 varchar not null,
+    chain_seq bigint                 -- the run's place in the hash chain (order of writing)
 );
+alter table evidence.evidence_collection_run add column if not exists chain_seq bigint;
 create view if not exists evidence.latest_evidence_collection_run as
 select * from evidence.evidence_collection_run
 where run_id = (select arg_max(run_id, as_of) from evidence.evidence_collection_run);
@@ -93,7 +95,7 @@ select
     coalesce(t.failed, 0) as tests_failed, coalesce(t.not_collected, 0) as tests_not_collected,
     p.pii_mode, p.hmac_key_id, p.params_sha256, p.params_json, p.inputs_json,
     p.tool_version, p.python_version, p.duckdb_version, p.dagster_version, p.dlt_version, p.collector_host,
-    m.tables_sha256, m.previous_manifest_sha256, m.manifest_sha256
+    m.tables_sha256, m.previous_manifest_sha256, m.manifest_sha256, m.chain_seq
 from evidence_regions r
 cross join p
 cross join run_manifest m
