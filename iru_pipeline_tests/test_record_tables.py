@@ -135,9 +135,12 @@ def test_a_worker_that_dies_is_an_error_not_a_hang() -> None:
             list(workers.drain())
 
 
-def test_workers_get_the_pii_key_through_a_pipe_only() -> None:
+def test_workers_get_the_pii_key_through_a_pipe_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IRU_PII_KEY", TEST_PII_KEY)
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN_US", "tok-us-secret")
     with TableWorkers(CONTACTS, "updated_at", "us", "ws", pii_key=TEST_PII_KEY, processes=1) as workers:
         list(workers.submit(orjson.dumps([{"id": "1", "email": "a@b.co"}]), 0)) + list(workers.drain())
         pid = workers._workers[0]._proc.pid
         for what in ("cmdline", "environ"):
-            assert TEST_PII_KEY.encode() not in Path(f"/proc/{pid}/{what}").read_bytes()
+            text = Path(f"/proc/{pid}/{what}").read_bytes()
+            assert TEST_PII_KEY.encode() not in text and b"tok-us-secret" not in text

@@ -218,7 +218,7 @@ class IntercomClient:
         resource: str | None = None,
     ) -> dict[str, Any]:
         """One API call with pacing and bounded retries; returns the decoded JSON object."""
-        return self._send(method, path, params=params, body=body, resource=resource)[0]
+        return self._send(method, path, params=params, body=body, resource=resource)
 
     def _send(
         self,
@@ -229,9 +229,8 @@ class IntercomClient:
         body: Mapping[str, Any] | None = None,
         resource: str | None = None,
         decode: Callable[[bytes], Any] | None = None,
-    ) -> tuple[dict[str, Any], bytes]:
-        """`request()`, also returning the body's bytes; `decode` replaces the JSON decoding of a
-        successful response."""
+    ) -> dict[str, Any]:
+        """`request()`, where `decode` replaces the JSON decoding of a successful response."""
         endpoint = f"{method} {path}"
         stat = self._stat(endpoint, resource)
         content = orjson.dumps(body) if body is not None else None
@@ -315,7 +314,7 @@ class IntercomClient:
                 self._sleep_retry(stat, attempt, f"{kind} on {endpoint}")
                 attempt += 1
                 continue
-            return payload, response.content
+            return payload
 
     def _sleep_retry(self, stat: _Counters, attempt: int, why: str) -> None:
         stat.add("retries")
@@ -393,7 +392,7 @@ class IntercomClient:
         decode = _search_decoder(item_key)
         while True:
             number += 1
-            result, _ = self._send("POST", path, body=body, resource=resource, decode=decode)
+            result = self._send("POST", path, body=body, resource=resource, decode=decode)
             records = result.get(_RECORDS)
             if records is not None:
                 yield Page(None, number, _total(result), result, records,

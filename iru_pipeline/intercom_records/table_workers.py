@@ -14,7 +14,7 @@ every worker; fork is unsafe in a process that runs threads. So each worker is a
 its stdin and stdout:
 
 - first frame: the settings as JSON, including the PII key (through the pipe, never argv,
-  environment or a file);
+  environment or a file; the worker's environment has none of our settings);
 - then per page: `<u32 length><f64 hash_from>` and the records' JSON;
 - answered per page, in order: `<u32 length>` and `[table as Arrow IPC, meta as JSON]`,
   or an error line.
@@ -69,8 +69,8 @@ class TableWorkers:
     """Worker processes building one resource's tables from pages' records, in page order.
 
     `submit` takes a page's records (JSON bytes) and yields what earlier pages built; `drain`
-    yields the rest. At most IN_FLIGHT_PER_WORKER pages per worker are in flight, so memory stays bounded
-    however large the sync."""
+    yields the rest. At most IN_FLIGHT_PER_WORKER pages per worker are in flight, so memory
+    stays bounded however large the sync."""
 
     def __init__(
         self, spec: TableSpec, cursor: str, region: str, workspace_id: str | None,
@@ -121,17 +121,17 @@ class _Worker:
     block the other on a full pipe."""
 
     def __init__(self, settings: bytes) -> None:
+        # The worker needs no setting of ours: tokens and the PII key stay out of its environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERCOM_", "IRU_"))}
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
-            close_fds=True)
+            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         self._answers: queue.Queue[tuple[bytes, bytes]] = queue.Queue()
         self._reader = threading.Thread(target=self._read, name="table-worker-reader", daemon=True)
         self._reader.start()
         self._write(_LENGTH.pack(len(settings)) + settings)
 
     def send(self, records_json: bytes, hash_from: float) -> None:
-        self._write(_TASK.pack(len(records_json), hash_from))
-        self._write(records_json)
+        self._write(_TASK.pack(len(records_json), hash_from) + records_json)
 
     def has_result(self) -> bool:
         return not self._answers.empty()
@@ -146,7 +146,8 @@ class _Worker:
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(data)
-        except (BrokenPipeError, OSError):
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
             raise TableWorkerError(f"a table worker process ended unexpectedly (exit status {self._proc.poll()})") \
                 from None
 
