@@ -496,7 +496,9 @@ def _filtered(overlap: OverlapFilter, built: Built, floor: int | None) -> pa.Tab
 
 def _selected(overlap: OverlapFilter, keys: list[str], cursors: list[Any], digest: Callable[[int], str | None],
               floor: int | None) -> list[bool]:
-    candidates = [n for n, c in enumerate(cursors) if floor is None or _at_or_after(c, floor)]
+    if floor is None:
+        return overlap.keep_rows(keys, cursors, digest)
+    candidates = [n for n, c in enumerate(cursors) if _at_or_after(c, floor)]
     chosen = overlap.keep_rows([keys[n] for n in candidates], [cursors[n] for n in candidates],
                                lambda k: digest(candidates[k]))
     mask = [False] * len(keys)

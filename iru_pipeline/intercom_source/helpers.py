@@ -243,9 +243,11 @@ class OverlapFilter:
         """Which records to load, given their ids, cursor values and content hashes (asked for
         on demand, by position). A record without a hash (None) is loaded, never skipped."""
         mask: list[bool] = []
+        stamps = [cursor_seconds(c) or 0.0 for c in cursors]
         with self._lock:
-            for n, (key, cursor) in enumerate(zip(keys, cursors)):
-                stamp = cursor_seconds(cursor) or 0.0
+            if max(stamps, default=0.0) < self.max_seen - self._overlap and self._recent.keys().isdisjoint(keys):
+                return [True] * len(keys)  # most pages of a large sync: nothing to skip or remember
+            for n, (key, stamp) in enumerate(zip(keys, stamps)):
                 previous = self._recent.get(key)
                 if previous is not None:
                     value = digest(n)
