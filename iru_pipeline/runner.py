@@ -128,8 +128,8 @@ def run_pipeline(
     """Ingest every region of `settings`, one Dagster run each, then derive the evidence.
 
     `intercom_options` sets further fields of `IntercomResource` (e.g. retry bounds)."""
-    from iru_pipeline.definitions import build_definitions, evidence_asset_keys
     from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
+    from iru_pipeline.definitions import build_definitions, evidence_asset_keys
 
     instance = instance or prepare_instance(settings)
     for run_id in reap_dead_runs(instance):

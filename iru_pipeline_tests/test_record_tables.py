@@ -14,9 +14,14 @@ import pyarrow as pa
 import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
-from iru_pipeline.intercom_records.tables import CONTACTS, CONVERSATIONS, contacts_table, conversations_table
 from iru_pipeline.intercom_records.pii import Pseudonymizer
 from iru_pipeline.intercom_records.table_workers import TableWorkerError, TableWorkers
+from iru_pipeline.intercom_records.tables import (
+    CONTACTS,
+    CONVERSATIONS,
+    contacts_table,
+    conversations_table,
+)
 from iru_pipeline.intercom_records.transforms import content_hash
 from iru_pipeline_tests.conftest import TEST_PII_KEY
 

@@ -216,21 +216,10 @@ class IntercomClient:
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
         resource: str | None = None,
-    ) -> dict[str, Any]:
-        """One API call with pacing and bounded retries; returns the decoded JSON object."""
-        return self._send(method, path, params=params, body=body, resource=resource)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Mapping[str, Any] | None = None,
-        resource: str | None = None,
         decode: Callable[[bytes], Any] | None = None,
     ) -> dict[str, Any]:
-        """`request()`, where `decode` replaces the JSON decoding of a successful response."""
+        """One API call with pacing and bounded retries; returns the decoded JSON object
+        (`decode`, if given, replaces the JSON decoding of a successful response)."""
         endpoint = f"{method} {path}"
         stat = self._stat(endpoint, resource)
         content = orjson.dumps(body) if body is not None else None
@@ -392,7 +381,7 @@ class IntercomClient:
         decode = _search_decoder(item_key)
         while True:
             number += 1
-            result = self._send("POST", path, body=body, resource=resource, decode=decode)
+            result = self.request("POST", path, body=body, resource=resource, decode=decode)
             records = result.get(_RECORDS)
             if records is not None:
                 yield Page(None, number, _total(result), result, records,

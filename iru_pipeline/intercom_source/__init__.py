@@ -44,15 +44,32 @@ from iru_pipeline.intercom_records.tables import (
     TableSpec,
     tombstones_table,
 )
-from iru_pipeline.intercom_source.helpers import EPOCH, OverlapFilter, SyncReport, WorkspaceContext, fewer_gc_passes
-from iru_pipeline.intercom_source.windows import CONTACTS_SEARCH, CONVERSATIONS_SEARCH, windowed_search
+from iru_pipeline.intercom_records.transforms import (
+    COLUMNS,
+    activity_log_row,
+    admin_row,
+    content_hash,
+    conversation_tombstone,
+    data_attribute_row,
+    deleted_conversation_row,
+    tag_row,
+    team_membership_rows,
+    team_row,
+    workspace_row,
+)
+from iru_pipeline.intercom_source.helpers import (
+    EPOCH,
+    OverlapFilter,
+    SyncReport,
+    WorkspaceContext,
+    fewer_gc_passes,
+)
 from iru_pipeline.intercom_source.settings import (
     ACTIVITY_LOG_PAGE_SIZE,
+    ARROW_BATCH_ROWS,
     DATASET_NAME,
     DELETED_CONVERSATIONS_PAGE_SIZE,
-    ARROW_BATCH_ROWS,
     EXTRACT_WORKERS,
-    WINDOW_SPLIT_ABOVE,
     INITIAL_ACTIVITY_LOG_DAYS,
     OVERLAP_SECONDS,
     RECONCILE_EVERY_DAYS,
@@ -61,19 +78,12 @@ from iru_pipeline.intercom_source.settings import (
     SNAPSHOT,
     TABLE_WORKERS_ABOVE,
     UPSERT,
+    WINDOW_SPLIT_ABOVE,
 )
-from iru_pipeline.intercom_records.transforms import (
-    COLUMNS,
-    content_hash,
-    activity_log_row,
-    admin_row,
-    conversation_tombstone,
-    data_attribute_row,
-    deleted_conversation_row,
-    tag_row,
-    team_membership_rows,
-    team_row,
-    workspace_row,
+from iru_pipeline.intercom_source.windows import (
+    CONTACTS_SEARCH,
+    CONVERSATIONS_SEARCH,
+    windowed_search,
 )
 
 __all__ = ["DATASET_NAME", "RESOURCE_NAMES", "SyncReport", "intercom_source"]

@@ -8,13 +8,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from iru_pipeline.intercom_client import SKIPPABLE_ERRORS, IntercomClient
 from iru_pipeline.intercom_records.pii import Pseudonymizer
+from iru_pipeline.intercom_records.table_workers import TableWorkers
 from iru_pipeline.intercom_records.transforms import content_hash, cursor_seconds, sid
 
 EPOCH = datetime(1970, 1, 2, tzinfo=UTC)
@@ -127,10 +128,8 @@ class WorkspaceContext:
         app = self.me.get("app") if isinstance(self.me.get("app"), dict) else {}
         return str(app.get("timezone") or "UTC")
 
-    def table_workers(self, spec: Any, cursor: str) -> Any:
+    def table_workers(self, spec: Any, cursor: str) -> TableWorkers:
         """Worker processes building `spec`'s tables for this workspace (see table_workers.py)."""
-        from iru_pipeline.intercom_records.table_workers import TableWorkers
-
         key = self._pii_key.reveal() if hasattr(self._pii_key, "reveal") else self._pii_key
         pseudo = self.pseudonymizer if key is not None and spec.name == "contacts" else None
         return TableWorkers(spec, cursor, self.region, self.workspace_id, pii_key=key if pseudo else None,
