@@ -17,6 +17,7 @@ from iru_pipeline.intercom_client import SKIPPABLE_ERRORS, IntercomClient
 from iru_pipeline.intercom_records.pii import Pseudonymizer
 from iru_pipeline.intercom_records.table_workers import TableWorkers
 from iru_pipeline.intercom_records.transforms import content_hash, cursor_seconds, sid
+from iru_pipeline.intercom_source.settings import EXTRACT_WORKERS, WINDOW_SPLIT_ABOVE
 
 EPOCH = datetime(1970, 1, 2, tzinfo=UTC)
 
@@ -73,8 +74,8 @@ class WorkspaceContext:
         reconcile: bool | None = None,
         known_contact_ids: Any = None,
         now: Any = time.time,
-        workers: int = 8,
-        split_above: int = 3000,
+        workers: int = EXTRACT_WORKERS,
+        split_above: int = WINDOW_SPLIT_ABOVE,
         table_workers_above: int | None = None,
         table_processes: int | None = None,
     ) -> None:

@@ -99,7 +99,7 @@ def windowed_search(
     now: int,
     *,
     tz: str = "UTC",
-    workers: int = 8,
+    workers: int = 16,
     split_above: int = 3000,
     per_page: int = 150,
     on_plan: Callable[[list[Window], int], None] | None = None,
