@@ -7,7 +7,6 @@ from iru_pipeline.intercom_client.client import (
     EndpointStats,
     IntercomClient,
     Page,
-    page_items,
 )
 from iru_pipeline.intercom_client.errors import (
     SKIPPABLE_ERRORS,
@@ -27,5 +26,5 @@ __all__ = [
     "API_VERSION", "MAX_PER_PAGE", "PERMISSIONS", "SKIPPABLE_ERRORS", "EndpointStats", "IntercomAuthError",
     "IntercomClient", "IntercomConnectionError", "IntercomError", "IntercomPermissionError",
     "IntercomRateLimitError", "IntercomRequestError", "IntercomResponseError", "IntercomServerError",
-    "IntercomVersionError", "Page", "RateLimiter", "RetryPolicy", "page_items",
+    "IntercomVersionError", "Page", "RateLimiter", "RetryPolicy",
 ]

@@ -556,23 +556,16 @@ def _search_decoder(item_key: str) -> Callable[[bytes], Any]:
     return decode
 
 
-def page_items(body: dict[str, Any], key: str) -> list[dict[str, Any]] | None:
-    """The records of a listing page (objects only), or None when it has no such list. Some
-    endpoints answer `data` where the spec names another key."""
+def _items(body: dict[str, Any], key: str, client: IntercomClient, endpoint: str, resource: str | None) -> list[dict[str, Any]]:
     items = body.get(key)
     if items is None and key != "data" and isinstance(body.get("data"), list):
-        items = body["data"]
-    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else None
-
-
-def _items(body: dict[str, Any], key: str, client: IntercomClient, endpoint: str, resource: str | None) -> list[dict[str, Any]]:
-    items = page_items(body, key)
-    if items is None:
+        items = body["data"]  # some endpoints answer `data` where the spec names another key
+    if not isinstance(items, list):
         raise IntercomResponseError(
             f"response has no {key!r} list (got keys: {', '.join(sorted(map(str, body))[:8]) or 'none'})",
             region=client.region, endpoint=endpoint, resource=resource,
         )
-    return items
+    return [i for i in items if isinstance(i, dict)]
 
 
 def _total(body: dict[str, Any]) -> int | None:

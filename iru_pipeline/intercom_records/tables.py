@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -207,7 +208,7 @@ class TableSpec:
     name: str
     columns: tuple[Column, ...]
 
-    @property
+    @cached_property
     def schema(self) -> pa.Schema:
         keys = ("region", "id")
         fields = [pa.field("region", pa.string(), nullable=False), pa.field("workspace_id", pa.string())]
@@ -275,14 +276,14 @@ def _email_flags(records: Records) -> list[tuple[bool, bool, bool, bool]]:
     """has_email, is_internal_domain, email_has_plus_tag, email_looks_test: computed from the
     clear address before it is dropped (all False without one)."""
     def flags(r: Records) -> list[tuple[bool, bool, bool, bool]]:
-        internal = r.pseudo.internal_domains if r.pseudo is not None else frozenset()
+        is_internal = r.pseudo.is_internal if r.pseudo is not None else (lambda domain: False)
         out = []
         for e in _emails(r):
             if not e:
                 out.append((False, False, False, False))
                 continue
             local, _, domain = e.partition("@")
-            out.append((True, bool(domain) and domain in internal, "+" in local, bool(TEST_LOOKING.search(local))))
+            out.append((True, is_internal(domain), "+" in local, bool(TEST_LOOKING.search(local))))
         return out
     return records.once("email_flags", flags)
 
