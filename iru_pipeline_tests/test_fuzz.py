@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -30,7 +31,7 @@ from iru_pipeline.intercom_client import (
     RateLimiter,
     RetryPolicy,
 )
-from iru_pipeline.intercom_records.tables import contacts_table, conversations_table
+from iru_pipeline.intercom_records.tables import CONTACTS, CONVERSATIONS, contacts_table, conversations_table
 from iru_pipeline.intercom_source.helpers import OverlapFilter
 from iru_pipeline.intercom_records.transforms import content_hash
 from iru_pipeline.intercom_records.pii import Pseudonymizer
@@ -189,8 +190,9 @@ def assert_page(table: Any, reference: Any, items: list[dict[str, Any]]) -> None
 @given(items=st.lists(contact, max_size=4))
 @example(items=[{"id": 1, "updated_at": 1e300, "tags": {"data": [{"id": 2**64 - 1}]}, "owner_id": -1.5}])
 def test_contacts_never_raise(items: list[dict[str, Any]]) -> None:
-    assert_page(contacts_table(items, "us", "ws_fuzz", PSEUDO),
-                contacts_table(items, "us", "ws_fuzz", PSEUDO, vectorized=False), items)
+    reference = contacts_table(items, "us", "ws_fuzz", PSEUDO, vectorized=False)
+    assert_page(contacts_table(items, "us", "ws_fuzz", PSEUDO), reference, items)
+    assert_page(CONTACTS.table_of(CONTACTS.decode(msgspec.json.encode(items), PSEUDO), "us", "ws_fuzz"), reference, items)
     OverlapFilter({}, "updated_at", 900).keep(items)
     for item in items:
         content_hash(item)
@@ -202,8 +204,9 @@ def test_contacts_never_raise(items: list[dict[str, Any]]) -> None:
 def test_conversations_never_raise(items: list[dict[str, Any]]) -> None:
     for item in items:
         assert_row(conversation_tombstone(item, "us", "ws_fuzz"))
-    assert_page(conversations_table(items, "us", "ws_fuzz"),
-                conversations_table(items, "us", "ws_fuzz", vectorized=False), items)
+    reference = conversations_table(items, "us", "ws_fuzz", vectorized=False)
+    assert_page(conversations_table(items, "us", "ws_fuzz"), reference, items)
+    assert_page(CONVERSATIONS.table_of(CONVERSATIONS.decode(msgspec.json.encode(items)), "us", "ws_fuzz"), reference, items)
     OverlapFilter({}, "updated_at", 900).keep(items)
     for item in items:
         content_hash(item)

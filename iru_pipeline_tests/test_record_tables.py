@@ -4,6 +4,7 @@ PII policy and the table contract say, and worker processes build the same table
 
 from __future__ import annotations
 
+import hmac
 import os
 import signal
 from datetime import UTC, datetime
@@ -15,10 +16,12 @@ import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_records.pii import Pseudonymizer
-from iru_pipeline.intercom_records.table_workers import TableWorkerError, TableWorkers
+from iru_pipeline.intercom_records.table_workers import TableWorkerError, TableWorkers, join_arrays
 from iru_pipeline.intercom_records.tables import (
     CONTACTS,
     CONVERSATIONS,
+    TableSpec,
+    col,
     contacts_table,
     conversations_table,
 )
@@ -43,6 +46,47 @@ def test_fast_and_value_by_value_paths_agree_on_the_fakes_records(records: dict[
         contacts_table(contacts, "us", "ws", PSEUDO, vectorized=False))
     assert conversations_table(conversations, "us", "ws").equals(
         conversations_table(conversations, "us", "ws", vectorized=False))
+
+
+@pytest.mark.parametrize("spec", [CONTACTS, CONVERSATIONS], ids=lambda s: s.name)
+def test_records_decoded_from_json_give_the_same_table(records: dict[str, list[dict]], spec: TableSpec) -> None:
+    """The typed decoding keeps only the fields the columns read: every column must name them."""
+    items = records[spec.name]
+    pseudo = PSEUDO if spec is CONTACTS else None
+    decoded = spec.decode(orjson.dumps(items), pseudo)
+    assert decoded.typed
+    assert spec.table_of(decoded, "us", "ws").equals(spec.table(items, "us", "ws", pseudo))
+
+
+def test_a_record_of_another_shape_falls_back_to_dicts_with_the_same_table() -> None:
+    items = [{"id": "1", "location": "Paris", "updated_at": 1700000000}, 7,
+             {"id": "2", "tags": {"data": "none"}, "custom_attributes": [1], "location": {"country": "FR"}}]
+    decoded = CONTACTS.decode(orjson.dumps(items), PSEUDO)
+    assert not decoded.typed, "a string where an object is expected"
+    assert CONTACTS.table_of(decoded, "us", "ws").equals(
+        contacts_table([i for i in items if isinstance(i, dict)], "us", "ws", PSEUDO, vectorized=False))
+    with pytest.raises(ValueError):
+        CONTACTS.decode(b'[{"id": "1", "updated_at": 1e400}]')
+
+
+def test_a_field_read_both_as_a_value_and_as_an_object_is_refused() -> None:
+    spec = TableSpec("odd", (col("source", "text"), col("source_type", "text", "source", "type")))
+    with pytest.raises(ValueError, match="source is read both as a value and as an object"):
+        spec.decode(b"[]")
+
+
+def test_batched_pseudonyms_are_hmac_sha256() -> None:
+    values = ["a@example.com", "ünïcødé@example.com", None, "", "+4930123456", "x" * 200]
+    key = PSEUDO._key
+    expected = [hmac.new(key, f"email:{v}".encode(), "sha256").hexdigest()[:32] if v else None for v in values]
+    assert PSEUDO.digests("email", values) == expected
+    assert PSEUDO.digests("email", values)[0] == PSEUDO.email("A@Example.com ")
+
+
+def test_pages_join_into_one_array() -> None:
+    pages = [b'[{"id": 1}]', b"[]", b" [ ] ", b'[\n {"id": 2},{"id": 3} ]\n']
+    assert orjson.loads(join_arrays(pages)) == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert join_arrays([b"[]"]) == b"[]"
 
 
 def test_contact_identifiers_are_pseudonymised_and_flags_kept(records: dict[str, list[dict]]) -> None:
@@ -108,9 +152,11 @@ def _pages(records: list[dict], size: int = 150) -> list[bytes]:
 def test_worker_processes_build_the_same_tables_and_report_each_record(records: dict[str, list[dict]]) -> None:
     contacts = records["contacts"]
     hash_from = sorted(c["updated_at"] for c in contacts)[len(contacts) // 2]
+    pages = _pages(contacts)
+    tasks = [join_arrays(pages[i:i + 3]) for i in range(0, len(pages), 3)]  # several pages per task
     with TableWorkers(CONTACTS, "updated_at", "us", "ws", pii_key=TEST_PII_KEY,
                       internal_domains=("example-corp.com",), processes=2) as workers:
-        built = [b for page in _pages(contacts) for b in workers.submit(page, hash_from)]
+        built = [b for task in tasks for b in workers.submit(task, hash_from)]
         built += workers.drain()
     table = pa.concat_tables([b[0] for b in built])
     assert table.equals(contacts_table(contacts, "us", "ws", PSEUDO))

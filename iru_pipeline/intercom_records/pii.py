@@ -19,6 +19,7 @@ HMAC_HEX_CHARS = 32
 TEST_LOOKING = re.compile(r"(?i)^(test|qa|demo|dummy)|\+test")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # E.164-ish numbers and common national formats: a + or digit, then 7+ digits with separators.
+_NON_DIGITS = re.compile(r"\D")
 PHONE_RE = re.compile(r"(?<![\w@])\+?\d[\d\s().\-]{6,}\d(?![\w@])")
 
 
@@ -50,10 +51,25 @@ class Pseudonymizer:
         return hmac.digest(self._key, f"{kind}:{value}".encode(), "sha256").hex()[:HMAC_HEX_CHARS]
 
     def digests(self, kind: str, values: Iterable[str | None]) -> list[str | None]:
-        """`digest` of many normalised values (None stays None): the tight loop of a page."""
-        key, prefix = self._key, f"{kind}:".encode()
-        return [hmac.digest(key, prefix + v.encode(), "sha256").hex()[:HMAC_HEX_CHARS] if v else None
-                for v in values]
+        """`digest` of many normalised values (None stays None): the tight loop of a page.
+
+        HMAC-SHA256 spelled out (RFC 2104) from the key's two padded blocks, hashed once per
+        page: `hmac.digest` sets the key up again for every value, which doubles the cost of
+        the three pseudonyms of a contact. A test pins it to `hmac.digest`."""
+        block = self._key.ljust(64, b"\0")  # the derived key is 32 bytes, under SHA-256's block
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in block) + f"{kind}:".encode())
+        outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        out: list[str | None] = []
+        for v in values:
+            if not v:
+                out.append(None)
+                continue
+            i = inner.copy()
+            i.update(v.encode())
+            o = outer.copy()
+            o.update(i.digest())
+            out.append(o.hexdigest()[:HMAC_HEX_CHARS])
+        return out
 
     def email(self, value: Any) -> str | None:
         norm = normalize_email(value)
@@ -129,7 +145,7 @@ def normalize_phone(value: Any) -> str | None:
     if value is None:
         return None
     raw = str(value).strip()
-    digits = re.sub(r"\D", "", raw)
+    digits = _NON_DIGITS.sub("", raw)
     if not digits:
         return None
     return ("+" if raw.startswith("+") else "") + digits

@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
+import msgspec
 import orjson
 import pyarrow as pa
 
@@ -47,9 +48,13 @@ SPECS = {spec.name: spec for spec in (CONTACTS, CONVERSATIONS)}
 _LENGTH = struct.Struct("<I")
 _TASK = struct.Struct("<Id")
 _OK, _ERROR = b"T", b"E"
-IN_FLIGHT_PER_WORKER = 6
-"""Pages queued per worker: enough to keep it busy while the main process hands a batch to
-dlt (tens of milliseconds), few enough to bound memory (a page is about 330 KB)."""
+IN_FLIGHT_PER_WORKER = 3
+"""Tasks queued per worker: enough to keep it busy while the main process hands a batch to
+dlt (tens of milliseconds), few enough to bound memory (a task of 10 contact pages is about
+3.3 MB)."""
+GC_EVERY_TASKS = 50
+
+_RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
 
 Built = tuple[pa.Table, list[str], list[Any], list[str | None]]
 """A page's table, and its records' ids, cursor values and content hashes (or None)."""
@@ -68,8 +73,8 @@ def default_processes() -> int:
 class TableWorkers:
     """Worker processes building one resource's tables from pages' records, in page order.
 
-    `submit` takes a page's records (JSON bytes) and yields what earlier pages built; `drain`
-    yields the rest. At most IN_FLIGHT_PER_WORKER pages per worker are in flight, so memory
+    `submit` takes a task's records (JSON bytes) and yields what earlier tasks built; `drain`
+    yields the rest. At most IN_FLIGHT_PER_WORKER tasks per worker are in flight, so memory
     stays bounded however large the sync."""
 
     def __init__(
@@ -88,7 +93,8 @@ class TableWorkers:
         self._next = 0
 
     def submit(self, records_json: bytes, hash_from: float) -> Iterator[Built]:
-        """Queue a page's records, hashing those whose cursor is at or after `hash_from`."""
+        """Queue a JSON array of records (one or more pages: `join_arrays`), hashing those
+        whose cursor is at or after `hash_from`."""
         worker = self._workers[self._next]
         self._next = (self._next + 1) % len(self._workers)
         worker.send(records_json, hash_from)
@@ -117,8 +123,9 @@ class TableWorkers:
 
 
 class _Worker:
-    """One worker process; a thread reads its answers as they come, so neither side can
-    block the other on a full pipe."""
+    """One worker process. A thread writes its tasks and another reads its answers, so the
+    main process never blocks on a full pipe (a task is larger than the pipe's buffer: a
+    blocking write would wait for the worker to finish its previous task)."""
 
     def __init__(self, settings: bytes) -> None:
         # The worker needs no setting of ours: tokens and the PII key stay out of its environment.
@@ -126,12 +133,17 @@ class _Worker:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         self._answers: queue.Queue[tuple[bytes, bytes]] = queue.Queue()
+        self._tasks: queue.Queue[bytes | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, name="table-worker-reader", daemon=True)
         self._reader.start()
-        self._write(_LENGTH.pack(len(settings)) + settings)
+        self._writer = threading.Thread(target=self._write_tasks, name="table-worker-writer", daemon=True)
+        self._writer.start()
+        self._tasks.put(_LENGTH.pack(len(settings)) + settings)
 
     def send(self, records_json: bytes, hash_from: float) -> None:
-        self._write(_TASK.pack(len(records_json), hash_from) + records_json)
+        if not self._writer.is_alive():
+            raise TableWorkerError(f"a table worker process ended unexpectedly (exit status {self._proc.poll()})")
+        self._tasks.put(_TASK.pack(len(records_json), hash_from) + records_json)
 
     def has_result(self) -> bool:
         return not self._answers.empty()
@@ -142,14 +154,20 @@ class _Worker:
             raise TableWorkerError(payload.decode(errors="replace"))
         return decode_built(payload)
 
-    def _write(self, data: bytes) -> None:
-        assert self._proc.stdin is not None
+    def _write_tasks(self) -> None:
+        """Until None: a failed write means the worker ended, which the reader reports."""
+        stream = self._proc.stdin
+        assert stream is not None
+        while (data := self._tasks.get()) is not None:
+            try:
+                stream.write(data)
+                stream.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                return
         try:
-            self._proc.stdin.write(data)
-            self._proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            raise TableWorkerError(f"a table worker process ended unexpectedly (exit status {self._proc.poll()})") \
-                from None
+            stream.close()  # the worker ends at end of input
+        except OSError:
+            pass
 
     def _read(self) -> None:
         stream = self._proc.stdout
@@ -169,17 +187,21 @@ class _Worker:
             self._answers.put((_ERROR, f"a table worker process ended unexpectedly (exit status {status})".encode()))
 
     def close(self) -> None:
-        if self._proc.stdin is not None and not self._proc.stdin.closed:
-            try:
-                self._proc.stdin.close()  # the worker ends at end of input
-            except OSError:
-                pass
+        self._tasks.put(None)
+        self._writer.join(timeout=10)
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
         self._reader.join(timeout=10)
+
+
+def join_arrays(arrays: list[bytes]) -> bytes:
+    """JSON arrays (each already checked to be one) as one array: several pages make a task,
+    because a table's fixed cost per column (Arrow calls) is paid per task."""
+    inner = [body for a in arrays if (body := a.strip()[1:-1].strip())]
+    return b"[" + b",".join(inner) + b"]"
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
@@ -217,12 +239,20 @@ def decode_built(payload: bytes) -> Built:
 
 def build(spec: TableSpec, cursor: str, region: str, workspace_id: str | None, pseudo: Pseudonymizer | None,
           records_json: bytes, hash_from: float) -> Built:
-    """One page's table and what the overlap filter needs of each record."""
-    items = [i for i in orjson.loads(records_json) if isinstance(i, dict)]
-    cursors = [i.get(cursor) for i in items]
-    hashes = [content_hash(i) if (cursor_seconds(c) or 0.0) >= hash_from else None for i, c in zip(items, cursors)]
-    table = spec.table(items, region, workspace_id, pseudo)
-    return table, [str(i.get("id")) for i in items], cursors, hashes
+    """One task's table (its records may be several pages) and what the overlap filter needs
+    of each record."""
+    records = spec.decode(records_json, pseudo, extra=(cursor,))
+    cursors = records.values((cursor,))
+    hashes: list[str | None] = [None] * len(cursors)
+    hashed = [n for n, c in enumerate(cursors) if (cursor_seconds(c) or 0.0) >= hash_from]
+    if hashed:
+        # The hash covers the whole record; typed records hold only the fields read, so the
+        # records to hash are decoded again, alone, as the main process decodes them.
+        raw = _RAW_RECORDS.decode(records_json) if records.typed else None
+        for n in hashed:
+            hashes[n] = content_hash(orjson.loads(memoryview(raw[n])) if raw is not None else records.items[n])
+    table = spec.table_of(records, region, workspace_id)
+    return table, [str(k) for k in records.values(("id",))], cursors, hashes
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
@@ -236,8 +266,11 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
                            settings["known_clear_emails"]) if key else None
     del settings["pii_key"], key
     spec = SPECS[settings["table"]]
+    # A task's records are trees (no reference cycles), freed when its table is sent; the
+    # cyclic collector would only walk them, several times per task. So it runs between tasks.
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)  # see intercom_source.helpers.fewer_gc_passes
+    gc.disable()
+    done = 0
     while (task := _read_exactly(stdin, _TASK.size)) is not None:
         length, hash_from = _TASK.unpack(task)
         records_json = _read_exactly(stdin, length)
@@ -246,11 +279,14 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
         try:
             answer = _OK + _encode(build(spec, settings["cursor"], settings["region"], settings["workspace_id"],
                                          pseudo, records_json, hash_from))
-        except (orjson.JSONDecodeError, ValueError, TypeError, RecursionError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:  # msgspec.DecodeError is a ValueError
             # Records the envelope check let through but the decoder refuses (e.g. 1e400).
             answer = _ERROR + f"a page's records could not be decoded ({type(exc).__name__}: {exc})".encode()
         stdout.write(_LENGTH.pack(len(answer) - 1) + answer)
         stdout.flush()
+        done += 1
+        if done % GC_EVERY_TASKS == 0:
+            gc.collect()
 
 
 if __name__ == "__main__":

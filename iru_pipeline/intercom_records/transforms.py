@@ -102,9 +102,12 @@ def obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+_NO_VALUE = (None, "", [], {})  # built once: a literal with [] and {} is rebuilt at every call
+
+
 def attribute_keys(value: Any) -> list[str]:
     """Keys of custom attributes that hold a value; the values themselves are never kept."""
-    return sorted(str(k) for k, v in obj(value).items() if v not in (None, "", [], {}))
+    return sorted([str(k) for k, v in obj(value).items() if v not in _NO_VALUE])
 
 
 def content_hash(item: dict[str, Any]) -> str:

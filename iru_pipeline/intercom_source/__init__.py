@@ -35,7 +35,7 @@ from iru_pipeline.intercom_client import (
     IntercomResponseError,
     Page,
 )
-from iru_pipeline.intercom_records.table_workers import Built, TableWorkerError
+from iru_pipeline.intercom_records.table_workers import Built, TableWorkerError, join_arrays
 from iru_pipeline.intercom_records.tables import (
     CONTACTS,
     CONTACTS_SCHEMA,
@@ -72,6 +72,7 @@ from iru_pipeline.intercom_source.settings import (
     EXTRACT_WORKERS,
     INITIAL_ACTIVITY_LOG_DAYS,
     OVERLAP_SECONDS,
+    PAGES_PER_TASK,
     RECONCILE_EVERY_DAYS,
     RESOURCE_NAMES,
     SEARCH_PAGE_SIZE,
@@ -234,11 +235,12 @@ def contacts(
         state = dlt.current.resource_state()
         floor = int(_window_start(ctx, updated_at, report).timestamp())
         overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        builders = _Builders(ctx, CONTACTS)
         pages = windowed_search(ctx.client, CONTACTS_SEARCH, floor, ctx.run_started_at, tz=ctx.timezone,
                                 workers=ctx.workers, split_above=ctx.split_above,
-                                on_plan=_note_plan(ctx, "contacts"))
+                                on_plan=_note_plan(ctx, "contacts"), on_split=builders.start_if_large)
         # The re-read day brings records before the window; dlt's cursor would drop them too.
-        yield from _tables(ctx, CONTACTS, pages, report, overlap, floor=floor)
+        yield from _tables(ctx, builders, pages, report, overlap, floor=floor)
         overlap.prune()
         report.unchanged_skipped += overlap.skipped
         if _reconcile_due(ctx, state):
@@ -293,10 +295,11 @@ def conversations(
         state = dlt.current.resource_state()
         floor = int(_window_start(ctx, updated_at, report).timestamp())
         overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        builders = _Builders(ctx, CONVERSATIONS)
         pages = windowed_search(ctx.client, CONVERSATIONS_SEARCH, floor, ctx.run_started_at,
                                 workers=ctx.workers, split_above=ctx.split_above,
-                                on_plan=_note_plan(ctx, "conversations"))
-        yield from _tables(ctx, CONVERSATIONS, pages, report, overlap)
+                                on_plan=_note_plan(ctx, "conversations"), on_split=builders.start_if_large)
+        yield from _tables(ctx, builders, pages, report, overlap)
         overlap.prune()
         report.unchanged_skipped += overlap.skipped
         tombstones = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, key="deleted_hashes",
@@ -439,34 +442,56 @@ def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, An
             pass
 
 
+class _Builders:
+    """Where a resource's tables are built: here, or, once the sync is known to be large,
+    in worker processes (started as soon as the first page's count shows it, so they are
+    up before the windows are planned)."""
+
+    def __init__(self, ctx: WorkspaceContext, spec: TableSpec, cursor: str = "updated_at") -> None:
+        self.ctx, self.spec, self.cursor = ctx, spec, cursor
+        self.workers: Any = None
+
+    def start_if_large(self, expected: int) -> None:
+        above = self.ctx.table_workers_above
+        if self.workers is None and above is not None and expected > above:
+            self.workers = self.ctx.table_workers(self.spec, self.cursor)
+            progress.info("[%s] %s: building tables in %d worker processes", self.ctx.region, self.spec.name,
+                          self.workers.processes)
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
+
+
 def _tables(
-    ctx: WorkspaceContext, spec: TableSpec, pages: Iterator[Page], report: Any, overlap: OverlapFilter,
-    cursor: str = "updated_at", floor: int | None = None, rows: int = ARROW_BATCH_ROWS,
+    ctx: WorkspaceContext, builders: _Builders, pages: Iterator[Page], report: Any, overlap: OverlapFilter,
+    floor: int | None = None, rows: int = ARROW_BATCH_ROWS,
 ) -> Iterator[pa.Table]:
     """The records of search pages as Arrow tables of about `rows` rows, without those the
     overlap filter skips and (contacts) those whose cursor is before `floor`.
 
     Batches: dlt's per-item work (schema merge and validation of each table) dominated when
     every 150-row page was its own table. Once the sync is large the tables are built in
-    worker processes from the pages' records (table_workers.py); the filter still runs here,
-    on what the workers report of each record."""
-    workers: Any = None
+    worker processes, PAGES_PER_TASK pages at a time (table_workers.py); the filter still
+    runs here, on what the workers report of each record."""
+    spec, cursor = builders.spec, builders.cursor
     items: list[dict[str, Any]] = []
+    task: list[bytes] = []
     tables: list[pa.Table] = []
     seen = 0
     try:
         for page in pages:
             report.pages += 1
-            expected = max(seen, page.total_count or 0, report.total_count_reported or 0)
-            if workers is None and page.records_json and ctx.table_workers_above is not None \
-                    and expected > ctx.table_workers_above:
-                workers = ctx.table_workers(spec, cursor)
-                progress.info("[%s] %s: building tables in %d worker processes", ctx.region, spec.name,
-                              workers.processes)
+            if page.records_json:
+                builders.start_if_large(max(seen, page.total_count or 0, report.total_count_reported or 0))
+            workers = builders.workers
             if workers is not None and page.records_json:
-                for built in workers.submit(page.records_json, overlap.hash_floor):
-                    seen += len(built[1])
-                    tables.append(_filtered(overlap, built, floor))
+                task.append(page.records_json)
+                if len(task) >= PAGES_PER_TASK:
+                    for built in workers.submit(join_arrays(task), overlap.hash_floor):
+                        seen += len(built[1])
+                        tables.append(_filtered(overlap, built, floor))
+                    task = []
             else:
                 seen += len(page.items)
                 items += _kept(overlap, page.items, cursor, floor)
@@ -476,7 +501,11 @@ def _tables(
             if sum(t.num_rows for t in tables) >= rows:
                 yield _concat(tables)
                 tables = []
+        workers = builders.workers
         if workers is not None:
+            if task:
+                tables += (_filtered(overlap, built, floor)
+                           for built in workers.submit(join_arrays(task), overlap.hash_floor))
             tables += (_filtered(overlap, built, floor) for built in workers.drain())
         if items:
             tables.append(spec.table(items, ctx.region, ctx.workspace_id, _pseudo_for(ctx, spec)))
@@ -486,8 +515,12 @@ def _tables(
         raise IntercomResponseError(str(exc), region=ctx.region, endpoint=f"POST /{spec.name}/search",
                                     resource=spec.name) from None
     finally:
-        if workers is not None:
-            workers.close()
+        # Stop the window threads now: an exception's traceback keeps this generator alive,
+        # and threads blocked on a full queue would keep the process from exiting.
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+        builders.close()
 
 
 def _kept(overlap: OverlapFilter, items: list[dict[str, Any]], cursor: str, floor: int | None) -> list[dict[str, Any]]:
@@ -501,7 +534,8 @@ def _kept(overlap: OverlapFilter, items: list[dict[str, Any]], cursor: str, floo
 def _filtered(overlap: OverlapFilter, built: Built, floor: int | None) -> pa.Table:
     """`_kept` on a table a worker built, from what it reported of each record."""
     table, keys, cursors, hashes = built
-    return table.filter(pa.array(_selected(overlap, keys, cursors, hashes.__getitem__, floor), pa.bool_()))
+    mask = _selected(overlap, keys, cursors, hashes.__getitem__, floor)
+    return table if all(mask) else table.filter(pa.array(mask, pa.bool_()))
 
 
 def _selected(overlap: OverlapFilter, keys: list[str], cursors: list[Any], digest: Callable[[int], str | None],

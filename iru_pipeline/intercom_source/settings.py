@@ -31,6 +31,9 @@ ARROW_BATCH_ROWS = 10_000
 TABLE_WORKERS_ABOVE = 20_000
 """A contacts or conversations sync of more records than this builds its tables in worker
 processes (table_workers.py); smaller ones are not worth starting them."""
+PAGES_PER_TASK = 10
+"""Search pages a table worker builds as one table: a table costs about 20 Arrow calls per
+column whatever its size, which at one page of 150 contacts was a quarter of a worker's time."""
 EXTRACT_WORKERS = 16
 """Search windows of contacts and conversations fetched at once (see windows.py); the
 client's rate limiter keeps them within the workspace's limit."""

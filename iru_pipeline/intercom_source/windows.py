@@ -103,10 +103,12 @@ def windowed_search(
     split_above: int = 3000,
     per_page: int = 150,
     on_plan: Callable[[list[Window], int], None] | None = None,
+    on_split: Callable[[int], None] | None = None,
 ) -> Iterator[Page]:
     """All records with `spec.field` >= `start` (contacts: possibly more of `start`'s day), as
     the API's pages; windows are fetched concurrently, each sorted ascending. No order
-    across pages is promised."""
+    across pages is promised. `on_split(total)` is called as soon as the sync is known to be
+    split (before the windows are planned), `on_plan(windows, total)` once they are."""
     days = DayClock(tz)
     lo = days.day_start(start) if spec.whole_days else max(0, start)
     whole = Window(lo, None)
@@ -145,6 +147,8 @@ def windowed_search(
             yield from chain
             return
         chain.close()  # the first page is re-read by the window that holds it
+    if on_split:
+        on_split(total)
     sort = {"field": spec.field, "order": "ascending"}
     windows = plan_windows(client, spec, lo, now, total, workers, days, per_page)
     if on_plan:
