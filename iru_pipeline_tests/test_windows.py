@@ -3,6 +3,8 @@ ingestion guarantees with windows on."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from pathlib import Path
 
@@ -138,3 +140,58 @@ def test_a_quiet_run_after_a_busy_day_costs_one_contact_search(frozen_fake: Fake
     assert not quiet.failed
     assert fake.stats("us")["by_route"]["POST /contacts/search"] == 1
     assert {(r["resource"]): r["rows_loaded"] for r in quiet.sync_rows}["contacts"] == 0
+
+
+def test_a_sync_that_fails_mid_way_leaves_no_window_threads(tmp_path: Path) -> None:
+    """A table worker dies while windows are being fetched: the sync fails with its error and
+    the window threads stop with it (the exception keeps the sync's generators alive, so they
+    must not wait for garbage collection to be released)."""
+    import dlt
+
+    from iru_pipeline.intercom_source import SyncReport, intercom_source
+    from iru_pipeline.storage import duckdb_destination
+
+    with FakeIntercom(seed=3, contacts=3000, conversations=10) as fake:
+        fake.faults("us").update(latency_ms=20)
+        c = client(fake, "us")
+        source = intercom_source(region="us", client=c, pii_key="k" * 32, reconcile=False, report=SyncReport("us"),
+                                 workers=4, split_above=100, table_workers_above=0, table_processes=1)
+        pipeline = dlt.pipeline(pipeline_name="fails_mid_way", pipelines_dir=str(tmp_path / "p"),
+                                destination=duckdb_destination(tmp_path / "x.duckdb"), dataset_name="intercom",
+                                progress=None)
+        stop = threading.Event()
+
+        def kill_the_worker() -> None:
+            while not stop.is_set():
+                if c.total_calls() > 8:
+                    for pid in _table_worker_children():
+                        os.kill(pid, signal.SIGKILL)
+                        return
+                stop.wait(0.01)
+
+        killer = threading.Thread(target=kill_the_worker, daemon=True)
+        killer.start()
+        try:
+            with pytest.raises(Exception, match="table worker process ended unexpectedly"):
+                pipeline.extract(source.with_resources("contacts"), loader_file_format="parquet")
+        finally:
+            stop.set()
+            killer.join()
+            c.close()
+        windows = [t for t in threading.enumerate() if t.name.startswith("intercom-window")]
+        for t in windows:
+            t.join(timeout=5)
+        assert not [t for t in windows if t.is_alive()], "window threads outlived the failed sync"
+
+
+def _table_worker_children() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"table_workers" in cmdline:
+            pids.append(int(entry.name))
+    return pids

@@ -1,7 +1,7 @@
 """Search pages of contacts and conversations turned into Arrow tables in worker processes.
 
 Why processes: decoding a page's records and coercing their values is pure Python work,
-about 30 µs per contact, and the GIL keeps it on one core whatever the number of threads.
+about 15 µs per contact, and the GIL keeps it on one core whatever the number of threads.
 The main process fetches the pages and reads only their pagination (the client leaves the
 records as JSON bytes); the workers decode the records, build the table and report, for the
 overlap filter, each record's id, cursor value and (when it may be needed) content hash. So
@@ -15,8 +15,9 @@ its stdin and stdout:
 
 - first frame: the settings as JSON, including the PII key (through the pipe, never argv,
   environment or a file; the worker's environment has none of our settings);
-- then per page: `<u32 length><f64 hash_from>` and the records' JSON;
-- answered per page, in order: `<u32 length>` and `[table as Arrow IPC, meta as JSON]`,
+- then per task (PAGES_PER_TASK pages' records joined into one JSON array):
+  `<u32 length><f64 hash_from>` and the records' JSON;
+- answered per task, in order: `<u32 length>` and `[table as Arrow IPC, meta as JSON]`,
   or an error line.
 
 The workers use the same `tables` builders, so a table is the same wherever it was built.
