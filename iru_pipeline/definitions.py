@@ -20,6 +20,7 @@ from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.jobs import daily_refresh, refresh_all_job
 from iru_pipeline.resources import IntercomResource, duckdb_path_from_env
+from iru_pipeline.storage import DUCKDB_MEMORY_LIMIT
 
 load_dotenv_file()
 
@@ -41,7 +42,8 @@ def build_definitions(duckdb_path: Path | None = None) -> dg.Definitions:
         resources={
             "dlt": DagsterDltResource(),
             "intercom": IntercomResource(),
-            "duckdb": DuckDBResource(database=str(duckdb_path or duckdb_path_from_env())),
+            "duckdb": DuckDBResource(database=str(duckdb_path or duckdb_path_from_env()),
+                                     connection_config={"memory_limit": DUCKDB_MEMORY_LIMIT}),
         },
     )
 

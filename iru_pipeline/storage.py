@@ -29,10 +29,10 @@ PIPELINE_COMMANDS = ("iru_pipeline", "iru-pipeline", "dagster")
 """A lock holder whose command line names one of these is a run of the pipeline."""
 
 
-LOAD_MEMORY_LIMIT = "512MB"
-"""DuckDB's memory limit while dlt loads: with its default (80% of RAM) a merge of a million
-contacts raised the process's RSS by about 350 MB; with this limit by under 35 MB, spilling to
-disk instead (measured by `make bench`)."""
+DUCKDB_MEMORY_LIMIT = "512MB"
+"""DuckDB's memory limit for dlt's loads and the evidence queries: with its default (80% of
+RAM) a merge of a million contacts raised the process's RSS by about 350 MB; with this limit
+by under 35 MB, spilling to disk instead (measured by `make bench`)."""
 
 
 def duckdb_destination(path: Path) -> Any:
@@ -41,7 +41,7 @@ def duckdb_destination(path: Path) -> Any:
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
     credentials = DuckDbCredentials(str(path))
-    credentials.global_config = {"memory_limit": LOAD_MEMORY_LIMIT}
+    credentials.global_config = {"memory_limit": DUCKDB_MEMORY_LIMIT}
     return dlt.destinations.duckdb(credentials)
 
 

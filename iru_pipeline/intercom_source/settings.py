@@ -32,8 +32,9 @@ TABLE_WORKERS_ABOVE = 20_000
 """A contacts or conversations sync of more records than this builds its tables in worker
 processes (table_workers.py); smaller ones are not worth starting them."""
 PAGES_PER_TASK = 10
-"""Search pages a table worker builds as one table: a table costs about 20 Arrow calls per
-column whatever its size, which at one page of 150 contacts was a quarter of a worker's time."""
+"""Search pages a table worker builds as one table: each column of a table has a fixed cost
+(Arrow calls, type checks) whatever its size; measured on the fake's contacts, 20 µs per
+contact in tables of one page against 15.6 µs in tables of ten."""
 EXTRACT_WORKERS = 16
 """Search windows of contacts and conversations fetched at once (see windows.py); the
 client's rate limiter keeps them within the workspace's limit."""
