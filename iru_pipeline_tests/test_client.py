@@ -253,3 +253,34 @@ def test_the_token_never_appears_in_errors_or_logs(fresh_fake: FakeIntercom, cap
         assert exc.__cause__ is None and exc.__context__ is None or token not in repr(exc.__context__)
     assert token not in caplog.text
     assert "retrying" in caplog.text
+
+
+def test_page_bodies_are_freed_without_the_cyclic_collector() -> None:
+    """A sync keeps the cyclic GC mostly off (fewer_gc_passes); a page body held by a
+    reference cycle (httpx's Response and its stream) would then pile up, hundreds of MB per
+    million contacts. Bodies must go as soon as their page is dropped."""
+    import gc
+    import tracemalloc
+
+    with FakeIntercom(seed=3, contacts=1500, conversations=10) as fake:
+        client = IntercomClient("us", fake.base_url("us"), fake.token("us"))
+        query = {"field": "updated_at", "operator": ">", "value": 0}
+        next(client.iter_search("/contacts/search", "data", query, per_page=150))  # warm up the connection
+        gc.collect()
+        gc.disable()
+        tracemalloc.start(12)  # the fake serves from this process: count the client's allocations only
+        try:
+            pages = 0
+            for page in client.iter_search("/contacts/search", "data", query, per_page=150):
+                pages += 1
+                assert len(page.records_json or b"") > 100_000
+            del page
+            ours = tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(True, "*/intercom_client/*", all_frames=True)])
+            held = sum(stat.size for stat in ours.statistics("filename"))
+        finally:
+            tracemalloc.stop()
+            gc.enable()
+            client.close()
+    assert pages == 10
+    assert held < 1_000_000, f"{held:,} bytes of {pages} pages still held"
