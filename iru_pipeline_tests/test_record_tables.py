@@ -195,3 +195,17 @@ def test_workers_get_the_pii_key_through_a_pipe_only(monkeypatch: pytest.MonkeyP
         for what in ("cmdline", "environ"):
             text = Path(f"/proc/{pid}/{what}").read_bytes()
             assert TEST_PII_KEY.encode() not in text and b"tok-us-secret" not in text
+
+
+def test_a_newest_cursor_seen_first_spares_older_hashes_and_never_skips_wrongly() -> None:
+    from iru_pipeline.intercom_source.helpers import OverlapFilter
+
+    state = {"overlap_hashes": {"old": [1_000, "h-old"]}}
+    overlap = OverlapFilter(state, "updated_at", 900)
+    assert overlap.hash_floor == 100
+    overlap.saw(50_000)
+    assert overlap.hash_floor == 49_100, "records more than the overlap older than the newest need no hash"
+    # A remembered record reported without a hash (it was older than the floor) is loaded.
+    assert overlap.keep_rows(["old", "new"], [1_000, 49_500], [None, "h-new"].__getitem__) == [True, True]
+    overlap.prune()
+    assert set(state["overlap_hashes"]) == {"new"}

@@ -35,15 +35,19 @@ def client(fake: FakeIntercom, region: str) -> IntercomClient:
 @pytest.mark.parametrize("workers", [1, 4])
 def test_contact_day_windows_return_every_contact_once(fake: FakeIntercom, region: str, workers: int) -> None:
     plans: list[list[Window]] = []
+    splits: list[tuple[int, object]] = []
     ws = fake.workspace(region)
     with client(fake, region) as c:
         ids = [str(i["id"]) for page in windowed_search(
             c, CONTACTS_SEARCH, 0, int(fake.now()), tz=ws.timezone, workers=workers, split_above=40,
-            per_page=25, on_plan=lambda windows, total: plans.append(windows)) for i in page.items]
+            per_page=25, on_plan=lambda windows, total: plans.append(windows),
+            on_split=lambda total, newest: splits.append((total, newest))) for i in page.items]
     assert len(ids) == len(set(ids))
     assert sorted(ids) == sorted(str(x["id"]) for x in ws.contacts())
     if workers > 1:
         assert plans and len(plans[0]) > 4, "the sync was split into windows"
+        newest = max(x["updated_at"] for x in ws.contacts() if isinstance(x.get("updated_at"), int))
+        assert splits == [(len(ids), newest)], "the split is announced with the newest contact's cursor"
         days = DayClock(ws.timezone)
         assert all(days.day_start(w.lo) == w.lo for w in plans[0]), "contact windows are whole local days"
 

@@ -220,6 +220,20 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
 # ----------------------------------------------------------------- the worker process
 
 
+def _read_into(stream: BinaryIO, size: int) -> bytearray | None:
+    """`size` bytes read straight into one buffer (a task is megabytes: no chunks to join),
+    or None at end of stream."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    done = 0
+    while done < size:
+        n = stream.readinto(view[done:])
+        if not n:
+            return None
+        done += n
+    return buffer
+
+
 def _encode(built: Built) -> bytes:
     table, keys, cursors, hashes = built
     sink = pa.BufferOutputStream()
@@ -239,7 +253,7 @@ def decode_built(payload: bytes) -> Built:
 
 
 def build(spec: TableSpec, cursor: str, region: str, workspace_id: str | None, pseudo: Pseudonymizer | None,
-          records_json: bytes, hash_from: float) -> Built:
+          records_json: bytes | bytearray, hash_from: float) -> Built:
     """One task's table (its records may be several pages) and what the overlap filter needs
     of each record."""
     records = spec.decode(records_json, pseudo, extra=(cursor,))
@@ -274,7 +288,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     done = 0
     while (task := _read_exactly(stdin, _TASK.size)) is not None:
         length, hash_from = _TASK.unpack(task)
-        records_json = _read_exactly(stdin, length)
+        records_json = _read_into(stdin, length)
         if records_json is None:
             return
         try:

@@ -257,7 +257,7 @@ class TableSpec:
         arrays += [c.array(records, vectorized) for c in self.columns]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
-    def decode(self, records_json: bytes, pseudo: Pseudonymizer | None = None, *,
+    def decode(self, records_json: bytes | bytearray, pseudo: Pseudonymizer | None = None, *,
                extra: Sequence[str] = ()) -> Records:
         """A JSON array of records as `Records`: typed structs of the fields the columns (and
         `extra` top-level fields) read, or dicts when a record has another shape (records

@@ -238,7 +238,7 @@ def contacts(
         builders = _Builders(ctx, CONTACTS)
         pages = windowed_search(ctx.client, CONTACTS_SEARCH, floor, ctx.run_started_at, tz=ctx.timezone,
                                 workers=ctx.workers, split_above=ctx.split_above,
-                                on_plan=_note_plan(ctx, "contacts"), on_split=builders.start_if_large)
+                                on_plan=_note_plan(ctx, "contacts"), on_split=_on_split(builders, overlap))
         # The re-read day brings records before the window; dlt's cursor would drop them too.
         yield from _tables(ctx, builders, pages, report, overlap, floor=floor)
         overlap.prune()
@@ -298,7 +298,7 @@ def conversations(
         builders = _Builders(ctx, CONVERSATIONS)
         pages = windowed_search(ctx.client, CONVERSATIONS_SEARCH, floor, ctx.run_started_at,
                                 workers=ctx.workers, split_above=ctx.split_above,
-                                on_plan=_note_plan(ctx, "conversations"), on_split=builders.start_if_large)
+                                on_plan=_note_plan(ctx, "conversations"), on_split=_on_split(builders, overlap))
         yield from _tables(ctx, builders, pages, report, overlap)
         overlap.prune()
         report.unchanged_skipped += overlap.skipped
@@ -461,6 +461,14 @@ class _Builders:
     def close(self) -> None:
         if self.workers is not None:
             self.workers.close()
+
+
+def _on_split(builders: _Builders, overlap: OverlapFilter) -> Callable[[int, Any], None]:
+    def split(total: int, newest: Any) -> None:
+        builders.start_if_large(total)
+        if newest is not None:
+            overlap.saw(newest)  # records older than its overlap need no content hash
+    return split
 
 
 def _tables(

@@ -233,6 +233,14 @@ class OverlapFilter:
         overlap of the newest record seen so far nor, unchanged, among the remembered ones."""
         return self.max_seen - self._overlap
 
+    def saw(self, cursor: Any) -> None:
+        """The cursor value of a record this run loads, before its turn (the newest contact is
+        read first): the records more than the overlap older than it need no hash."""
+        stamp = cursor_seconds(cursor)
+        if stamp is not None:
+            with self._lock:
+                self.max_seen = max(self.max_seen, stamp)
+
     def keep(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The records to load, in their order."""
         mask = self.keep_rows([str(i.get("id")) for i in items], [i.get(self._cursor) for i in items],

@@ -103,12 +103,14 @@ def windowed_search(
     split_above: int = 3000,
     per_page: int = 150,
     on_plan: Callable[[list[Window], int], None] | None = None,
-    on_split: Callable[[int], None] | None = None,
+    on_split: Callable[[int, Any], None] | None = None,
 ) -> Iterator[Page]:
     """All records with `spec.field` >= `start` (contacts: possibly more of `start`'s day), as
     the API's pages; windows are fetched concurrently, each sorted ascending. No order
-    across pages is promised. `on_split(total)` is called as soon as the sync is known to be
-    split (before the windows are planned), `on_plan(windows, total)` once they are."""
+    across pages is promised. `on_split(total, newest)` is called as soon as the sync is known
+    to be split (before the windows are planned) with the newest record's cursor value when it
+    is known (contacts are read newest first; else None), `on_plan(windows, total)` once
+    the windows are planned."""
     days = DayClock(tz)
     lo = days.day_start(start) if spec.whole_days else max(0, start)
     whole = Window(lo, None)
@@ -134,6 +136,7 @@ def windowed_search(
                     return
             return
         newest_first.close()
+        newest = first.items[0].get(spec.field) if first.items else None
     else:
         chain = client.iter_search(spec.path, spec.item_key, window_query(spec, whole),
                                    sort={"field": spec.field, "order": "ascending"},
@@ -147,8 +150,9 @@ def windowed_search(
             yield from chain
             return
         chain.close()  # the first page is re-read by the window that holds it
+        newest = None
     if on_split:
-        on_split(total)
+        on_split(total, newest)
     sort = {"field": spec.field, "order": "ascending"}
     windows = plan_windows(client, spec, lo, now, total, workers, days, per_page)
     if on_plan:
