@@ -192,14 +192,23 @@ def plan_windows(
     windows = [Window(a, b) for a, b in zip(bounds, bounds[1:])] + [Window(bounds[-1], None)]
     counts = dict(zip(windows, _probe_counts(client, spec, windows, workers)))
     while len(counts) < max_windows:
-        big = [w for w, c in counts.items() if c > target and w.hi is not None and _halve(spec, w, days)]
-        big = big[: max(1, (max_windows - len(counts)) // 2)]
-        if not big:
+        # Each window holding too many is cut into as many pieces as its count asks for at
+        # once (one round of probes, where halving took one round per level).
+        room = max_windows - len(counts)
+        pieces: dict[Window, list[Window]] = {}
+        for window, count in sorted(counts.items(), key=lambda wc: -wc[1]):
+            if count <= target or window.hi is None or room <= 0:
+                continue
+            cut = _cut(spec, window, min(-(-count // target), room + 1), days)
+            if cut:
+                pieces[window] = cut
+                room -= len(cut) - 1
+        if not pieces:
             break
-        halves = [h for w in big for h in _halve(spec, w, days) or []]
-        for w in big:
-            del counts[w]
-        counts.update(zip(halves, _probe_counts(client, spec, halves, workers)))
+        new = [piece for cut in pieces.values() for piece in cut]
+        for window in pieces:
+            del counts[window]
+        counts.update(zip(new, _probe_counts(client, spec, new, workers)))
     ordered = sorted(counts.items(), key=lambda wc: wc[0].lo)
     merged: list[tuple[Window, int]] = []
     for window, count in ordered:
@@ -223,18 +232,18 @@ def _even_bounds(spec: SearchSpec, lo: int, now: int, pieces: int, days: DayCloc
     return list(range(lo, now + 1, step))
 
 
-def _halve(spec: SearchSpec, window: Window, days: DayClock) -> list[Window] | None:
+def _cut(spec: SearchSpec, window: Window, pieces: int, days: DayClock) -> list[Window] | None:
+    """`window` in up to `pieces` windows of even length (whole days for contacts); None when
+    it cannot be cut (one day or second)."""
     assert window.hi is not None
-    if spec.whole_days:
-        n = days.days_between(window.lo, window.hi)
-        if n < 2:
-            return None
-        mid = days.add_days(window.lo, n // 2)
-    else:
-        if window.hi - window.lo < 2:
-            return None
-        mid = (window.lo + window.hi) // 2
-    return [Window(window.lo, mid), Window(mid, window.hi)]
+    span = days.days_between(window.lo, window.hi) if spec.whole_days else window.hi - window.lo
+    pieces = min(pieces, span)
+    if pieces < 2:
+        return None
+    step = -(-span // pieces)
+    starts = range(0, span, step)
+    bounds = [days.add_days(window.lo, i) if spec.whole_days else window.lo + i for i in starts] + [window.hi]
+    return [Window(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
 def _probe_counts(client: IntercomClient, spec: SearchSpec, windows: list[Window], workers: int) -> list[int]:
