@@ -18,8 +18,8 @@ from typing import Any
 HMAC_HEX_CHARS = 32
 TEST_LOOKING = re.compile(r"(?i)^(test|qa|demo|dummy)|\+test")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# E.164-ish numbers and common national formats: a + or digit, then 7+ digits with separators.
 _NON_DIGITS = re.compile(r"\D")
+# E.164-ish numbers and common national formats: a + or digit, then 7+ digits with separators.
 PHONE_RE = re.compile(r"(?<![\w@])\+?\d[\d\s().\-]{6,}\d(?![\w@])")
 
 
