@@ -58,7 +58,7 @@ GC_EVERY_TASKS = 50
 _RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
 
 Built = tuple[pa.Table, list[str], list[Any], list[str | None]]
-"""A page's table, and its records' ids, cursor values and content hashes (or None)."""
+"""A task's table, and its records' ids, cursor values and content hashes (or None)."""
 
 
 class TableWorkerError(RuntimeError):
