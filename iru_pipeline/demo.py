@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from iru_pipeline.config import DEFAULT_DUCKDB_PATH, load_settings
+from iru_pipeline.evidence.controls import status_with_counts
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES
 from iru_pipeline.regions import REGION_CODES
 
@@ -134,14 +135,16 @@ def control_tests(duckdb_path: Path) -> str:
     con = duckdb.connect(str(duckdb_path), read_only=True)
     try:
         rows = con.execute(
-            "select test_id, region, status, failing, test_name from evidence.latest_evidence_control_tests "
-            "order by test_id, region").fetchall()
+            "select test_id, region, status, failing, warnings, population, test_name "
+            "from evidence.latest_evidence_control_tests order by test_id, region").fetchall()
     except duckdb.Error:
         return ""
     finally:
         con.close()
-    lines = ["control tests (latest evidence run):", f"  {'test':<5}{'region':<7}{'status':<15}{'failing':>8}  control"]
-    lines += [f"  {t:<5}{r:<7}{s:<15}{(f or 0):>8}  {title}" for t, r, s, f, title in rows]
+    shown = [(t, r, status_with_counts(s, f, w, n), title) for t, r, s, f, w, n, title in rows]
+    width = max([len("status"), *(len(s) for _, _, s, _ in shown)]) + 2
+    lines = ["control tests (latest evidence run):", f"  {'test':<5}{'region':<7}{'status':<{width}}control"]
+    lines += [f"  {t:<5}{r:<7}{s:<{width}}{title}" for t, r, s, title in shown]
     return "\n".join(lines)
 
 
