@@ -97,8 +97,9 @@ def write_demo_evidence_inputs(fake: Any, folder: Path) -> Path:
             lines.append(f"{email},P{n},active,")
     (folder / "roster.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (folder / "exceptions.csv").write_text(
-        "admin_id,email,kind,reason,approved_by,expires_at\n"
-        f"{facts.vendor_admin_id},,external,Outsourced support,{sc.WORKSPACE_OWNER.email},\n", encoding="utf-8")
+        "admin_id,email,region,kind,reason,approved_by,expires_at\n"  # an admin id is only unique per workspace
+        f"{facts.vendor_admin_id},,{sc.SCENARIO_REGION},external,Outsourced support,{sc.WORKSPACE_OWNER.email},\n",
+        encoding="utf-8")
     config = folder / "evidence.toml"
     config.write_text(
         f'internal_domains = ["{facts.internal_domain}"]\n'

@@ -353,3 +353,11 @@ def test_the_fake_records_impersonation_consent_in_both_shapes() -> None:
     for event in [*with_consent, *approvals]:
         expires = datetime.fromisoformat(event["metadata"]["expired_at"].replace("Z", "+00:00"))
         assert expires.timestamp() - event["created_at"] == 7 * 86400
+
+
+def test_a_check_reading_an_earlier_run_maps_its_warning_to_review() -> None:
+    from iru_pipeline.evidence.checks import worst_status
+
+    assert worst_status(["pass", "warning"]) == "review"
+    assert worst_status(["not_applicable", "pass"]) == "not_applicable"
+    assert worst_status(["review", "not_collected", "fail"]) == "fail"

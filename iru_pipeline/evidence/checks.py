@@ -34,8 +34,14 @@ CONTROL_TESTS_TABLE = "evidence_control_tests"
 SEVERITY_ORDER = ("fail", "review", "not_collected", "manual", "not_applicable", "pass")
 
 
+LEGACY_STATUSES = {"warning": "review"}
+"""Statuses of runs written before the one vocabulary, as the checks read them."""
+
+
 def worst_status(statuses: list[str]) -> str:
-    return min(statuses, key=SEVERITY_ORDER.index) if statuses else "not_collected"
+    known = [LEGACY_STATUSES.get(s, s) for s in statuses]
+    known = [s if s in SEVERITY_ORDER else "not_collected" for s in known]
+    return min(known, key=SEVERITY_ORDER.index) if known else "not_collected"
 
 
 def check_outcome(status: str) -> tuple[bool, dg.AssetCheckSeverity]:
