@@ -361,3 +361,19 @@ def test_a_check_reading_an_earlier_run_maps_its_warning_to_review() -> None:
     assert worst_status(["pass", "warning"]) == "review"
     assert worst_status(["not_applicable", "pass"]) == "not_applicable"
     assert worst_status(["review", "not_collected", "fail"]) == "fail"
+
+
+def test_a_never_active_admin_is_not_stale_when_the_logs_held_are_too_short_to_tell(tmp_path: Path) -> None:
+    """Logs were requested for three years but only the last 10 days are held: an admin
+    who joined 300 days ago and never acted may have acted 100 days ago, unseen."""
+    db = world_variant(tmp_path, """
+        delete from intercom.activity_logs where created_at < now() - interval 10 day;
+        insert into intercom.admins (region, workspace_id, id, name, email, team_ids, primary_team_ids,
+            secondary_team_ids, _dlt_valid_from) values
+            ('us', 'us01', '11', 'Quiet Quinn', 'quinn@acme.test', '[]', '[]', '[]', now() - interval 300 day)""")
+    held_from = rows(db, "select min(created_at) as first from intercom.activity_logs where region = 'us'")[0]["first"]
+    stale_days = 90
+    assert held_from > NOW - timedelta(days=stale_days)  # the logs held cannot show 90 days of absence
+    quinn = rows(db, "select staleness, findings from evidence.evidence_admin_access_review where admin_id = '11'")
+    assert quinn[0]["staleness"] == "unknown"
+    assert not any(f.startswith("stale:") for f in quinn[0]["findings"])

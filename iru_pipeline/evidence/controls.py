@@ -74,7 +74,7 @@ CONTROL_TESTS: tuple[ControlTest, ...] = (
         "T03", "t03_no_stale_admins", "No stale admins",
         "evidence_admin_access_review",
         "fail if an admin has no activity for stale_admin_days (without an approved 'inactive' exception); "
-        "review when activity-log coverage is too short to tell",
+        "review when the activity logs held are too short to tell",
         ("CC6.2", "CC6.3"), ("5.18",), ("Art. 5(1)(c)",),
         params=("stale_admin_days",), streams=("admins", "activity_logs"),
     ),

@@ -91,9 +91,13 @@ teams as (
     group by all
 ),
 logs as (
-    select region, input_state, coverage_start
-    from stream_state s left join stream_coverage v using (region, stream)
-    where stream = 'activity_logs'
+    -- how far back the logs held reach: a window requested but holding nothing proves no absence
+    select s.region, s.input_state, greatest(v.coverage_start, h.first_event_at) as coverage_start
+    from stream_state s
+    left join stream_coverage v using (region, stream)
+    left join (select region, min(created_at) as first_event_at from raw_activity_logs group by region) h
+        on h.region = s.region
+    where s.stream = 'activity_logs'
 ),
 exceptions as (
     -- every identifier the row gives must agree; admin ids repeat across workspaces, so an id
