@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from iru_pipeline.config import DEFAULT_DUCKDB_PATH, load_settings
+from iru_pipeline.evidence.controls import status_with_counts
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES
 from iru_pipeline.regions import REGION_CODES
 
@@ -96,8 +97,9 @@ def write_demo_evidence_inputs(fake: Any, folder: Path) -> Path:
             lines.append(f"{email},P{n},active,")
     (folder / "roster.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (folder / "exceptions.csv").write_text(
-        "admin_id,email,kind,reason,approved_by,expires_at\n"
-        f"{facts.vendor_admin_id},,external,Outsourced support,{sc.WORKSPACE_OWNER.email},\n", encoding="utf-8")
+        "admin_id,email,region,kind,reason,approved_by,expires_at\n"  # an admin id is only unique per workspace
+        f"{facts.vendor_admin_id},,{sc.SCENARIO_REGION},external,Outsourced support,{sc.WORKSPACE_OWNER.email},\n",
+        encoding="utf-8")
     config = folder / "evidence.toml"
     config.write_text(
         f'internal_domains = ["{facts.internal_domain}"]\n'
@@ -134,14 +136,16 @@ def control_tests(duckdb_path: Path) -> str:
     con = duckdb.connect(str(duckdb_path), read_only=True)
     try:
         rows = con.execute(
-            "select test_id, region, status, failing, test_name from evidence.latest_evidence_control_tests "
-            "order by test_id, region").fetchall()
+            "select test_id, region, status, failing, warnings, population, test_name "
+            "from evidence.latest_evidence_control_tests order by test_id, region").fetchall()
     except duckdb.Error:
         return ""
     finally:
         con.close()
-    lines = ["control tests (latest evidence run):", f"  {'test':<5}{'region':<7}{'status':<15}{'failing':>8}  control"]
-    lines += [f"  {t:<5}{r:<7}{s:<15}{(f or 0):>8}  {title}" for t, r, s, f, title in rows]
+    shown = [(t, r, status_with_counts(s, f, w, n), title) for t, r, s, f, w, n, title in rows]
+    width = max([len("status"), *(len(s) for _, _, s, _ in shown)]) + 2
+    lines = ["control tests (latest evidence run):", f"  {'test':<5}{'region':<7}{'status':<{width}}control"]
+    lines += [f"  {t:<5}{r:<7}{s:<{width}}{title}" for t, r, s, title in shown]
     return "\n".join(lines)
 
 

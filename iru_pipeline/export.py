@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from iru_pipeline.config import ConfigError, Settings
-from iru_pipeline.evidence.controls import CONTROL_TESTS
+from iru_pipeline.evidence.controls import CONTROL_TESTS, status_with_counts
 from iru_pipeline.evidence.manifest import (
     TableRows,
     fetch_table,
@@ -313,7 +313,10 @@ def _summary(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[str
         "",
         "## Control tests",
         "",
-        "Status per workspace, with failing / population where a test failed or warned.",
+        "Status per workspace; where a test fails or needs review, the items failing and the items to review "
+        "(counted apart) of its population. Statuses: pass, fail, review (a person must look), manual (needs "
+        "evidence the API cannot give), not_applicable (nothing to evaluate), not_collected (input missing or "
+        "failed).",
         "",
     ]
     rows = []
@@ -321,19 +324,15 @@ def _summary(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[str
         cells = []
         for region in regions:
             t = by_test.get(test.test_id, {}).get(region)
-            if t is None:
-                cells.append("")
-            elif t["status"] in ("fail", "warning"):
-                cells.append(f"{t['status']} ({t['failing'] + t['warnings']}/{t['population']})")
-            else:
-                cells.append(t["status"])
+            cells.append("" if t is None else status_with_counts(t["status"], t["failing"], t["warnings"],
+                                                                    t["population"]))
         rows.append([test.test_id, test.name, *cells, ", ".join(test.soc2), ", ".join(test.iso27001),
                      ", ".join(test.gdpr)])
     lines += _table_md(["test", "control", *regions, "SOC 2", "ISO 27001", "GDPR"], rows)
     lines += ["", "## Caveats", ""]
     caveats = []
     for t in tests:
-        if t["status"] in ("not_collected", "manual") or (t["status"] == "warning" and t["findings"]):
+        if t["status"] in ("not_collected", "manual") or (t["status"] == "review" and t["findings"]):
             caveats.append(f"{t['test_id']} ({t['region']}, {t['status']}): {'; '.join(t['findings'])}")
     for r in runs:
         if r["missing_capabilities"]:

@@ -87,7 +87,7 @@ def test_offboarding_catches_the_terminated_admin_still_holding_access(evidence)
     assert (us["hr_email"], us["status"], us["account_active_now"]) == (facts.terminated_admin_email, "fail", True)
     assert us["activity_after_termination"] >= 1
     assert us["last_activity_after_termination"] >= datetime.fromtimestamp(facts.terminated_admin_last_login_at, UTC)
-    assert (checks["eu"]["account_found"], checks["eu"]["status"]) == (False, "pass")
+    assert (checks["eu"]["account_found"], checks["eu"]["status"]) == (False, "not_applicable")
 
 
 def test_high_risk_activity_shows_the_night_export_burst_and_terminated_login(evidence) -> None:
@@ -145,10 +145,10 @@ def test_inventory_flags_the_planted_sensitive_attribute_and_t13_fails_for_us(ev
     us = tests[("us", "T13")]
     assert (us["status"], us["failing"]) == ("fail", len(failing))
     assert {f"{r['object_type']}: {sc.SENSITIVE_ATTRIBUTE}" for r in failing} <= set(us["failing_items"])
-    # EU and AU: only non-sensitive custom attributes, none approved by the demo inputs: warning.
+    # EU and AU: only non-sensitive custom attributes, none approved by the demo inputs: review.
     for region in ("eu", "au"):
         t13 = tests[(region, "T13")]
-        assert (t13["status"], t13["failing"]) == ("warning", 0) and t13["warnings"] > 0, region
+        assert (t13["status"], t13["failing"]) == ("review", 0) and t13["to_review"] > 0, region
         assert not any(sc.SENSITIVE_ATTRIBUTE in item for item in t13["failing_items"]), region
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     t13_check = checks["t13_no_unapproved_sensitive_attributes"]
@@ -182,16 +182,19 @@ def test_control_tests_and_checks_match_the_scenario(evidence) -> None:
     us = {t: tests[("us", t)]["status"] for (region, t) in tests if region == "us"}
     assert {t: us[t] for t in ("T01", "T02", "T03", "T05", "T07", "T09", "T10", "T13", "T14", "T15")} == {
         "T01": "fail", "T02": "fail", "T03": "fail", "T05": "fail", "T07": "manual",
-        "T09": "warning",  # the fake answers on 127.0.0.1: the host cannot confirm the data region
+        "T09": "review",  # the fake answers on 127.0.0.1: the host cannot confirm the data region
         "T10": "pass", "T13": "fail", "T14": "fail", "T15": "pass"}
     emails = {a["admin_id"]: a["admin_email"] for a in us_admins(db).values()}
     assert tests[("us", "T01")]["failing_items"] == sorted([emails[facts.shared_admin_id], emails[facts.terminated_admin_id]])
     assert tests[("us", "T03")]["failing_items"] == [emails[facts.stale_admin_id]]
     assert tests[("us", "T05")]["failing_items"] == [facts.shared_admin_email]
     assert tests[("us", "T14")]["failing_items"] == [facts.dsar_conversation_id]
+    assert any("is not an Intercom API host" in f for f in tests[("us", "T09")]["findings"])
+    # EU and AU: the leaver never had an account there and no conversation is tagged as a DSAR:
+    # nothing to evaluate, which is not a pass
     for region in ("eu", "au"):
         assert (tests[(region, "T02")]["status"], tests[(region, "T03")]["status"],
-                tests[(region, "T14")]["status"]) == ("pass", "pass", "pass"), region
+                tests[(region, "T14")]["status"]) == ("not_applicable", "pass", "not_applicable"), region
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert len(checks) == 15
     assert checks["t14_dsars_answered_in_time"].severity == dg.AssetCheckSeverity.ERROR

@@ -86,7 +86,7 @@ def test_offboarding_checks_every_terminated_person_in_every_workspace(world) ->
     assert (gary["status"], gary["removal_source"], gary["removal_lag_hours"]) == ("pass", "activity_log", 12.0)
     assert (lisa["status"], lisa["removal_source"]) == ("fail", "snapshot")
     assert lisa["removal_lag_hours"] == pytest.approx(240.0, abs=0.1)
-    assert (never["status"], never["account_found"]) == ("pass", False)
+    assert (never["status"], never["account_found"]) == ("not_applicable", False)
     eu = by(db, "evidence_offboarding_check", "hr_email", "region = 'eu'")
     assert sorted(eu) == sorted(us) and {r["account_found"] for r in eu.values()} == {False}
 
@@ -194,12 +194,16 @@ def test_sla_flags_the_late_dsar_only(world) -> None:
 
 
 EXPECTED_TESTS = {
-    "us": {"T01": "fail", "T02": "fail", "T03": "fail", "T04": "warning", "T05": "fail", "T06": "fail",
-           "T07": "manual", "T08": "pass", "T09": "pass", "T10": "pass", "T11": "warning", "T12": "fail",
+    # T04: the privileged owner has no 'privileged' exception (review, nothing over the limit);
+    # T10: the US logs held start 140 days into a 365-day period (gaps over 168 hours: review);
+    # T11: every finding is open on its first detection (review)
+    "us": {"T01": "fail", "T02": "fail", "T03": "fail", "T04": "review", "T05": "fail", "T06": "fail",
+           "T07": "manual", "T08": "pass", "T09": "pass", "T10": "review", "T11": "review", "T12": "fail",
            "T13": "fail", "T14": "fail", "T15": "pass"},
-    "eu": {"T01": "fail", "T02": "not_collected", "T03": "not_collected", "T04": "warning",
+    # T13: the EU workspace defines no custom attribute, so there is nothing to approve
+    "eu": {"T01": "fail", "T02": "not_collected", "T03": "not_collected", "T04": "review",
            "T05": "not_collected", "T06": "not_collected", "T07": "manual", "T08": "fail", "T09": "pass",
-           "T10": "not_collected", "T11": "not_collected", "T12": "pass", "T13": "pass", "T14": "pass",
+           "T10": "not_collected", "T11": "not_collected", "T12": "pass", "T13": "not_applicable", "T14": "pass",
            "T15": "fail"},
 }
 

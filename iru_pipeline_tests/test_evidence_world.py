@@ -53,9 +53,18 @@ class WorldFiles:
         return {"IRU_DUCKDB_PATH": str(db), "IRU_EVIDENCE_CONFIG": str(self.config), "IRU_PII_KEY": WORLD_PII_KEY}
 
 
-def write_world_inputs(folder: Path, now: datetime | None = None, reviews: str = "") -> WorldFiles:
+WORLD_EXCEPTIONS = (
+    "admin_id,email,workspace_id,kind,reason,approved_by,expires_at\n"
+    "6,,us01,external,Outsourced tier-1 support (contract 2024-17),owner@acme.test,\n"
+    ",val@partner.test,,privileged,expired approval,owner@acme.test,2020-01-01\n"
+)
+
+
+def write_world_inputs(folder: Path, now: datetime | None = None, reviews: str = "",
+                       exceptions: str = WORLD_EXCEPTIONS, extra_config: str = "") -> WorldFiles:
     """The HR roster, approved exceptions, review decisions and the TOML naming them.
-    Termination dates are relative to `now`, matching world.sql."""
+    Termination dates are relative to `now`, matching world.sql. `extra_config` is TOML
+    placed before the `[inputs]` table."""
     now = now or datetime.now(UTC)
     folder.mkdir(parents=True, exist_ok=True)
     roster = folder / "hr_roster.csv"
@@ -70,26 +79,22 @@ def write_world_inputs(folder: Path, now: datetime | None = None, reviews: str =
         f"never@acme.test,P9,terminated,{_ts(now - timedelta(days=20))},Support,,B1\n",
         encoding="utf-8",
     )
-    exceptions = folder / "access_exceptions.csv"
-    exceptions.write_text(
-        "admin_id,email,kind,reason,approved_by,expires_at\n"
-        "6,,external,Outsourced tier-1 support (contract 2024-17),owner@acme.test,\n"
-        ",val@partner.test,privileged,expired approval,owner@acme.test,2020-01-01\n",
-        encoding="utf-8",
-    )
+    exceptions_file = folder / "access_exceptions.csv"
+    exceptions_file.write_text(exceptions, encoding="utf-8")
     review_file = folder / "evidence_reviews.csv"
-    review_file.write_text("finding_id,decision,reviewed_by,reviewed_at,note\n" + reviews, encoding="utf-8")
+    review_file.write_text("finding_id,decision,reviewed_by,reviewed_at,note,workspace_id\n" + reviews, encoding="utf-8")
     config = folder / "evidence.toml"
     config.write_text(
         'internal_domains = ["acme.test"]\n'
         'approved_attributes = ["plan", "Issue type"]\n'
-        "[inputs]\n"
+        + extra_config
+        + "[inputs]\n"
         'hr_roster = "hr_roster.csv"\n'
         'access_exceptions = "access_exceptions.csv"\n'
         'evidence_reviews = "evidence_reviews.csv"\n',
         encoding="utf-8",
     )
-    return WorldFiles(config, roster, exceptions, review_file)
+    return WorldFiles(config, roster, exceptions_file, review_file)
 
 
 def world_run(files: WorldFiles, run_id: str = "run-1", as_of: datetime | None = None) -> EvidenceRun:

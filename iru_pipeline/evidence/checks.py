@@ -2,18 +2,21 @@
 
 The result comes from `evidence.evidence_control_tests` (computed in SQL), for the check's own
 Dagster run, so the UI shows each control's status on its evidence at a glance. A check covers
-every workspace; its status is the worst over them (fail > warning > not_collected > manual >
-pass) and the metadata lists each workspace's status.
+every workspace; its status is the worst over them (fail > review > not_collected > manual >
+not_applicable > pass) and the metadata lists each workspace's status, and the failing and
+to-review counts separately.
 
 | test status     | check passed | severity | why                                                  |
 |-----------------|--------------|----------|------------------------------------------------------|
 | pass            | yes          | -        |                                                      |
 | manual          | yes          | -        | a known, permanent need for a human artefact (T07)   |
-| warning         | no           | WARN     |                                                      |
+| not_applicable  | yes          | -        | nothing to evaluate; the status says so, not "pass"  |
+| review          | no           | WARN     | a person must look                                   |
 | not_collected   | no           | WARN     | a green check would read as "control passed"         |
 | fail            | no           | ERROR    |                                                      |
 
-The status itself is always in the metadata (`status`), so not_collected is never mistaken for pass.
+The status itself is always in the metadata (`status`), so neither not_collected nor
+not_applicable is mistaken for pass.
 """
 
 # No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
@@ -25,20 +28,26 @@ from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.assets.ingestion import DUCKDB_POOL
 from iru_pipeline.evidence.assets import evidence_key, markdown_table
-from iru_pipeline.evidence.controls import CONTROL_TESTS, ControlTest
+from iru_pipeline.evidence.controls import CONTROL_TESTS, ControlTest, status_with_counts
 
 CONTROL_TESTS_TABLE = "evidence_control_tests"
-SEVERITY_ORDER = ("fail", "warning", "not_collected", "manual", "pass")
+SEVERITY_ORDER = ("fail", "review", "not_collected", "manual", "not_applicable", "pass")
+
+
+LEGACY_STATUSES = {"warning": "review"}
+"""Statuses of runs written before the one vocabulary, as the checks read them."""
 
 
 def worst_status(statuses: list[str]) -> str:
-    return min(statuses, key=SEVERITY_ORDER.index) if statuses else "not_collected"
+    known = [LEGACY_STATUSES.get(s, s) for s in statuses]
+    known = [s if s in SEVERITY_ORDER else "not_collected" for s in known]
+    return min(known, key=SEVERITY_ORDER.index) if known else "not_collected"
 
 
 def check_outcome(status: str) -> tuple[bool, dg.AssetCheckSeverity]:
     if status == "fail":
         return False, dg.AssetCheckSeverity.ERROR
-    if status in ("warning", "not_collected"):
+    if status in ("review", "not_collected"):
         return False, dg.AssetCheckSeverity.WARN
     return True, dg.AssetCheckSeverity.WARN  # severity only shows when a check fails
 
@@ -46,7 +55,8 @@ def check_outcome(status: str) -> tuple[bool, dg.AssetCheckSeverity]:
 def _read_results(con: Any, test_id: str, run_id: str) -> tuple[str, list[tuple]]:
     """This run's rows of the test; when the run did not compute tests, the latest run's."""
     query = (
-        "select region, workspace_id, status, population, failing, warnings, failing_items, findings, params_json "
+        "select region, workspace_id, status, population, failing, coalesce(to_review, warnings), failing_items, "
+        "findings, params_json "
         f"from evidence.{CONTROL_TESTS_TABLE} where test_id = ? and run_id = ? order by region"
     )
     rows = con.execute(query, [test_id, run_id]).fetchall()
@@ -77,13 +87,14 @@ def _build_check(test: ControlTest) -> dg.AssetChecksDefinition:
             run_id, rows = _read_results(con, test.test_id, context.run.run_id) if exists else (None, [])
         status = worst_status([r[2] for r in rows])
         passed, severity = check_outcome(status)
+        failing, to_review, population = (sum(r[k] or 0 for r in rows) for k in (4, 5, 3))
         metadata: dict[str, Any] = {
             "status": status,
             "test_id": test.test_id,
             "by_workspace": dg.MetadataValue.json({r[0]: r[2] for r in rows}),
-            "population": sum(r[3] or 0 for r in rows),
-            "failing": sum(r[4] or 0 for r in rows),
-            "to_review": sum(r[5] or 0 for r in rows),
+            "population": population,
+            "failing": failing,
+            "to_review": to_review,
             "evidence_run_id": run_id or "",
             "soc2": ", ".join(test.soc2),
             "iso27001": ", ".join(test.iso27001),
@@ -92,12 +103,13 @@ def _build_check(test: ControlTest) -> dg.AssetChecksDefinition:
         if rows:
             metadata["params"] = dg.MetadataValue.json(json.loads(rows[0][8]) if rows[0][8] else {})
             metadata["details"] = dg.MetadataValue.md(markdown_table(
-                ["region", "workspace", "status", "population", "failing", "items", "findings"],
-                [(r[0], r[1], r[2], r[3], r[4], (r[6] or [])[:10], r[7]) for r in rows],
+                ["region", "workspace", "status", "population", "failing", "to review", "items", "findings"],
+                [(r[0], r[1], r[2], r[3], r[4], r[5], (r[6] or [])[:10], r[7]) for r in rows],
             ))
         return dg.AssetCheckResult(
             passed=passed, severity=severity, metadata=metadata,
-            description=f"{test.test_id}: {status}" + ("" if rows else " (no control-test results in DuckDB)"),
+            description=f"{test.test_id}: {status_with_counts(status, failing, to_review, population)}"
+            + ("" if rows else " (no control-test results in DuckDB)"),
         )
 
     return _control_check

@@ -1,8 +1,16 @@
 """Optional human inputs: CSV files named in the `[inputs]` table of the evidence config.
 
     hr_roster           email, person_id, status, termination_at, department, manager_email
-    access_exceptions   admin_id, email, kind, reason, approved_by, expires_at
-    evidence_reviews    finding_id, decision, reviewed_by, reviewed_at, note
+    access_exceptions   admin_id, email, workspace_id, region, kind, reason, approved_by, expires_at
+    evidence_reviews    finding_id, decision, reviewed_by, reviewed_at, note, workspace_id, region
+
+Admin ids and event ids are Intercom's ids within one workspace, and they repeat across
+workspaces. So a row naming an admin by id must also name its workspace (`workspace_id`, the
+workspace's Intercom id, and/or `region`, us, eu or au); an id-only exception is refused
+rather than guessed. An e-mail names a person, who may hold an account in every workspace:
+an exception given by e-mail alone applies in every workspace. Every identifier given must
+agree (admin_id, email, workspace_id, region) for a row to apply. A review without a
+workspace applies to the finding or event of that id in every workspace.
 
 (evidence-research §3, "Human inputs".) Columns beyond these are ignored and never stored,
 so an HR export can be used as it is. A malformed row stops the run with a `ConfigError`
@@ -22,8 +30,10 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from iru_pipeline.config import ConfigError
+from iru_pipeline.regions import REGION_CODES
 
 HR_STATUSES = ("active", "leave", "terminated")
+REGIONS = tuple(REGION_CODES)
 EXCEPTION_KINDS = ("service", "external", "shared", "privileged", "inactive")
 REVIEW_DECISIONS = ("accepted", "remediated", "false_positive", "escalated")
 _TIME_HINT = "use 2024-05-31 (start of that day, UTC) or 2024-05-31T17:00:00Z"
@@ -64,6 +74,15 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _check_exception(row: dict[str, object]) -> str | None:
+    if row["admin_id"] is None and row["email"] is None:
+        return "give admin_id or email (or both)"
+    if row["admin_id"] is not None and row["email"] is None and row["workspace_id"] is None and row["region"] is None:
+        return (f"admin_id {row['admin_id']} needs workspace_id or region: admin ids repeat across workspaces "
+                "(or give the email instead, which applies in every workspace)")
+    return None
+
+
 @dataclass(frozen=True)
 class InputSpec:
     name: str
@@ -100,13 +119,14 @@ INPUTS: dict[str, InputSpec] = {
             (
                 Column("admin_id", "varchar"),
                 Column("email", "varchar", False, _email),
+                Column("workspace_id", "varchar"),
+                Column("region", "varchar", False, _one_of(REGIONS)),
                 Column("kind", "varchar", True, _one_of(EXCEPTION_KINDS)),
                 Column("reason", "varchar", True),
                 Column("approved_by", "varchar", True),
                 Column("expires_at", "timestamptz", False, _timestamp),
             ),
-            check_row=lambda r: ("give admin_id or email (or both)"
-                                 if r["admin_id"] is None and r["email"] is None else None),
+            check_row=_check_exception,
         ),
         InputSpec(
             "evidence_reviews",
@@ -116,6 +136,8 @@ INPUTS: dict[str, InputSpec] = {
                 Column("reviewed_by", "varchar", True),
                 Column("reviewed_at", "timestamptz", True, _timestamp),
                 Column("note", "varchar"),
+                Column("workspace_id", "varchar"),
+                Column("region", "varchar", False, _one_of(REGIONS)),
             ),
         ),
     )

@@ -31,6 +31,11 @@ FREEMAIL_DOMAINS: tuple[str, ...] = (
     "yandex.ru", "mail.ru", "qq.com", "163.com",
 )
 GENERIC_LOCALPARTS: tuple[str, ...] = ("support", "info", "admin", "team", "help", "sales", "noreply", "ops")
+GENERIC_DISPLAY_NAMES: tuple[str, ...] = (
+    "support", "admin", "administrator", "team", "shared", "info", "sales", "help", "helpdesk", "service",
+    "services", "ops", "operations", "office", "billing", "accounts", "inbox", "general", "customer", "success",
+    "care", "desk", "agent", "bot", "test", "noreply",
+)
 INPUT_NAMES: tuple[str, ...] = ("hr_roster", "access_exceptions", "evidence_reviews")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _BUSINESS_HOURS = re.compile(r"^\s*([A-Za-z]{3})\s*-\s*([A-Za-z]{3})\s+(\d{1,2})\s*-\s*(\d{1,2})\s*$")
@@ -56,6 +61,9 @@ class EvidenceParams:
     """E-mails of the people allowed to grant access; empty: admins with a privileged role (T06)."""
     generic_localparts: tuple[str, ...] = GENERIC_LOCALPARTS
     """E-mail local parts that suggest a shared account (T05)."""
+    generic_display_names: tuple[str, ...] = GENERIC_DISPLAY_NAMES
+    """Words of a generic display name: an admin whose name is made only of them (e.g. "Support",
+    "Sales Team") looks shared (T05)."""
     shared_account_min_ips: int = 4
     """Logins from this many distinct IPs within 30 days also suggest a shared account (T05)."""
     allowed_regions: tuple[str, ...] = ("US", "EU", "AU")
@@ -86,7 +94,10 @@ class EvidenceParams:
     internal_contact_max_pct: float = 5.0
     """A larger share of contacts on internal domains suggests test accounts in production."""
     activity_log_max_lag_hours: int = 48
-    """T10 warns when the newest collected activity-log window ends longer ago than this."""
+    """T10 asks for a review when the newest activity-log event held is older than this."""
+    activity_log_max_gap_hours: int = 168
+    """T10 asks for a review of every stretch of the period longer than this without any
+    activity-log event held (from the period start to the first event, between events)."""
     inputs: Mapping[str, str] = field(default_factory=dict)
     """Paths of the optional human inputs (CSV), resolved against the TOML file's folder."""
 
@@ -148,7 +159,7 @@ def _coerce(where: str, key: str, raw: object, default: object, config_path: Pat
             raise ConfigError(f"{where}: {key} must be a list of non-empty strings, e.g. {key} = [\"x\"] (got {raw!r})")
         items = [v.strip() for v in raw]
         if key in ("internal_domains", "access_managers", "freemail_domains", "generic_localparts",
-                   "dsar_tags", "security_tags"):
+                   "generic_display_names", "dsar_tags", "security_tags"):
             items = [v.lower().lstrip("@") for v in items]  # compared lower-case in the SQL
         if key == "allowed_regions":
             items = [v.upper() for v in items]

@@ -117,15 +117,16 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
     ),
     EvidenceTable(
         "evidence_control_tests",
-        "One row per control test T01-T15 and workspace: status (pass / fail / warning / manual / "
-        "not_collected), population, failing count, parameters and SOC 2 / ISO 27001 / GDPR mappings (§5.9).",
+        "One row per control test T01-T15 and workspace: status (pass / fail / review / manual / "
+        "not_applicable / not_collected), population, failing and to-review counts, parameters and "
+        "SOC 2 / ISO 27001 / GDPR mappings.",
         reads=(), order_by=("region", "test_id"),
         after=(
             "evidence_collection_stream", "evidence_admin_access_review", "evidence_offboarding_check",
             "evidence_access_change_events", "evidence_workspace_security_config", "evidence_high_risk_activity",
             "evidence_data_retention", "evidence_personal_data_inventory", "evidence_support_request_sla",
         ),
-        preview=("region", "test_id", "test_name", "status", "population", "failing"),
+        preview=("region", "test_id", "test_name", "status", "population", "failing", "to_review"),
     ),
     EvidenceTable(
         "evidence_collection_run",

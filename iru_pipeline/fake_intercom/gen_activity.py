@@ -39,6 +39,11 @@ SIGN_IN_METHODS = ("email_password", "google_sso", "saml_sso", "two_factor_email
 _EXPORT_TYPES = (*sc.EXPORT_ACTIVITY_TYPES, "message_deletion")  # descriptions that mention contacts
 
 
+def _iso(ts: int) -> str:
+    """A date-time as the spec's examples write it: ISO 8601, UTC, with a Z."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def in_office_hours(ts: int, tz: ZoneInfo) -> bool:
     """Whether `ts` falls in the scenario's office hours (Mon-Fri 09:00-17:59 local time)."""
     local = datetime.fromtimestamp(ts, tz)
@@ -95,7 +100,7 @@ class ActivityFactory:
     def entry(self, d: Draw, entry_id: str, created: int, activity_type: str, actor: AdminSpec,
               *, ip: str | None = None, metadata: dict[str, Any] | None = None,
               description: str | None = None) -> dict[str, Any]:
-        meta, text = self._details(d, activity_type, actor)
+        meta, text = self._details(d, activity_type, actor, created)
         return {
             "id": entry_id,
             "performed_by": {"type": "admin", "id": actor.id, "email": actor.email, "ip": ip or self.admin_ip(actor, d)},
@@ -112,7 +117,7 @@ class ActivityFactory:
         phone = ident.phone or f"+1 415 555 {d.below(10_000):04d}"
         return f"{email} ({phone})"
 
-    def _details(self, d: Draw, activity_type: str, actor: AdminSpec) -> tuple[dict[str, Any], str]:
+    def _details(self, d: Draw, activity_type: str, actor: AdminSpec, created: int) -> tuple[dict[str, Any], str]:
         name = actor.name
         other = d.pick(self._all_admins)
         if activity_type in ("admin_login_success", "admin_login_failure"):
@@ -166,10 +171,16 @@ class ActivityFactory:
             return ({"setting_type": "attachment_upload", "changes": {"allowed_file_types": {"before": "all", "after": "images"}}},
                     f"{name} changed security settings.")
         if activity_type == "admin_impersonation_consent_approved":
-            expires = self.now + 7 * DAY
-            return ({"consent_id": d.between(1000, 9999),
-                     "expired_at": datetime.fromtimestamp(expires, timezone.utc).isoformat().replace("+00:00", "Z")},
+            return ({"consent_id": d.between(1000, 9999), "expired_at": _iso(created + 7 * DAY)},
                     f"{name} approved Intercom support access.")
+        if activity_type == "admin_impersonation_start":
+            # Intercom records consent in two shapes (spec: activity_log_metadata consent_id and
+            # expired_at): on the start event itself, or as a separate consent_approved event.
+            # Half the starts carry their consent; its own draw keeps the entry's other values.
+            own = Draw(self._key ^ 0xC0125E47, created)
+            meta = ({"consent_id": own.between(100000, 999999), "expired_at": _iso(created + 7 * DAY)}
+                    if own.chance(50) else {})
+            return meta, f"Intercom support started impersonating {name}."
         if activity_type == "admin_occupancy_state_change":
             return ({"previous_state": "active", "new_state": "away", "threshold_minutes": 30,
                      "last_activity_at": self.now - d.below(DAY), "auto": True},

@@ -81,10 +81,42 @@ select l.*, lower(l.performed_by_email) as actor_email,
 from raw_activity_logs l
 left join evidence_regions r using (region);
 
--- The latest review decision per finding (evidence_reviews.csv): a later review replaces an earlier one.
+-- The latest review decision per workspace and finding (evidence_reviews.csv): a later review
+-- replaces an earlier one. Event ids are Intercom's ids within one workspace: a review naming a
+-- workspace (workspace_id and/or region) applies there only, one naming none applies in each.
 create or replace temp view latest_review as
-select * from evidence_reviews
-qualify row_number() over (partition by finding_id order by reviewed_at desc, source_line desc) = 1;
+select g.region, r.finding_id, r.decision, r.reviewed_by, r.reviewed_at, r.note, r.source_line
+from evidence_reviews r
+join evidence_regions g on (r.workspace_id is null or r.workspace_id = g.workspace_id)
+    and (r.region is null or r.region = g.region)
+qualify row_number() over (partition by g.region, r.finding_id order by r.reviewed_at desc, r.source_line desc) = 1;
+
+-- The activity-log events actually held for the period, per workspace (T10): every stretch
+-- longer than activity_log_max_gap_hours without an event, counting the stretches from the
+-- period start to the first event and from the last event to the run. Windows that were
+-- requested but hold nothing show up here as gaps: a request is not evidence.
+create or replace temp view activity_log_gaps as
+with p as (select * from evidence_params),
+points as (
+    select l.region, l.created_at as event_at
+    from raw_activity_logs l cross join p
+    where l.created_at between p.period_start and p.period_end
+    union all
+    select r.region, unnest([p.period_start, p.period_end]) from evidence_regions r cross join p
+),
+ordered as (
+    select region, event_at, lag(event_at) over (partition by region order by event_at) as previous_at from points
+)
+select o.region, o.previous_at as gap_start, o.event_at as gap_end
+from ordered o cross join p
+where o.previous_at is not null and o.event_at - o.previous_at > to_hours(p.activity_log_max_gap_hours);
+
+create or replace temp view activity_log_held as
+with p as (select * from evidence_params)
+select l.region, count(*) as events, min(l.created_at) as first_event_at, max(l.created_at) as last_event_at
+from raw_activity_logs l cross join p
+where l.created_at between p.period_start and p.period_end
+group by l.region;
 
 -- HR roster keyed by lower-case e-mail.
 create or replace temp view hr as

@@ -3,9 +3,12 @@
 -- team, authentication and vendor-access changes, and who made them.
 --
 -- An actor is authorised when listed in `access_managers`; with no list configured, when the
--- actor holds a privileged role (recorded in `authorisation_basis`).
+-- actor holds a privileged role (recorded in `authorisation_basis`). When the list is empty and
+-- the API gives no admin roles in the workspace, nobody can tell: `actor_is_authorised` is null
+-- and the change is `unknown`, not `review` (T06 is then not_collected).
 -- status: fail    made by someone already terminated in HR at the time
 --         review  provisioning or privilege change by an unauthorised actor, not yet reviewed
+--         unknown provisioning or privilege change whose actor's authorisation cannot be judged
 --         pass    otherwise, or reviewed (evidence_reviews.finding_id = event_id)
 
 create table if not exists evidence.evidence_access_change_events (
@@ -61,11 +64,16 @@ events as (
     from activity l cross join p
     where l.created_at between p.period_start and p.period_end
 ),
+roles as (
+    -- whether the API gives admin roles at all in the workspace (some plans and tokens do not)
+    select region, count(role_name) > 0 as roles_known from admin_latest where is_current group by region
+),
 judged as (
     select e.*, p.run_id, p.as_of, w.workspace_id as ws_id, a.role_name as actor_role,
         case when len(p.access_managers) > 0 then 'access_managers' else 'privileged_role' end as basis,
         case
             when len(p.access_managers) > 0 then list_contains(p.access_managers, e.actor_email)
+            when not coalesce(ro.roles_known, false) then null
             else coalesce(list_contains(list_transform(p.privileged_role_names, lambda r: lower(r)), lower(a.role_name)), false)
         end as authorised,
         -- the roster holds today's status: before the termination the person was still employed
@@ -77,8 +85,9 @@ judged as (
     cross join p
     left join evidence_regions w on w.region = e.region
     left join admin_latest a on a.region = e.region and a.admin_id = e.performed_by_id
+    left join roles ro on ro.region = e.region
     left join hr h on h.email = e.actor_email
-    left join latest_review r on r.finding_id = e.id
+    left join latest_review r on r.region = e.region and r.finding_id = e.id
     where e.category is not null
 )
 select
@@ -86,11 +95,14 @@ select
     case
         when hr_at_event = 'terminated' then 'fail'
         when decision is not null then 'pass'
+        when category in ('provision', 'privilege') and authorised is null then 'unknown'
         when category in ('provision', 'privilege') and not authorised then 'review'
         else 'pass'
     end as status,
     list_filter([
         case when hr_at_event = 'terminated' then 'actor was already terminated in HR' end,
+        case when category in ('provision', 'privilege') and authorised is null
+             then 'cannot tell whether the actor may change access: the API gives no admin roles and access_managers is empty' end,
         case when category in ('provision', 'privilege') and not authorised
              then 'actor not an access manager' || case when basis = 'privileged_role' then ' (no privileged role)' else '' end end,
         case when decision is not null then 'reviewed: ' || decision end

@@ -4,7 +4,8 @@
 -- last login and its sign-in method instead.
 --
 -- status: fail    terminated in HR, not in the HR roster (no approved exception), or stale
---         review  shared-looking, unverified e-mail, privileged, external, or never active yet
+--         review  shared-looking (generic address, generic display name, many login IPs), unverified
+--                 e-mail, privileged, external, or never active yet
 --         pass    otherwise
 
 create table if not exists evidence.evidence_admin_access_review (
@@ -90,14 +91,25 @@ teams as (
     group by all
 ),
 logs as (
-    select region, input_state, coverage_start
-    from stream_state s left join stream_coverage v using (region, stream)
-    where stream = 'activity_logs'
+    -- how far back the logs held reach: a window requested but holding nothing proves no absence
+    select s.region, s.input_state, greatest(v.coverage_start, h.first_event_at) as coverage_start
+    from stream_state s
+    left join stream_coverage v using (region, stream)
+    left join (select region, min(created_at) as first_event_at from raw_activity_logs group by region) h
+        on h.region = s.region
+    where s.stream = 'activity_logs'
 ),
 exceptions as (
+    -- every identifier the row gives must agree; admin ids repeat across workspaces, so an id
+    -- is only ever read with its workspace (inputs.py refuses an id given alone), while an
+    -- e-mail alone names a person and applies in every workspace
     select a.region, a.id as admin_id, list(distinct x.kind order by x.kind) as kinds, min(x.expires_at) as expires_at
     from admins a cross join p
-    join access_exceptions x on (x.admin_id = a.id or x.email = a.email_lc)
+    left join evidence_regions w on w.region = a.region
+    join access_exceptions x on (x.admin_id is null or x.admin_id = a.id)
+        and (x.email is null or x.email = a.email_lc)
+        and (x.workspace_id is null or x.workspace_id = coalesce(a.workspace_id, w.workspace_id))
+        and (x.region is null or x.region = a.region)
         and (x.expires_at is null or x.expires_at > p.as_of)
     group by all
 ),
@@ -145,8 +157,16 @@ judged as (
             when list_contains(internal_domains, domain) then 'internal'
             else 'external'
         end as domain_class_value,
-        list_contains(generic_localparts, local_part) or ips_30d >= shared_account_min_ips as shared_suspected
-    from base
+        list_contains(generic_localparts, local_part) as generic_address,
+        -- a display name made only of generic words ("Support", "Sales Team") names no person
+        coalesce(len(name_words) > 0 and list_has_all(generic_display_names, name_words), false) as generic_name,
+        ips_30d >= shared_account_min_ips as many_ips
+    from (select *, list_filter(regexp_split_to_array(lower(trim(coalesce(name, ''))), '[^[:alnum:]]+'),
+                                lambda w: w <> '') as name_words
+          from base)
+),
+shared as (
+    select *, generic_address or generic_name or many_ips as shared_suspected from judged
 ),
 flagged as (
     select *,
@@ -157,14 +177,17 @@ flagged as (
                  then 'stale: no activity for ' || stale_admin_days || '+ days' end,
             case when staleness_value = 'unused' then 'never active since joining' end,
             case when staleness_value = 'unknown' then 'activity unknown: activity logs not collected or too short' end,
-            case when shared_suspected and not list_has_any(kinds, ['shared', 'service'])
-                 then 'looks shared: ' || case when list_contains(generic_localparts, local_part)
-                                               then 'generic address' else ips_30d || ' login IPs in 30 days' end end,
+            case when generic_address and not list_has_any(kinds, ['shared', 'service'])
+                 then 'looks shared: generic address' end,
+            case when generic_name and not list_has_any(kinds, ['shared', 'service'])
+                 then 'looks shared: generic name' end,
+            case when many_ips and not list_has_any(kinds, ['shared', 'service'])
+                 then 'looks shared: ' || ips_30d || ' login IPs in 30 days' end,
             case when email_verified = false then 'e-mail not verified' end,
             case when privileged and not list_contains(kinds, 'privileged') then 'privileged role: ' || role_name end,
             case when domain_class_value = 'external' and not list_contains(kinds, 'external') then 'external e-mail domain' end
         ], lambda f: f is not null) as findings_list
-    from judged
+    from shared
 )
 select
     run_id, as_of, coalesce(workspace_id, ws_id) as workspace_id, region,

@@ -2,14 +2,20 @@
 -- Reads this run's rows of the other evidence tables; the catalogue (names, criteria, mappings,
 -- required resources and inputs) is controls.py, registered as control_test_catalog.
 --
--- status:
---   not_collected  a resource the test needs was skipped (permission, plan) or never collected,
---                  or a human input it needs (HR roster) is not configured: never pass (§10.2)
---   manual         T07 unless every login used SSO: MFA enforcement is not in the API
---   fail           failing > 0 by the test's rule
---   warning        items need a look (open, pending, unknown), or a needed resource's latest
---                  collection failed and older data was evaluated
---   pass           otherwise
+-- status (the one vocabulary of every test, first match wins; controls.py documents it):
+--   not_collected   a resource the test needs was skipped (permission, plan) or never collected,
+--                   or a human input it needs (HR roster) is not configured
+--   fail            failing > 0 by the test's rule
+--   not_collected   the test cannot be evaluated on what the API gives (T04 and T06 without
+--                   admin roles)
+--   not_applicable  the population is empty (no DSAR-tagged conversation, no leaver with an
+--                   account here, ...): nothing was measured, so nothing passed
+--   manual          T07 unless every login used SSO: MFA enforcement is not in the API
+--   review          items a person must look at (open, pending, unknown), or a needed
+--                   resource's latest collection failed and older data was evaluated
+--   pass            otherwise
+-- `failing` and `to_review` are counted separately; `warnings` is the same count as
+-- `to_review`, kept under its earlier name for readers of earlier runs.
 
 create table if not exists evidence.evidence_control_tests (
     run_id varchar not null,
@@ -28,10 +34,13 @@ create table if not exists evidence.evidence_control_tests (
     params_json json,
     population bigint,
     failing bigint,
-    warnings bigint,
-    failing_items varchar[],         -- keys of the failing rows (up to 50)
-    evaluated_at timestamptz
+    warnings bigint,                 -- = to_review (its name before the status vocabulary)
+    failing_items varchar[],         -- keys of the failing and to-review rows (up to 50)
+    evaluated_at timestamptz,
+    to_review bigint
 );
+-- tables written before to_review existed are upgraded in place; their rows keep null
+alter table evidence.evidence_control_tests add column if not exists to_review bigint;
 create view if not exists evidence.latest_evidence_control_tests as
 select * from evidence.evidence_control_tests
 where run_id = (select arg_max(run_id, as_of) from evidence.evidence_control_tests);
@@ -50,16 +59,24 @@ dr as (select * from evidence.evidence_data_retention where run_id = (select run
 inv as (select * from evidence.evidence_personal_data_inventory where run_id = (select run_id from p) and is_custom),
 sla as (select * from evidence.evidence_support_request_sla where run_id = (select run_id from p) and request_class = 'dsar'),
 cs as (select * from evidence.evidence_collection_stream where run_id = (select run_id from p)),
+roles as (select region, count(role_name) > 0 as roles_known from admin_latest where is_current group by region),
+log_gaps as (
+    select region, count(*) as n,
+           list('no activity-log event held from ' || strftime(gap_start, '%Y-%m-%d') || ' to '
+                || strftime(gap_end, '%Y-%m-%d') || ' (' || round(epoch(gap_end - gap_start) / 86400, 1) || ' days)'
+                order by gap_start) as items
+    from activity_log_gaps group by region
+),
 metrics as (
     select 'T01' as test_id, r.region, count(x.admin_id) as population,
-           count(*) filter (where x.identity_status in ('unmatched', 'terminated')) as failing, 0 as warnings,
+           count(*) filter (where x.identity_status in ('unmatched', 'terminated')) as failing, 0 as to_review,
            list(x.admin_email order by x.admin_email) filter (where x.identity_status in ('unmatched', 'terminated')) as items,
-           null::varchar as cannot_evaluate, null::varchar as fixed_status
+           null::varchar as cannot_evaluate, null::varchar as fixed_status, null::varchar[] as details
     from regions r left join ar x using (region) group by r.region
     union all
-    select 'T02', r.region, count(x.hr_email),
+    select 'T02', r.region, count(x.hr_email) filter (where x.account_found),
            count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'pending'),
-           list(distinct x.hr_email order by x.hr_email) filter (where x.status in ('fail', 'pending')), null, null
+           list(distinct x.hr_email order by x.hr_email) filter (where x.status in ('fail', 'pending')), null, null, null
     from regions r left join ob x using (region) group by r.region
     union all
     select 'T03', r.region, count(x.admin_id),
@@ -67,7 +84,7 @@ metrics as (
            count(*) filter (where x.staleness = 'unknown'),
            list(x.admin_email order by x.admin_email) filter (
                where (x.staleness = 'stale' and not list_contains(x.exception_kinds, 'inactive')) or x.staleness = 'unknown'),
-           null, null
+           null, null, null
     from regions r left join ar x using (region) group by r.region
     union all
     select 'T04', r.region, count(x.admin_id),
@@ -75,7 +92,7 @@ metrics as (
                 then count(*) filter (where x.is_privileged) else 0 end,
            count(*) filter (where x.is_privileged and not list_contains(x.exception_kinds, 'privileged')),
            list(x.admin_email order by x.admin_email) filter (where x.is_privileged),
-           case when count(x.admin_id) > 0 and count(x.role_name) = 0 then 'the API gives no admin roles' end, null
+           case when count(x.admin_id) > 0 and count(x.role_name) = 0 then 'the API gives no admin roles' end, null, null
     from regions r cross join p left join ar x using (region) group by r.region
     union all
     select 'T05', r.region, count(x.admin_id),
@@ -83,73 +100,90 @@ metrics as (
            0,
            list(x.admin_email order by x.admin_email) filter (
                where x.shared_account_suspected and not list_has_any(x.exception_kinds, ['shared', 'service'])),
-           null, null
+           null, null, null
     from regions r left join ar x using (region) group by r.region
     union all
     select 'T06', r.region, count(x.event_id),
            count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'review'),
-           list(x.event_id order by x.created_at, x.event_id) filter (where x.status in ('fail', 'review')), null, null
-    from regions r left join ace x using (region) group by r.region
+           list(x.event_id order by x.created_at, x.event_id) filter (where x.status in ('fail', 'review')),
+           case when len(any_value(p.access_managers)) = 0 and not coalesce(any_value(ro.roles_known), false)
+                then 'the API gives no admin roles and access_managers is empty' end,
+           null, null
+    from regions r cross join p left join ace x using (region) left join roles ro on ro.region = r.region
+    group by r.region
     union all
     select 'T07', r.region, count(x.setting_key), 0, 0, []::varchar[], null,
-           case when bool_or(x.status = 'pass') then 'pass' else 'manual' end
+           case when bool_or(x.status = 'pass') then 'pass' else 'manual' end, null
     from regions r left join sec x on x.region = r.region and x.setting_key = 'sso_login_share_pct' group by r.region
     union all
     select 'T08', r.region, count(x.setting_key),
            count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'unknown'),
-           list(x.setting_key) filter (where x.status <> 'pass'), null, null
+           list(x.setting_key) filter (where x.status <> 'pass'), null, null, null
     from regions r left join sec x on x.region = r.region and x.setting_key = 'identity_verification' group by r.region
     union all
     select 'T09', r.region, count(x.setting_key),
            count(*) filter (where x.status = 'fail'), count(*) filter (where x.status in ('review', 'unknown')),
            list(x.setting_key || ': ' || coalesce(x.observed_value, 'unknown') order by x.setting_key)
                filter (where x.status <> 'pass'),
-           null, null
+           null, null, flatten(list(x.findings order by x.setting_key) filter (where x.status <> 'pass'))
     from regions r left join sec x on x.region = r.region
         and x.setting_key in ('data_region', 'data_region_matches_configured', 'api_host_region_consistent')
     group by r.region
     union all
-    select 'T10', r.region, coalesce(sum(x.ok_syncs), 0),
+    select 'T10', r.region, coalesce(any_value(h.events), 0),
+           -- requested windows that leave a hole or start late: the data was never asked for
            count(*) filter (where x.coverage_gaps > 0 or x.coverage_start > p.period_start),
-           count(*) filter (where x.coverage_end < p.as_of - to_hours(p.activity_log_max_lag_hours)),
-           flatten(list(list_filter([
-               case when x.coverage_gaps > 0 then x.coverage_gaps || ' gap(s) between collected windows' end,
+           -- what the logs held show: stretches without any event, collection lagging behind
+           coalesce(any_value(g.n), 0)
+               + count(*) filter (where x.coverage_end < p.as_of - to_hours(p.activity_log_max_lag_hours)),
+           flatten([flatten(list(list_filter([
+               case when x.coverage_gaps > 0 then x.coverage_gaps || ' gap(s) between requested windows' end,
                case when x.coverage_start > p.period_start
-                    then 'logs collected only from ' || strftime(x.coverage_start, '%Y-%m-%d') end,
+                    then 'logs requested only from ' || strftime(x.coverage_start, '%Y-%m-%d') end,
                case when x.coverage_end < p.as_of - to_hours(p.activity_log_max_lag_hours)
-                    then 'newest logs end ' || strftime(x.coverage_end, '%Y-%m-%d %H:%M') end
-           ], lambda f: f is not null))),
-           null, null
-    from regions r cross join p left join cs x on x.region = r.region and x.stream = 'activity_logs' group by r.region
+                    then 'newest requested window ends ' || strftime(x.coverage_end, '%Y-%m-%d %H:%M') end
+           ], lambda f: f is not null))), coalesce(any_value(g.items), []::varchar[])]),
+           null, null,
+           [case when any_value(h.events) is null then 'held logs: no event in the period'
+                 else 'held logs: first event ' || strftime(any_value(h.first_event_at), '%Y-%m-%d %H:%M')
+                      || ', last event ' || strftime(any_value(h.last_event_at), '%Y-%m-%d %H:%M') || ', '
+                      || any_value(h.events) || ' event(s); ' || coalesce(any_value(g.n), 0)
+                      || ' stretch(es) longer than ' || any_value(p.activity_log_max_gap_hours) || ' hours without an event'
+            end]
+    from regions r cross join p
+    left join cs x on x.region = r.region and x.stream = 'activity_logs'
+    left join activity_log_held h on h.region = r.region
+    left join log_gaps g on g.region = r.region
+    group by r.region
     union all
     select 'T11', r.region, count(x.finding_id),
            count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'review'),
            list(x.finding_id order by x.first_event_at, x.finding_id) filter (where x.status in ('fail', 'review')),
-           null, null
+           null, null, null
     from regions r left join hra x using (region) group by r.region
     union all
     select 'T12', r.region, coalesce(sum(x.population), 0),
            coalesce(sum(x.over_retention) filter (where x.status = 'fail'), 0), 0,
            list(x.object_type || ': ' || x.over_retention || ' past ' || x.retention_days || ' days' order by x.object_type)
                filter (where x.status = 'fail'),
-           null, null
+           null, null, null
     from regions r left join dr x using (region) group by r.region
     union all
     select 'T13', r.region, count(x.dimension_value),
            count(*) filter (where x.status = 'fail'), count(*) filter (where x.status = 'review'),
            list(x.object_type || ': ' || x.dimension_value order by x.object_type, x.dimension_value)
                filter (where x.status in ('fail', 'review')),
-           null, null
+           null, null, null
     from regions r left join inv x using (region) group by r.region
     union all
     select 'T14', r.region, coalesce(sum(x.conversations), 0), coalesce(sum(x.late_or_unanswered), 0), 0,
-           flatten(list(x.late_conversation_ids order by x.period_month, x.team_id)), null, null
+           flatten(list(x.late_conversation_ids order by x.period_month, x.team_id)), null, null, null
     from regions r left join sla x using (region) group by r.region
     union all
     select 'T15', r.region, count(x.stream), count(*) filter (where x.status <> 'ok'), 0,
            list(x.stream || ': ' || x.status || coalesce(' (' || x.error_code || ')', '') order by x.stream)
                filter (where x.status <> 'ok'),
-           null, null
+           null, null, null
     from regions r left join cs x using (region) group by r.region
 ),
 needs as (
@@ -169,11 +203,13 @@ needs as (
 judged as (
     select m.*, n.not_collected, n.stale, n.missing_inputs,
            case
-               when len(n.missing_inputs) > 0 or len(n.not_collected) > 0 or m.cannot_evaluate is not null
-                   then 'not_collected'
-               when m.fixed_status is not null then m.fixed_status
+               when len(n.missing_inputs) > 0 or len(n.not_collected) > 0 then 'not_collected'
                when m.failing > 0 then 'fail'
-               when m.warnings > 0 or len(n.stale) > 0 then 'warning'
+               when m.cannot_evaluate is not null then 'not_collected'
+               -- an empty population measured nothing (T10 and T11 judge the logs held instead)
+               when m.population = 0 and m.test_id not in ('T10', 'T11') then 'not_applicable'
+               when m.fixed_status is not null then m.fixed_status
+               when m.to_review > 0 or len(n.stale) > 0 then 'review'
                else 'pass'
            end as result
     from metrics m
@@ -186,12 +222,14 @@ select
         list_transform(j.missing_inputs, lambda s: 'input not configured: ' || s || ' (IRU_EVIDENCE_CONFIG [inputs])'),
         [case when j.cannot_evaluate is not null then 'not collected: ' || j.cannot_evaluate end],
         list_transform(j.stale, lambda s: 'evaluated on older data: the latest collection of ' || s || ' failed'),
-        [case when j.result in ('fail', 'warning') and j.failing + j.warnings > 0
-              then j.failing || ' failing, ' || j.warnings || ' to review, of ' || j.population end],
+        [case when j.result in ('fail', 'review') and j.failing + j.to_review > 0
+              then j.failing || ' failing, ' || j.to_review || ' to review of ' || j.population end],
+        [case when j.result = 'not_applicable' then 'not applicable: nothing to evaluate in this workspace' end],
+        case when j.result <> 'not_collected' then coalesce(j.details, []::varchar[]) end,
         [case when j.result = 'manual' then 'manual evidence needed: see evidence_workspace_security_config.mfa_enforcement' end]
     ]), lambda f: f is not null) as findings,
     j.test_id, t.test_name, t.evidence_table, t.soc2, t.iso27001, t.gdpr, t.criteria, t.params_json,
-    j.population, j.failing, j.warnings, coalesce(j.items, []::varchar[])[1:50] as failing_items,
+    j.population, j.failing, j.to_review as warnings, j.to_review, coalesce(j.items, []::varchar[])[1:50] as failing_items,
     p.as_of as evaluated_at
 from judged j
 cross join p

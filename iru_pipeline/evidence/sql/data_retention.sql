@@ -26,7 +26,7 @@ create table if not exists evidence.evidence_data_retention (
     oldest_reference_at timestamptz,
     median_age_days double,
     oldest_over_retention_ids varchar[],  -- conversations only (Intercom ids, up to 20)
-    deletion_events_in_period bigint,     -- activity log: deletions of data
+    deletion_events_in_period bigint,     -- activity log: deletions of whole records (app_data_deletion, bulk_delete)
     deletion_schedule_state varchar,      -- latest conversation_deletion_schedule_* event
     deleted_in_period bigint              -- conversations: GET /conversations/deleted; contacts: purged by the sweep
 );
@@ -61,8 +61,9 @@ measured as (
 ),
 deletions as (
     select region,
+           -- whole records only: a deleted message or conversation part leaves the record in place
            count(*) filter (where created_at between p.period_start and p.period_end and activity_type in (
-               'app_data_deletion', 'bulk_delete', 'message_deletion', 'conversation_part_deletion')) as events,
+               'app_data_deletion', 'bulk_delete')) as events,
            arg_max(activity_type, created_at) filter (where activity_type like 'conversation_deletion_schedule_%')
                as schedule_state
     from activity cross join p

@@ -11,7 +11,12 @@
 -- R6 secrets and integrations                                                          medium
 -- R7 events by an actor terminated in HR at the time, or never seen as an admin (one finding
 --    per actor)                                                                        critical
--- R8 admin_impersonation_start without a consent approval in the 7 days before         medium
+-- R8 admin_impersonation_start without consent                                         medium
+--    Intercom records consent in either of two shapes: on the start event itself (metadata
+--    consent_id, with expired_at when the consent ends), or as a separate
+--    admin_impersonation_consent_approved event (valid until its metadata expired_at, else for
+--    7 days). Either covers the start unless an admin_impersonation_consent_revoked event for
+--    that consent (or naming none) came before the start.
 --
 -- finding_id = first 16 hex of sha256(rule|region|actor|first event id): stable across runs,
 -- so a review decision (evidence_reviews.csv) keeps applying. A finding is due for review
@@ -64,6 +69,33 @@ ev as (
     from activity l cross join p
     where l.created_at between p.period_start and p.period_end
 ),
+consent_events as (
+    select region, id, created_at, activity_type, metadata ->> 'consent_id' as consent_id,
+           try_cast(metadata ->> 'expired_at' as timestamptz) as expired_at
+    from activity
+    where activity_type in ('admin_impersonation_start', 'admin_impersonation_consent_approved',
+                            'admin_impersonation_consent_revoked')
+),
+consented_starts as (
+    select s.region, s.id
+    from consent_events s
+    where s.activity_type = 'admin_impersonation_start' and (
+        (s.consent_id is not null and coalesce(s.expired_at >= s.created_at, true)
+         and not exists (
+             select 1 from consent_events r
+             where r.region = s.region and r.activity_type = 'admin_impersonation_consent_revoked'
+               and r.consent_id = s.consent_id and r.created_at <= s.created_at))
+        or exists (
+             select 1 from consent_events a
+             where a.region = s.region and a.activity_type = 'admin_impersonation_consent_approved'
+               and a.created_at <= s.created_at
+               and s.created_at <= coalesce(a.expired_at, a.created_at + interval 7 day)
+               and not exists (
+                   select 1 from consent_events r
+                   where r.region = s.region and r.activity_type = 'admin_impersonation_consent_revoked'
+                     and r.created_at between a.created_at and s.created_at
+                     and (r.consent_id is null or a.consent_id is null or r.consent_id = a.consent_id))))
+),
 failures as (
     select *,
            count(*) over (partition by region, performed_by_id, performed_by_ip order by created_at
@@ -103,13 +135,11 @@ single_events as (
             when activity_type like 'messenger_api_secret_%'
                  or activity_type in ('custom_authentication_token_creation', 'app_package_token_regeneration',
                                       'app_webhook_creation') then 'R6'
-            when activity_type = 'admin_impersonation_start' and not exists (
-                     select 1 from activity c
-                     where c.region = ev.region and c.activity_type = 'admin_impersonation_consent_approved'
-                       and c.created_at between ev.created_at - interval 7 day and ev.created_at) then 'R8'
+            when activity_type = 'admin_impersonation_start' and c.id is null then 'R8'
         end as rule_id,
         performed_by_id as actor_id, performed_by_ip as ip, id, created_at, outside_hours, activity_type
     from ev
+    left join consented_starts c using (region, id)
 ),
 per_event as (
     select region, rule_id,
@@ -179,4 +209,4 @@ cross join p
 left join evidence_regions w on w.region = d.region
 left join hr h on h.email = d.actor_email
 left join history hs on hs.finding_id = d.fid
-left join latest_review r on r.finding_id = d.fid;
+left join latest_review r on r.region = d.region and r.finding_id = d.fid;

@@ -7,9 +7,10 @@
 -- (exact), else the snapshot that first missed the admin (scd2 `_dlt_valid_to`: an upper bound,
 -- with `last_present_at` the last successful admin collection before it; §10.5).
 --
--- status: fail     activity after termination, access held past the SLA, or removed late
---         pending  access still held, within the SLA
---         pass     removed within the SLA, or no account in this workspace
+-- status: fail            activity after termination, access held past the SLA, or removed late
+--         pending         access still held, within the SLA
+--         pass            removed within the SLA
+--         not_applicable  no account in this workspace (kept as evidence, outside T02's population)
 
 create table if not exists evidence.evidence_offboarding_check (
     run_id varchar not null,
@@ -116,6 +117,7 @@ select
     case
         when after_n > 0 or (active_now and as_of > due_at) or lag_hours > offboarding_sla_hours then 'fail'
         when active_now then 'pending'
+        when admin_ids is null then 'not_applicable'
         else 'pass'
     end as status,
     list_filter([

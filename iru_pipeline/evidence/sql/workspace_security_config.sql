@@ -4,8 +4,9 @@
 -- data_region                       app.region from /me, against allowed_regions            pass | fail
 -- data_region_matches_configured    app.region against the region the token was set for     pass | fail
 -- api_host_region_consistent        the host that answered against the region's official    pass | fail | review
---                                   host (review: overridden by a proxy or the bundled fake,
---                                   so the host cannot confirm the region; §10.3)
+--                                   host: fail if it is another region's Intercom host;
+--                                   review if it is no Intercom API host at all (a proxy, the
+--                                   bundled fake, loopback), which cannot confirm the region
 -- identity_verification             /me identity_verification, expected true; review if it was
 --                                   switched off during the period                          pass | fail | review
 -- authentication_method_changes     app_authentication_method_change, security_settings_change,
@@ -107,13 +108,15 @@ settings as (
     select region, 'api_host_region_consistent', host, official_host, 'collector',
            case when host is null then 'unknown'
                 when host = official_host then 'pass'
-                when host like '%intercom.io' then 'fail'
+                when list_contains(h.intercom_hosts, host) then 'fail'
                 else 'review' end,
-           case when host is not null and host <> official_host and host like '%intercom.io'
+           case when host is not null and host <> official_host and list_contains(h.intercom_hosts, host)
                      then ['data served by ' || host || ', not the ' || upper(region) || ' host']
                 when host is not null and host <> official_host
-                     then ['API host overridden (' || host || '): the host cannot confirm the data region'] end
+                     then [host || ' is not an Intercom API host (' || array_to_string(h.intercom_hosts, ', ')
+                           || '): a proxy, a fake or loopback; it cannot confirm the data region'] end
     from ws
+    cross join (select list(official_host order by official_host) as intercom_hosts from region_catalog) h
     union all
     select ws.region, 'identity_verification', identity_verification::varchar, 'true', 'GET /me',
            case when identity_verification is null then 'unknown'
