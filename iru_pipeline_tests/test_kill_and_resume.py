@@ -24,9 +24,9 @@ import pytest
 
 from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import FakeIntercom
-from iru_pipeline_tests.conftest import pipeline_env
-from iru_pipeline_tests.fault_helpers import (
+from iru_pipeline_tests.helpers import (
     PipelineProcess,
+    assert_matches_fake,
     assert_no_cursor_passed_unloaded_data,
     assert_nothing_leaked,
     assert_values_match_fake,
@@ -34,14 +34,14 @@ from iru_pipeline_tests.fault_helpers import (
     evidence_materializations,
     finish_unless_stuck_behind,
     free_slots_of,
-    fresh_progress_handler,  # noqa: F401 (autouse fixture)
     lock_holders,
+    pipeline_env,
+    query,
     run_ids,
     slots_held,
     small_fake,
     sync_results,
 )
-from iru_pipeline_tests.helpers import assert_matches_fake, query
 
 ATTEMPTS = 3
 

@@ -22,9 +22,15 @@ from iru_pipeline.intercom_source.windows import (
     parallel_pages,
     windowed_search,
 )
-from iru_pipeline_tests.conftest import FAST_RETRY, pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import assert_nothing_leaked, assert_values_match_fake
-from iru_pipeline_tests.helpers import assert_matches_fake, contact_updated_at
+from iru_pipeline_tests.helpers import (
+    FAST_RETRY,
+    assert_matches_fake,
+    assert_nothing_leaked,
+    assert_values_match_fake,
+    contact_updated_at,
+    pipeline_env,
+    run_with_env,
+)
 
 FAST = RetryPolicy(max_retries=4, backoff_base=0.01, backoff_cap=0.05)
 
