@@ -35,9 +35,10 @@ def tables_containing(db: Path, needles: dict[str, str]) -> list[tuple[str, str]
             "where data_type in ('VARCHAR', 'JSON') or data_type like '%[]' or data_type like 'STRUCT%'"
         ).fetchall()
         for schema, table, column in cols:
-            text = con.execute(
+            row = con.execute(
                 f'select coalesce(string_agg(cast("{column}" as varchar), chr(31)), \'\') from "{schema}"."{table}"'
-            ).fetchone()[0]
+            ).fetchone()
+            text = row[0] if row else ""
             hits += [(f"{schema}.{table}.{column}", name) for name, value in needles.items() if value in text]
     finally:
         con.close()

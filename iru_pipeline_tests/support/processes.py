@@ -158,7 +158,7 @@ def on_nth_request(fake: FakeIntercom, region: str, route: str, nth: int, action
                     results.append(action())
         return outcome
 
-    server.handle_api = handle
+    server.handle_api = handle  # type: ignore[method-assign]  # test tooling wraps the fake's handler
     return results
 
 
