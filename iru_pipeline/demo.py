@@ -69,7 +69,8 @@ def run_demo(contacts: int = 3000, conversations: int = 2000) -> int:
         print(control_tests(settings.duckdb_path))
         print()
         _export(settings)
-    print(f"Query it:  duckdb {settings.duckdb_path}   (or python: duckdb.connect('{settings.duckdb_path}', read_only=True))")
+    print(f"Query it:  make sql   (read-only; or in Python: duckdb.connect('{settings.duckdb_path}', read_only=True)"
+          ".sql('select ...').show(), then close it)")
     print(EXAMPLE_SQL)
     return 1 if result.failed else 0
 

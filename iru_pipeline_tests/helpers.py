@@ -1,73 +1,99 @@
-"""Comparisons of DuckDB against the fake Intercom's data."""
+"""The one module tests import their tools from (fixtures live in conftest.py).
+
+By topic, implemented in `iru_pipeline_tests/support/`:
+- env: settings pointing the pipeline at the bundled fake (`pipeline_env`, `cli_env`), in-process
+  runs (`run_with_env`), small fakes, retry options;
+- db: DuckDB compared with the fake, by ids (`assert_matches_fake`) and by values
+  (`assert_values_match_fake`); `sync_results`; the cursors dlt would restore;
+- leaks: scans of files, DuckDB columns and terminal output for secrets and personal data;
+- processes: `PipelineProcess` runs `python -m iru_pipeline.cli ...` in its own process group
+  (SIGKILL at a chosen moment), `dlt_phase`, DuckDB's lock holders, `on_nth_request`;
+- dagster: runs, materialisations and pool slots through Dagster's instance API;
+- world: the hand-made evidence world and its human inputs.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from iru_pipeline_tests.support.dagster import (
+    evidence_materializations,
+    finish_unless_stuck_behind,
+    free_slots_of,
+    ingestion_run_ids,
+    instance_at,
+    latest_materialization_metadata,
+    run_ids,
+    slots_held,
+    steps_waiting_for_a_slot,
+)
+from iru_pipeline_tests.support.db import (
+    COMPARED,
+    CURSORS,
+    SNAPSHOT_TABLES,
+    VALUE_TABLES,
+    api_totals,
+    assert_matches_fake,
+    assert_no_cursor_passed_unloaded_data,
+    assert_values_match_fake,
+    committed_cursors,
+    contact_updated_at,
+    db_ids,
+    fake_ids,
+    query,
+    stored_values,
+    sync_results,
+    table_fingerprint,
+)
+from iru_pipeline_tests.support.env import (
+    FAST,
+    FAST_RETRY,
+    ROOT,
+    SMALL,
+    SPEC_PATH,
+    TEST_PII_KEY,
+    Loaded,
+    cli_env,
+    fresh_progress_handler,
+    pipeline_env,
+    run_with_env,
+    small_fake,
+)
+from iru_pipeline_tests.support.leaks import (
+    assert_nothing_leaked,
+    files_containing,
+    secret_needles,
+    tables_containing,
+)
+from iru_pipeline_tests.support.processes import (
+    HOLD_DUCKDB,
+    PipelineProcess,
+    data_dir_listing,
+    dlt_phase,
+    hold_duckdb_open,
+    lock_holders,
+    on_nth_request,
+)
+from iru_pipeline_tests.support.world import (
+    DATA,
+    WORLD_PII_KEY,
+    WORLD_SQL,
+    WorldFiles,
+    build_world_db,
+    derive_world,
+    finding_id,
+    world_run,
+    write_world_inputs,
+)
 
-import duckdb
-
-SNAPSHOT_TABLES = ("workspaces", "admins", "teams", "team_memberships", "tags", "data_attributes")
-
-
-def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
-def db_ids(db: Path, table: str, region: str) -> list[str]:
-    """Ids of the current rows of a table for a region (history tables: `_dlt_valid_to IS NULL`)."""
-    current = " and _dlt_valid_to is null" if table in SNAPSHOT_TABLES else ""
-    return sorted(r[0] for r in query(db, f"select id from intercom.{table} where region = ?{current}", [region]))
-
-
-def fake_ids(ws: Any, resource: str) -> list[str]:
-    if resource == "contacts":
-        return sorted(str(c["id"]) for c in ws.contacts())
-    if resource == "conversations":
-        return sorted(str(c["id"]) for c in ws.conversations())
-    if resource == "admins":
-        return sorted(str(a["id"]) for a in ws.admins())
-    if resource == "teams":
-        return sorted(str(t["id"]) for t in ws.teams())
-    if resource == "tags":
-        return sorted(str(t["id"]) for t in ws.tags())
-    if resource == "team_memberships":
-        return sorted(f"{t['id']}:{a}" for t in ws.teams() for a in t.get("admin_ids", []))
-    if resource == "activity_logs":
-        return sorted(str(e["id"]) for e in ws.activity_logs(0))
-    if resource == "deleted_conversations":
-        return sorted(str(d["id"]) for d in ws.deleted_conversations())
-    if resource == "workspaces":
-        return [ws.workspace_id]
-    raise KeyError(resource)
-
-
-COMPARED = ("workspaces", "admins", "teams", "team_memberships", "tags", "contacts", "conversations",
-            "activity_logs", "deleted_conversations")
-
-
-def assert_matches_fake(db: Path, fake: Any, regions: tuple[str, ...] | None = None) -> None:
-    """Every compared resource of every region: the same ids, each exactly once."""
-    for region in regions or fake.regions:
-        ws = fake.workspace(region)
-        for resource in COMPARED:
-            got, want = db_ids(db, resource, region), fake_ids(ws, resource)
-            assert len(got) == len(set(got)), f"{region}/{resource}: duplicated ids"
-            missing, extra = set(want) - set(got), set(got) - set(want)
-            assert not missing and not extra, (
-                f"{region}/{resource}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), "
-                f"{len(extra)} unexpected (e.g. {sorted(extra)[:3]})")
-
-
-def contact_updated_at(db: Path, region: str) -> dict[str, int]:
-    return {r[0]: r[1] for r in query(
-        db, "select id, epoch(updated_at)::bigint from intercom.contacts where region = ?", [region])}
-
-
-def table_fingerprint(db: Path, table: str) -> tuple[int, int]:
-    """(row count including history, load ids seen): unchanged when a run loads nothing new."""
-    return query(db, f"select count(*), count(distinct _dlt_load_id) from intercom.{table}")[0]
+__all__ = [
+    "COMPARED", "CURSORS", "DATA", "FAST", "FAST_RETRY", "HOLD_DUCKDB", "ROOT", "SMALL", "SNAPSHOT_TABLES",
+    "SPEC_PATH", "TEST_PII_KEY", "VALUE_TABLES", "WORLD_PII_KEY", "WORLD_SQL",
+    "Loaded", "PipelineProcess", "WorldFiles",
+    "api_totals", "assert_matches_fake", "assert_no_cursor_passed_unloaded_data", "assert_nothing_leaked",
+    "assert_values_match_fake", "build_world_db", "cli_env", "committed_cursors", "contact_updated_at",
+    "data_dir_listing", "db_ids", "derive_world", "dlt_phase", "evidence_materializations", "fake_ids",
+    "files_containing", "finding_id", "finish_unless_stuck_behind", "free_slots_of", "fresh_progress_handler",
+    "hold_duckdb_open", "ingestion_run_ids", "instance_at", "latest_materialization_metadata", "lock_holders",
+    "on_nth_request", "pipeline_env", "query", "run_ids", "run_with_env", "secret_needles", "slots_held",
+    "small_fake", "steps_waiting_for_a_slot", "stored_values", "sync_results", "table_fingerprint",
+    "tables_containing", "world_run", "write_world_inputs",
+]

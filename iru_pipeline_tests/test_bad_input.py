@@ -20,19 +20,21 @@ import pytest
 
 from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import FakeIntercom
-from iru_pipeline_tests.conftest import TEST_PII_KEY, pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import (
+from iru_pipeline_tests.helpers import (
     FAST,
+    TEST_PII_KEY,
     PipelineProcess,
+    assert_matches_fake,
     assert_nothing_leaked,
     assert_values_match_fake,
     committed_cursors,
     data_dir_listing,
-    fresh_progress_handler,  # noqa: F401 (autouse fixture)
     hold_duckdb_open,
+    pipeline_env,
+    query,
+    run_with_env,
     small_fake,
 )
-from iru_pipeline_tests.helpers import assert_matches_fake, query
 
 AS_ROOT = os.geteuid() == 0
 

@@ -161,14 +161,24 @@ def test_persistent_5xx_gives_up_with_a_clear_error(fresh_fake: FakeIntercom) ->
 
 
 def test_dropped_and_truncated_responses_are_retried(fresh_fake: FakeIntercom) -> None:
-    fresh_fake.faults("us").update(drop_every=3, truncate_every=4)
+    """Every 3rd request is dropped, every 4th (not dropped) answered with a truncated body:
+    each is retried, counted once as a transport error, and no page is lost."""
+    drop_every, truncate_every, per_page = 3, 4, 40
+    fresh_fake.faults("us").update(drop_every=drop_every, truncate_every=truncate_every)
     with client_for(fresh_fake) as client:
-        ids = all_ids(client.iter_cursor("/contacts", "data", per_page=40, resource="contacts"))
+        ids = all_ids(client.iter_cursor("/contacts", "data", per_page=per_page, resource="contacts"))
         stats = client.stats()["GET /contacts"]
-    assert sorted(ids) == sorted(str(c["id"]) for c in fresh_fake.workspace("us").contacts())
-    assert stats["transport_errors"] > 0
-    faults = fresh_fake.stats("us")["faults"]
-    assert faults.get("drop", 0) + faults.get("dropped", 0) > 0 or faults, faults
+    want = sorted(str(c["id"]) for c in fresh_fake.workspace("us").contacts())
+    assert sorted(ids) == want
+    served = fresh_fake.stats("us")
+    requests = served["total_requests"]
+    dropped = requests // drop_every
+    truncated = sum(1 for n in range(1, requests + 1) if n % truncate_every == 0 and n % drop_every != 0)
+    assert dropped > 0 and truncated > 0
+    assert served["faults"] == {"dropped_connection": dropped, "truncated_body": truncated}
+    assert requests - dropped - truncated == -(-len(want) // per_page), "one complete answer per page"
+    assert stats["calls"] == requests
+    assert stats["transport_errors"] == stats["retries"] == dropped + truncated
 
 
 def test_closed_port_is_a_connection_error_naming_the_setting() -> None:

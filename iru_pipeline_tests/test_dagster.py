@@ -17,8 +17,7 @@ import httpx
 
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_source import RESOURCE_NAMES
-from iru_pipeline_tests.conftest import Loaded, pipeline_env
-from iru_pipeline_tests.helpers import assert_matches_fake
+from iru_pipeline_tests.helpers import Loaded, assert_matches_fake, pipeline_env
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
 from iru_pipeline.evidence.assets import evidence_assets, evidence_key
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES
-from iru_pipeline_tests.test_evidence_world import build_world_db, write_world_inputs
+from iru_pipeline_tests.helpers import build_world_db, write_world_inputs
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 

@@ -13,14 +13,13 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pytest
-
-from iru_pipeline.demo import write_demo_evidence_inputs
 from dagster_duckdb import DuckDBResource
 
+from iru_pipeline.demo import write_demo_evidence_inputs
 from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.fake_intercom import scenario as sc
-from iru_pipeline_tests.leaks import tables_containing
+from iru_pipeline_tests.helpers import tables_containing
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 

@@ -14,7 +14,7 @@ import duckdb
 from iru_pipeline.demo import write_demo_evidence_inputs
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.fake_intercom import scenario as sc
-from iru_pipeline_tests.conftest import pipeline_env, run_with_env
+from iru_pipeline_tests.helpers import pipeline_env, run_with_env
 
 
 def query(db: Path, sql: str, params: list | None = None) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from iru_pipeline.evidence.controls import STATUSES
 from iru_pipeline.evidence.inputs import load_inputs
 from iru_pipeline.evidence import params as evidence_params
 from iru_pipeline.export import export_run
-from iru_pipeline_tests.test_evidence_world import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
 
 NOW = datetime.now(UTC)
 

@@ -14,7 +14,7 @@ import pytest
 
 from iru_pipeline.evidence.manifest import verify_chain
 from iru_pipeline.evidence.session import EvidenceRun
-from iru_pipeline_tests.test_evidence_world import (
+from iru_pipeline_tests.helpers import (
     WorldFiles,
     build_world_db,
     derive_world,

@@ -17,7 +17,7 @@ import pytest
 from iru_pipeline.config import ConfigError, load_settings
 from iru_pipeline.evidence.tables import CHAINED_TABLES, EVIDENCE_TABLES
 from iru_pipeline.export import export_cli, export_run, verify_export
-from iru_pipeline_tests.test_evidence_world import (
+from iru_pipeline_tests.helpers import (
     WORLD_PII_KEY,
     build_world_db,
     derive_world,

@@ -21,25 +21,23 @@ import pytest
 from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
-from iru_pipeline_tests.conftest import pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import (
+from iru_pipeline_tests.helpers import (
+    COMPARED,
     FAST,
     api_totals,
+    assert_matches_fake,
     assert_nothing_leaked,
     assert_values_match_fake,
-    fresh_progress_handler,  # noqa: F401 (autouse fixture)
+    db_ids,
+    fake_ids,
     ingestion_run_ids,
     latest_materialization_metadata,
     on_nth_request,
+    pipeline_env,
+    query,
+    run_with_env,
     small_fake,
     sync_results,
-)
-from iru_pipeline_tests.helpers import (
-    COMPARED,
-    assert_matches_fake,
-    db_ids,
-    fake_ids,
-    query,
 )
 
 # --------------------------------------------------------------------------- clocks of the fake

@@ -46,7 +46,7 @@ from iru_pipeline.intercom_records.transforms import (
     team_row,
     workspace_row,
 )
-from iru_pipeline_tests.conftest import TEST_PII_KEY
+from iru_pipeline_tests.helpers import TEST_PII_KEY
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
-from iru_pipeline_tests.conftest import Loaded, pipeline_env, run_with_env
 from iru_pipeline_tests.helpers import (
+    Loaded,
     assert_matches_fake,
     contact_updated_at,
     db_ids,
+    pipeline_env,
     query,
+    run_with_env,
     table_fingerprint,
 )
 

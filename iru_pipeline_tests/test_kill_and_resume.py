@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,9 @@ import pytest
 
 from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import FakeIntercom
-from iru_pipeline_tests.conftest import pipeline_env
-from iru_pipeline_tests.fault_helpers import (
+from iru_pipeline_tests.helpers import (
     PipelineProcess,
+    assert_matches_fake,
     assert_no_cursor_passed_unloaded_data,
     assert_nothing_leaked,
     assert_values_match_fake,
@@ -35,14 +34,14 @@ from iru_pipeline_tests.fault_helpers import (
     evidence_materializations,
     finish_unless_stuck_behind,
     free_slots_of,
-    fresh_progress_handler,  # noqa: F401 (autouse fixture)
     lock_holders,
+    pipeline_env,
+    query,
     run_ids,
     slots_held,
     small_fake,
     sync_results,
 )
-from iru_pipeline_tests.helpers import assert_matches_fake, query
 
 ATTEMPTS = 3
 
@@ -217,9 +216,15 @@ def test_a_run_started_while_another_holds_duckdb_waits_instead_of_failing(tmp_p
         assert first.wait_for(frozen_holding_the_lock, "the first run holding DuckDB during its evidence")
         try:
             second = PipelineProcess(env, "run", cwd=tmp_path)
-            deadline = time.monotonic() + 6  # its start-up and lock check take about 3 s
-            while second.proc.poll() is None and time.monotonic() < deadline and not second.said("ingest us: started"):
-                time.sleep(0.05)
+            # However slow its start-up, the second run checks the lock while the first is
+            # still frozen holding it, and says it waits for that process.
+            met_the_lock = rf"another run \(process {first.proc.pid}\) is writing .* waits its turn"
+            assert second.wait_for(lambda: second.said(met_the_lock), "the second run to meet the lock"), \
+                f"the second run never met the first one's lock:\n{second.terminal[-2000:]}"
+            started = second.wait_for(lambda: second.said("ingest us: started"), "the second run's ingestion")
+            assert started and second.proc.poll() is None, \
+                f"the second run ended instead of waiting:\n{second.terminal[-2000:]}"
+            assert first.proc.pid in lock_holders(db), "the first run still holds DuckDB while the second waits"
         finally:
             os.killpg(first.proc.pid, signal.SIGCONT)
         codes = first.finish(), second.finish()

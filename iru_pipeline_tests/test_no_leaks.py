@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import MESSAGE_BODY_MARKER, FakeIntercom
-from iru_pipeline_tests.conftest import TEST_PII_KEY, pipeline_env
-from iru_pipeline_tests.leaks import files_containing, tables_containing
+from iru_pipeline_tests.helpers import (
+    TEST_PII_KEY,
+    files_containing,
+    pipeline_env,
+    tables_containing,
+)
 
 
 def needles_for(fake: FakeIntercom) -> dict[str, str]:

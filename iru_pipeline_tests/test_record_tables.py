@@ -26,7 +26,7 @@ from iru_pipeline.intercom_records.tables import (
     conversations_table,
 )
 from iru_pipeline.intercom_records.transforms import content_hash
-from iru_pipeline_tests.conftest import TEST_PII_KEY
+from iru_pipeline_tests.helpers import TEST_PII_KEY
 
 PSEUDO = Pseudonymizer(TEST_PII_KEY, "ws", internal_domains=("example-corp.com",))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +22,15 @@ from iru_pipeline.intercom_source.windows import (
     parallel_pages,
     windowed_search,
 )
-from iru_pipeline_tests.conftest import FAST_RETRY, pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import assert_nothing_leaked, assert_values_match_fake
-from iru_pipeline_tests.helpers import assert_matches_fake, contact_updated_at
+from iru_pipeline_tests.helpers import (
+    FAST_RETRY,
+    assert_matches_fake,
+    assert_nothing_leaked,
+    assert_values_match_fake,
+    contact_updated_at,
+    pipeline_env,
+    run_with_env,
+)
 
 FAST = RetryPolicy(max_retries=4, backoff_base=0.01, backoff_cap=0.05)
 
@@ -67,21 +75,42 @@ def test_a_window_that_fails_stops_the_sync_with_its_error(fresh_fake: FakeInter
         list(windowed_search(c, CONTACTS_SEARCH, 0, int(fresh_fake.now()), tz="UTC", workers=4, split_above=10))
 
 
+def _settled(read: Callable[[], int], limit: int) -> int:
+    """`read()` once it stops changing (producers blocked) or reaches `limit` (nothing bounds them)."""
+    last = -1
+    for _ in range(400):
+        now = read()
+        if now == last or now >= limit:  # unchanged for one poll: the producers are blocked
+            return now
+        last = now
+        time.sleep(0.05)
+    return read()
+
+
 def test_parallel_pages_is_bounded_and_drains_on_early_exit() -> None:
+    """A consumer that takes 3 pages and stops: the producers stall on the bounded queue, then
+    stop without hanging, and no window thread outlives the generator."""
+    workers, per_job, taken = 4, 100, 3
     produced = {"n": 0}
     lock = threading.Lock()
 
-    def job():
-        for _ in range(100):
+    def job() -> Iterator[list[dict[str, int]]]:
+        for _ in range(per_job):
             with lock:
                 produced["n"] += 1
             yield [{"id": 1}]
 
-    gen = parallel_pages([job for _ in range(4)], workers=4)
-    first = [next(gen) for _ in range(3)]
+    gen = parallel_pages([job for _ in range(workers)], workers=workers)
+    first = [next(gen) for _ in range(taken)]
+    # Stalled: what was taken, a queue of two pages per worker, and one page in each
+    # worker's hand waiting for room. Unbounded, it would run to workers * per_job.
+    stalled = _settled(lambda: produced["n"], workers * per_job)
+    assert len(first) == taken
+    assert taken < stalled <= taken + 2 * workers + workers, stalled
     gen.close()  # the consumer stops early: producers must not hang
-    assert len(first) == 3
-    assert produced["n"] <= 400
+    # Each producer may make one more page after its last put before it sees the stop.
+    assert produced["n"] <= stalled + workers
+    assert not [t for t in threading.enumerate() if t.name.startswith("intercom-window")]
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The implementation of `iru_pipeline_tests.helpers`, by topic. Tests import from `helpers`."""
