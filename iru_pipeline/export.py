@@ -239,7 +239,7 @@ def _manifest(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[st
             for s in streams
         ],
         "collection_proofs": [
-            {k: p[k] for k in ("region", "endpoint", "resource", "requested_at", "api_base_url", "http_status",
+            {k: p[k] for k in ("region", "endpoint", "resource", "received_at", "api_base_url", "http_status",
                                "request_id", "body_sha256", "body_bytes")}
             for p in proofs
         ],
