@@ -94,3 +94,23 @@ def test_proofs_reach_the_evidence_the_manifest_and_the_summary(tmp_path: Path) 
     head = (folder / "summary.md").read_text().split("## ")[0]
     assert "**Not collected from Intercom's API host.** Region us was read from " \
            f"`{fake.base_url('us')}`" in head and "**Unsigned export.**" in head
+
+
+def test_the_evidence_holds_each_workspaces_latest_collection_proofs(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from iru_pipeline_tests.test_evidence_world import build_world_db, derive_world, world_run, write_world_inputs
+
+    db = build_world_db(tmp_path / "iru.duckdb")
+    derive_world(db, world_run(write_world_inputs(tmp_path / "inputs"), "run-1", datetime.now(UTC)))
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("select region, endpoint, ingestion_run_id, status, http_status, request_id, body_sha256, "
+                       "findings from evidence.evidence_collection_proof order by region, endpoint").fetchall()
+    con.close()
+    # world.sql: us's older ing-us-0 response is not the latest collection; eu's /tags was refused.
+    assert rows == [
+        ("eu", "GET /me", "ing-eu-1", "info", 200, None, "c" * 64, []),
+        ("eu", "GET /tags", "ing-eu-1", "info", 403, "req-456", "d" * 64, ["HTTP 403"]),
+        ("us", "GET /admins", "ing-us-1", "info", 200, None, "b" * 64, []),
+        ("us", "GET /me", "ing-us-1", "info", 200, "rid-us-me", "a" * 64, []),
+    ]
