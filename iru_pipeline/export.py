@@ -24,9 +24,7 @@ fingerprint).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import sys
 import tempfile
