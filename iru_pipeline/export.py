@@ -43,6 +43,7 @@ from iru_pipeline.evidence.manifest import (
     TableRows,
     content_files,
     json_value,
+    pinned_columns,
     pretty_json,
     run_tables,
     sha256_hex,
@@ -105,7 +106,7 @@ def build_export(con: Any, run_id: str, signer: Signer | None = None) -> tuple[s
     if not has_run(con, run_id):
         raise ConfigError(f"no evidence run {run_id!r} in the database: list runs with "
                           f"`select distinct run_id, as_of from evidence.{MANIFEST_TABLE} order by as_of`")
-    tables = run_tables(con, run_id)
+    tables = run_tables(con, run_id, pinned_columns(con, run_id))
     runs = _records(tables[MANIFEST_TABLE])
     first = runs[0]
     files: list[ExportFile] = []

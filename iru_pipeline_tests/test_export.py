@@ -145,7 +145,7 @@ def test_manifest_describes_the_run_and_chains_to_the_previous(two_runs, tmp_pat
     # The run's own rows hold the chain, so it covers them without the chain columns.
     rows = json.loads((folder / "tables/evidence_collection_run.json").read_text())
     chain_columns = {"tables_sha256", "files_sha256", "previous_manifest_sha256", "manifest_sha256", "chain_seq",
-                     "chain_version"}
+                     "chain_version", "chain_columns"}
     stripped = [json.dumps({k: v for k, v in r.items() if k not in chain_columns}, ensure_ascii=False,
                            separators=(",", ":")) for r in rows]
     assert chain["files_sha256"]["tables/evidence_collection_run.json"] == _sha(

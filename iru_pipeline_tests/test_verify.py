@@ -160,8 +160,8 @@ V1_TABLES = ("evidence_collection_stream", "evidence_admin_access_review", "evid
 
 
 def write_as_chain_version_1(db: Path, exports: Path) -> dict[str, str]:
-    """Turn a database into what the previous version wrote: no proof table, no files_sha256 or
-    chain_version column, and every run chained by the version 1 definition, computed here from
+    """Turn a database into what the previous version wrote: no proof table, no files_sha256,
+    chain_version or chain_columns column, and every run chained by the version 1 definition, computed here from
     its documentation: sha256 of the canonical JSON of {schema, run_id, as_of, params_sha256,
     previous_manifest_sha256, tables: {table: sha256 of tables/<table>.csv}} (the CSV bytes are
     those of an export, which the previous version wrote the same). Returns run id -> hash."""
@@ -173,6 +173,7 @@ def write_as_chain_version_1(db: Path, exports: Path) -> dict[str, str]:
         con.execute("drop view evidence.latest_evidence_collection_proof; drop table evidence.evidence_collection_proof")
         con.execute("alter table evidence.evidence_collection_run drop column files_sha256")
         con.execute("alter table evidence.evidence_collection_run drop column chain_version")
+        con.execute("alter table evidence.evidence_collection_run drop column chain_columns")
         previous, hashes = None, {}
         for run_id, folder in folders.items():
             manifest = json.loads((folder / "manifest.json").read_text())
@@ -231,3 +232,26 @@ def test_runs_chained_by_version_1_still_verify_and_a_new_run_chains_onto_them(t
     problems = verify_chain(con)
     con.close()
     assert problems == ["run old-1: evidence rows changed after the run (manifest hash differs)"]
+
+
+def test_a_column_added_by_a_later_version_changes_neither_old_exports_nor_the_chain(tmp_path: Path,
+                                                                                    capsys) -> None:
+    from iru_pipeline.evidence.manifest import verify_chain
+
+    (tmp_path / "data").mkdir()
+    db = build_world_db(tmp_path / "data" / "iru.duckdb")
+    files = write_world_inputs(tmp_path / "inputs")
+    derive_world(db, world_run(files, "run-1", datetime.now(UTC)))
+    con = duckdb.connect(str(db), read_only=True)
+    before = export_run(con, "run-1", tmp_path / "before").folder
+    con.close()
+    con = duckdb.connect(str(db))
+    con.execute("alter table evidence.evidence_control_tests add column reviewer_note varchar")
+    assert verify_chain(con) == []
+    after = export_run(con, "run-1", tmp_path / "after").folder
+    con.close()
+    names = sorted(p.relative_to(before) for p in before.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(after) for p in after.rglob("*") if p.is_file())
+    for rel in names:
+        assert (before / rel).read_bytes() == (after / rel).read_bytes(), rel
+    assert verify(after, capsys=capsys)[0] == 0

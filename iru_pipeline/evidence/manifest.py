@@ -14,7 +14,10 @@ Chain version 2 (runs written by this version, `chain_version = 2`):
 
 over every table file (CSV and JSON) and params.json. `tables/evidence_collection_run.*`
 hold the chain itself, so they are hashed with the chain columns (`CHAIN_COLUMNS`) left out
-(`chain_bytes`). The human-readable files (summary.md, reports) are renderings of these files;
+(`chain_bytes`). The tables and columns there were when the run was written are recorded
+(`chain_columns`), and the run's files are always rendered from those only: a column or
+table added by a later version changes neither an old run's export nor its chain. The
+human-readable files (summary.md, reports) are renderings of these files;
 `manifest.json` lists and hashes them, and the signature (`signing.py`) covers them.
 
 Chain version 1 (runs written before; `chain_version` NULL) covered the CSV files only:
@@ -48,7 +51,7 @@ MANIFEST_SCHEMA = "iru-evidence-manifest/1"
 MANIFEST_SCHEMA_V2 = "iru-evidence-manifest/2"
 CHAIN_VERSION = 2
 CHAIN_COLUMNS = ("tables_sha256", "files_sha256", "previous_manifest_sha256", "manifest_sha256", "chain_seq",
-                 "chain_version")
+                 "chain_version", "chain_columns")
 """Columns of evidence_collection_run that hold the chain: left out of what the chain hashes."""
 PARAMS_FILE = "params.json"
 _PENDING = ""
@@ -62,19 +65,24 @@ class TableRows:
     rows: list[tuple]
 
 
-def fetch_table(con: Any, table: str, run_id: str) -> TableRows:
-    """This run's rows of one evidence table, in the export's order."""
+def fetch_table(con: Any, table: str, run_id: str, columns: Sequence[str] | None = None) -> TableRows:
+    """This run's rows of one evidence table, in the export's order; only `columns` if given
+    (the columns the table had when the run was written)."""
     cols = con.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = 'evidence' and table_name = ? order by ordinal_position",
         [table],
     ).fetchall()
+    if columns is not None:
+        cols = [c for c in cols if c[0] in set(columns)]
     if not cols:
         return TableRows(table, [], [], [])
     names = [c[0] for c in cols]
-    key = list(TABLES_BY_NAME[table].order_by)
+    key = [c for c in TABLES_BY_NAME[table].order_by if c in names]
     order = ", ".join(f'"{c}" nulls first' for c in key + [n for n in names if n not in key])
-    rows = con.execute(f'select * from evidence."{table}" where run_id = ? order by {order}', [run_id]).fetchall()
+    select = ", ".join(f'"{n}"' for n in names)
+    rows = con.execute(f'select {select} from evidence."{table}" where run_id = ? order by {order}',
+                       [run_id]).fetchall()
     return TableRows(table, names, [c[1].upper() for c in cols], rows)
 
 
@@ -147,9 +155,28 @@ def table_digests(con: Any, run_id: str, tables: Sequence[str] = CHAINED_TABLES)
     return {name: sha256_hex(table_csv(fetch_table(con, name, run_id))) for name in tables}
 
 
-def run_tables(con: Any, run_id: str) -> dict[str, TableRows]:
-    """This run's rows of every evidence table, in export order."""
-    return {t.name: fetch_table(con, t.name, run_id) for t in EVIDENCE_TABLES}
+def run_tables(con: Any, run_id: str, pinned: Mapping[str, Sequence[str]] | None = None) -> dict[str, TableRows]:
+    """This run's rows of every evidence table, in export order. `pinned` (the run's
+    `chain_columns`): only the tables and columns there were when the run was written, so a
+    column or table added by a later version changes neither the run's files nor its chain."""
+    if pinned is None:
+        return {t.name: fetch_table(con, t.name, run_id) for t in EVIDENCE_TABLES}
+    return {t.name: fetch_table(con, t.name, run_id, pinned[t.name]) for t in EVIDENCE_TABLES if t.name in pinned}
+
+
+def pinned_columns(con: Any, run_id: str) -> dict[str, list[str]] | None:
+    """The tables and columns recorded when the run was written (None before chain version 2)."""
+    if not _has_column(con, "chain_columns"):
+        return None
+    row = con.execute(f"select any_value(chain_columns)::varchar from evidence.{MANIFEST_TABLE} where run_id = ?",
+                      [run_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def _has_column(con: Any, column: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.columns where table_schema = 'evidence' and table_name = ? "
+        "and column_name = ?", [MANIFEST_TABLE, column]).fetchone()[0])
 
 
 def content_files(tables: Mapping[str, TableRows]) -> dict[str, bytes]:
@@ -157,6 +184,8 @@ def content_files(tables: Mapping[str, TableRows]) -> dict[str, bytes]:
     table, and `params.json`, in export order. The chain covers exactly these."""
     files: dict[str, bytes] = {}
     for t in EVIDENCE_TABLES:
+        if t.name not in tables:
+            continue
         rows = tables[t.name]
         files[f"tables/{t.name}.csv"] = table_csv(rows)
         files[f"tables/{t.name}.json"] = table_json(rows)
@@ -267,7 +296,8 @@ def write_run_manifest(con: Any, run_id: str, as_of: datetime, params_sha256: st
         con.execute(
             "create or replace temp table run_manifest as "
             "select null::json as tables_sha256, null::json as files_sha256, ?::varchar as previous_manifest_sha256, "
-            "?::varchar as manifest_sha256, ?::bigint as chain_seq, ?::integer as chain_version",
+            "?::varchar as manifest_sha256, ?::bigint as chain_seq, ?::integer as chain_version, "
+            "null::json as chain_columns",
             [previous, _PENDING, seq, CHAIN_VERSION],
         )
         write_rows()
@@ -275,10 +305,12 @@ def write_run_manifest(con: Any, run_id: str, as_of: datetime, params_sha256: st
         files = chained_files_sha256(content_files(tables))
         digest = manifest_sha256_v2(run_id, as_of, params_sha256, previous, files)
         csv_digests = {name: sha256_hex(table_csv(tables[name])) for name in CHAINED_TABLES}
+        pinned = {name: t.columns for name, t in tables.items()}
         con.execute(
             f"update evidence.{MANIFEST_TABLE} set tables_sha256 = ?::json, files_sha256 = ?::json, "
-            "manifest_sha256 = ? where run_id = ?",
-            [canonical_json(dict(sorted(csv_digests.items()))), canonical_json(files), digest, run_id],
+            "chain_columns = ?::json, manifest_sha256 = ? where run_id = ?",
+            [canonical_json(dict(sorted(csv_digests.items()))), canonical_json(files), canonical_json(pinned),
+             digest, run_id],
         )
         con.execute("commit")
     except BaseException:
@@ -291,8 +323,8 @@ def recompute_manifest_sha256(con: Any, run_id: str, as_of: datetime, params_sha
                               version: int | None, tables_sha256: Mapping[str, Any] | None) -> str:
     """A stored run's manifest hash, recomputed from its rows by the chain version it was written with."""
     if version == CHAIN_VERSION:
-        return manifest_sha256_v2(run_id, as_of, params_sha256, previous,
-                                  chained_files_sha256(content_files(run_tables(con, run_id))))
+        tables = run_tables(con, run_id, pinned_columns(con, run_id))
+        return manifest_sha256_v2(run_id, as_of, params_sha256, previous, chained_files_sha256(content_files(tables)))
     names = sorted(tables_sha256) if tables_sha256 else list(CHAINED_TABLES)
     return manifest_sha256(run_id, as_of, params_sha256, previous, table_digests(con, run_id, names))
 
@@ -301,9 +333,7 @@ def verify_chain(con: Any) -> list[str]:
     """Recompute every run's manifest hash from the stored rows and check the links, in chain
     order (`chain_position`).
     Returns the problems found (empty: the stored evidence is as it was written)."""
-    has_version = con.execute(  # a database written before chain version 2 has no such column
-        "select count(*) from information_schema.columns where table_schema = 'evidence' and table_name = ? "
-        "and column_name = 'chain_version'", [MANIFEST_TABLE]).fetchone()[0]
+    has_version = _has_column(con, "chain_version")  # not in a database written before chain version 2
     runs = con.execute(
         f"select run_id, any_value(as_of), any_value(params_sha256), any_value(previous_manifest_sha256), "
         f"any_value(manifest_sha256), count(distinct manifest_sha256), "

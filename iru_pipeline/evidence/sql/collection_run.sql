@@ -51,11 +51,13 @@ create table if not exists evidence.evidence_collection_run (
     manifest_sha256 varchar not null,
     chain_seq bigint,                -- the run's place in the hash chain (order of writing)
     files_sha256 json,               -- export file -> sha256 the chain covers (chain version 2)
-    chain_version integer            -- how manifest_sha256 is computed: 2, or NULL for version 1
+    chain_version integer,           -- how manifest_sha256 is computed: 2, or NULL for version 1
+    chain_columns json               -- evidence table -> its columns when the run was written
 );
 alter table evidence.evidence_collection_run add column if not exists chain_seq bigint;
 alter table evidence.evidence_collection_run add column if not exists files_sha256 json;
 alter table evidence.evidence_collection_run add column if not exists chain_version integer;
+alter table evidence.evidence_collection_run add column if not exists chain_columns json;
 create view if not exists evidence.latest_evidence_collection_run as
 select * from evidence.evidence_collection_run
 where run_id = (select arg_max(run_id, as_of) from evidence.evidence_collection_run);
@@ -100,7 +102,7 @@ select
     coalesce(t.failed, 0) as tests_failed, coalesce(t.not_collected, 0) as tests_not_collected,
     p.pii_mode, p.hmac_key_id, p.params_sha256, p.params_json, p.inputs_json,
     p.tool_version, p.python_version, p.duckdb_version, p.dagster_version, p.dlt_version, p.collector_host,
-    m.tables_sha256, m.previous_manifest_sha256, m.manifest_sha256, m.chain_seq, m.files_sha256, m.chain_version
+    m.tables_sha256, m.previous_manifest_sha256, m.manifest_sha256, m.chain_seq, m.files_sha256, m.chain_version, m.chain_columns
 from evidence_regions r
 cross join p
 cross join run_manifest m
