@@ -4,6 +4,8 @@
     iru-pipeline run [--region R ...] [--full-refresh] [--reconcile | --no-reconcile]
     iru-pipeline demo
     iru-pipeline export [--out DIR] [--run RUN_ID]
+    iru-pipeline keygen [--out PATH]
+    iru-pipeline verify FOLDER [--public-key FILE] [--previous FOLDER]
     iru-pipeline fake-intercom [--port P] ...
 
 Every bad setting is reported in one line, before any request, with exit status 2.
@@ -15,11 +17,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from iru_pipeline import __version__
 from iru_pipeline.config import ConfigError, load_dotenv_file, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+DEFAULT_KEY_PATH = Path("~/.config/iru-pipeline/signing-key.pem")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Intercom workspaces (US, EU, AU) as a compliance source: loaded incrementally into "
         "DuckDB with dlt, orchestrated by Dagster, turned into audit evidence.",
         epilog="Configuration comes from environment variables (a .env file is honoured): "
-        "INTERCOM_ACCESS_TOKEN_US/_EU/_AU, INTERCOM_BASE_URL_*, IRU_DUCKDB_PATH, IRU_PII_KEY, IRU_EVIDENCE_CONFIG.",
+        "INTERCOM_ACCESS_TOKEN_US/_EU/_AU, INTERCOM_BASE_URL_*, IRU_DUCKDB_PATH, IRU_PII_KEY, IRU_EVIDENCE_CONFIG, "
+        "IRU_SIGNING_KEY_FILE.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -59,16 +64,42 @@ def build_parser() -> argparse.ArgumentParser:
                    "what was loaded and example SQL. Needs no token and no network.")
 
     export = sub.add_parser("export", help="write the auditor export of the latest evidence run",
-                            description="Write manifest.json, SHA256SUMS, summary.md and one CSV and JSON file per "
-                            "evidence table into a folder per run.")
+                            description="Write one CSV and JSON file per evidence table, params.json, summary.md, "
+                            "manifest.json (every file hashed, the hash chain, proofs of collection), manifest.sig "
+                            "(when IRU_SIGNING_KEY_FILE names a key) and SHA256SUMS into a folder per run.")
     export.add_argument("--out", metavar="DIR", help="output folder (default: exports/ beside the DuckDB file)")
     export.add_argument("--run", metavar="RUN_ID", help="export this evidence run instead of the latest")
+    _add_keygen_parser(sub)
+    _add_verify_parser(sub)
 
     fake = sub.add_parser("fake-intercom", help="serve the bundled fake Intercom (demos, benchmarks)",
                           description="Serve the bundled fake Intercom API for US, EU and AU on consecutive "
                           "loopback ports, printing each region's base URL and token.")
     _add_fake_arguments(fake)
     return parser
+
+
+def _add_keygen_parser(sub: argparse._SubParsersAction) -> None:
+    keygen = sub.add_parser("keygen", help="write an Ed25519 key pair for signing auditor exports",
+                            description="Write a new Ed25519 private key (PEM, mode 0600; never overwrites a file) "
+                            "and its public half beside it (PATH.pub), and print the public key's path and "
+                            "fingerprint. Point IRU_SIGNING_KEY_FILE at the private key, keep it outside the "
+                            "data folder, and give the .pub file to auditors.")
+    keygen.add_argument("--out", metavar="PATH", default=str(DEFAULT_KEY_PATH),
+                        help=f"private key file to create (default: {DEFAULT_KEY_PATH})")
+
+
+def _add_verify_parser(sub: argparse._SubParsersAction) -> None:
+    verify = sub.add_parser("verify", help="check an auditor export: sums, manifest, chain, signature",
+                            description="Check an export folder from the folder alone: SHA256SUMS, every file "
+                            "against manifest.json, the hash chain recomputed from the table files, the Ed25519 "
+                            "signature (with --public-key; its fingerprint must be the one the manifest names) "
+                            "and, with --previous, that no run is missing between the two exports. Prints one "
+                            "line per problem; exit status 0 only when everything holds, 1 otherwise, 2 for an "
+                            "unusable argument.")
+    verify.add_argument("folder", metavar="FOLDER", help="the export folder (holding manifest.json)")
+    verify.add_argument("--public-key", metavar="FILE", help="the signer's public key (the .pub file from keygen)")
+    verify.add_argument("--previous", metavar="FOLDER", help="the export of the run just before this one")
 
 
 def _add_fake_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo()
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "keygen":
+            return cmd_keygen(args)
+        if args.command == "verify":
+            return cmd_verify(args)
         if args.command == "fake-intercom":
             from iru_pipeline.fake_intercom.__main__ import run_from_args
 
@@ -145,6 +180,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings = load_settings(require_regions=False, require_pii_key=False)
     return export_cli(settings, out=args.out, run_id=args.run)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from iru_pipeline.evidence.signing import KEY_SETTING, generate_key_pair
+    from iru_pipeline.resources import duckdb_path_from_env
+
+    path = Path(args.out).expanduser()
+    data_dir = duckdb_path_from_env().parent.resolve()
+    if path.resolve().is_relative_to(data_dir):
+        raise ConfigError(f"--out {path} is inside the data folder {data_dir}: choose a path outside it")
+    public_path, fp = generate_key_pair(path)
+    print(f"private key: {path} (mode 0600): set {KEY_SETTING}={path}")
+    print(f"public key:  {public_path}")
+    print(f"fingerprint: {fp} (sha256 of the raw Ed25519 public key; manifest.json records it)")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from iru_pipeline.export_verify import verify_cli
+
+    return verify_cli(args.folder, public_key=args.public_key, previous=args.previous)
 
 
 if __name__ == "__main__":

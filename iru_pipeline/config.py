@@ -12,6 +12,8 @@ whose message is one line naming the setting and how to fix it. Secrets are wrap
 |                                   | holds the dlt pipelines dir, Dagster home and exports      |
 | IRU_PII_KEY                       | master secret for contact pseudonyms (HMAC-SHA256)         |
 | IRU_EVIDENCE_CONFIG               | TOML file of evidence parameters                           |
+| IRU_SIGNING_KEY_FILE              | Ed25519 private key (PEM, mode 0600, outside the data      |
+|                                   | folder) that signs auditor exports; unset: unsigned        |
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class Settings:
     pii_key: Secret | None
     evidence_config_path: Path | None = None
     evidence_config: Mapping[str, object] = field(default_factory=dict)
+    signing_key_file: Path | None = None
+    """Only the path: the key is read when an export is signed (evidence/signing.py)."""
 
     @property
     def data_dir(self) -> Path:
@@ -158,6 +162,7 @@ def load_settings(
         pii_key=pii_key,
         evidence_config_path=config_path,
         evidence_config=config,
+        signing_key_file=_signing_key_file(env.get("IRU_SIGNING_KEY_FILE"), duckdb_path.parent),
     )
 
 
@@ -294,3 +299,15 @@ def _evidence_config(raw: str | None) -> tuple[Path | None, Mapping[str, object]
         return path, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"IRU_EVIDENCE_CONFIG={raw} is not valid TOML: {exc}") from None
+
+
+def _signing_key_file(raw: str | None, data_dir: Path) -> Path | None:
+    """IRU_SIGNING_KEY_FILE, checked now (exists, owner-only, outside the data folder, an
+    Ed25519 PEM key) so a run never fails at its export step for a bad key."""
+    if not raw:
+        return None
+    from iru_pipeline.evidence.signing import load_signer
+
+    path = Path(raw).expanduser()
+    load_signer(path, data_dir)
+    return path

@@ -1,27 +1,30 @@
-"""The auditor export: one folder per evidence run (evidence-research §6).
+"""The auditor export: one folder per evidence run.
 
     <out>/<as_of, UTC>_<run_id>/
-        manifest.json     run, workspaces (region, API host and version), period, parameters hash,
-                          PII mode, inputs, streams, tests, files (rows, columns, bytes, sha256),
-                          and the hash chain (this run's and the previous run's manifest hash)
-        SHA256SUMS        every other file; verify with `sha256sum -c SHA256SUMS`
-        summary.md        the tests table per workspace and the caveats, for a person to read
-        params.json       the parameters the run used
         tables/<t>.csv    one per evidence table, RFC 4180
         tables/<t>.json   the same rows, typed
+        params.json       the parameters the run used
+        summary.md        the tests table per workspace and the caveats, for a person to read
+        (any other file added to `files` in build_export, e.g. a report, is listed the same way)
+        manifest.json     run, workspaces (region, API host and version), period, parameters hash,
+                          PII mode, inputs, streams, proofs of collection, tests, every file above
+                          (bytes, sha256; rows and columns for tables), the signing key's
+                          fingerprint and the hash chain
+        manifest.sig      Ed25519 signature of manifest.json (only with IRU_SIGNING_KEY_FILE)
+        SHA256SUMS        every other file; `sha256sum -c SHA256SUMS`
 
 Everything is read from DuckDB, nothing from the clock or the machine exporting, so exporting
-a run twice gives the same bytes. The CSV files are the bytes the run's manifest hash was
-computed over at collection time: `verify_export` recomputes the chain from the folder alone.
+a run twice gives the same bytes (Ed25519 signatures are deterministic). The table files and
+params.json are the bytes the run's chained manifest hash was computed over at collection
+time (manifest.py), so `iru-pipeline verify` recomputes the chain from the folder alone.
 What is exported is what the evidence tables hold: admins in clear, contacts only as
-aggregates; no token, no PII key (only its fingerprint).
+aggregates; no token, no PII key (only its fingerprint), no signing key (only its public
+fingerprint).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -34,20 +37,25 @@ from typing import Any
 from iru_pipeline.config import ConfigError, Settings
 from iru_pipeline.evidence.controls import CONTROL_TESTS, status_with_counts
 from iru_pipeline.evidence.manifest import (
+    CHAIN_VERSION,
+    MANIFEST_SCHEMA,
+    MANIFEST_SCHEMA_V2,
     TableRows,
-    fetch_table,
+    content_files,
     json_value,
-    manifest_sha256,
+    pinned_columns,
+    pretty_json,
+    run_tables,
     sha256_hex,
-    table_csv,
-    table_json,
     verify_chain,
 )
-from iru_pipeline.evidence.tables import CHAINED_TABLES, EVIDENCE_TABLES, MANIFEST_TABLE
+from iru_pipeline.evidence.signing import ALGORITHM, SIGNATURE_FILE, Signer
+from iru_pipeline.evidence.tables import MANIFEST_TABLE, PROOF_TABLE
+from iru_pipeline.export_verify import MANIFEST_FILE, SUMS_FILE, verify_export
+from iru_pipeline.intercom_client.proofs import is_intercom_api_host
 
-EXPORT_SCHEMA = "iru-evidence-export/1"
-SUMS_FILE = "SHA256SUMS"
-_SUMS_LINE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
+EXPORT_SCHEMA = "iru-evidence-export/2"
+__all__ = ["build_export", "export_cli", "export_run", "verify_export"]
 
 
 @dataclass(frozen=True)
@@ -91,35 +99,40 @@ def _has_table(con: Any, table: str) -> bool:
     ).fetchone()[0])
 
 
-def build_export(con: Any, run_id: str) -> tuple[str, list[ExportFile], str | None]:
-    """The folder name and the files of one run's export (not written)."""
+def build_export(con: Any, run_id: str, signer: Signer | None = None) -> tuple[str, list[ExportFile], str | None]:
+    """The folder name and the files of one run's export (not written). With a signer, the
+    manifest records its public key's fingerprint and `manifest.sig` signs manifest.json."""
     con.execute("set TimeZone = 'UTC'")
-    run = fetch_table(con, MANIFEST_TABLE, run_id) if _has_table(con, MANIFEST_TABLE) else None
-    if run is None or not run.rows:
+    if not has_run(con, run_id):
         raise ConfigError(f"no evidence run {run_id!r} in the database: list runs with "
                           f"`select distinct run_id, as_of from evidence.{MANIFEST_TABLE} order by as_of`")
-    tables = {t.name: fetch_table(con, t.name, run_id) for t in EVIDENCE_TABLES}
-    files: list[ExportFile] = []
-    for t in EVIDENCE_TABLES:
-        rows = tables[t.name]
-        files.append(ExportFile(f"tables/{t.name}.csv", table_csv(rows), t.name, len(rows.rows), rows.columns))
-        files.append(ExportFile(f"tables/{t.name}.json", table_json(rows), t.name, len(rows.rows), rows.columns))
+    tables = run_tables(con, run_id, pinned_columns(con, run_id))
     runs = _records(tables[MANIFEST_TABLE])
     first = runs[0]
-    params = first["params_json"] or {}
-    files.append(ExportFile("params.json", _pretty_json(params)))
-    manifest = _manifest(first, runs, tables, files)
-    files.append(ExportFile("manifest.json", _pretty_json(manifest)))
-    files.append(ExportFile("summary.md", _summary(first, runs, tables, files).encode("utf-8")))
+    files: list[ExportFile] = []
+    for path, data in content_files(tables).items():
+        name = path.removeprefix("tables/").rpartition(".")[0] if path.startswith("tables/") else None
+        rows = tables[name] if name else None
+        files.append(ExportFile(path, data, name, None if rows is None else len(rows.rows),
+                                None if rows is None else rows.columns))
+    title, _, body = _summary(first, runs, tables, files).partition("\n")
+    summary = f"{title}\n\n{_banner(runs, tables, signer)}{body.lstrip(chr(10))}"
+    files.append(ExportFile("summary.md", summary.encode("utf-8")))
+    # Every file appended to `files` before this line, whatever it is, is listed and hashed in
+    # manifest.json, so the signature covers it and `verify` checks it.
+    manifest = _pretty_json(_manifest(first, runs, tables, files, signer))
+    files.append(ExportFile(MANIFEST_FILE, manifest))
+    if signer is not None:
+        files.append(ExportFile(SIGNATURE_FILE, signer.sign(manifest)))
     sums = "".join(f"{sha256_hex(f.data)}  {f.path}\n" for f in sorted(files, key=lambda f: f.path))
     files.append(ExportFile(SUMS_FILE, sums.encode("utf-8")))
     folder = f"{datetime.fromisoformat(first['as_of'].replace('Z', '+00:00')):%Y%m%dT%H%M%SZ}_{run_id}"
     return folder, files, first["manifest_sha256"]
 
 
-def export_run(con: Any, run_id: str, out_dir: Path) -> ExportResult:
+def export_run(con: Any, run_id: str, out_dir: Path, signer: Signer | None = None) -> ExportResult:
     """Write one run's export folder under `out_dir`, replacing an earlier export of the run."""
-    name, files, digest = build_export(con, run_id)
+    name, files, digest = build_export(con, run_id, signer)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / name
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_dir))
@@ -138,9 +151,10 @@ def export_run(con: Any, run_id: str, out_dir: Path) -> ExportResult:
 
 
 def export_cli(settings: Settings, out: str | None = None, run_id: str | None = None) -> int:
-    """`iru-pipeline export [--out DIR] [--run RUN_ID]`."""
+    """`iru-pipeline export [--out DIR] [--run RUN_ID]`: signed when IRU_SIGNING_KEY_FILE is set."""
     import duckdb
 
+    signer = settings_signer(settings)
     db = settings.duckdb_path
     if not db.exists():
         raise ConfigError(f"IRU_DUCKDB_PATH={db} does not exist: run `iru-pipeline run` (or `iru-pipeline demo`) first")
@@ -154,62 +168,28 @@ def export_cli(settings: Settings, out: str | None = None, run_id: str | None = 
         if chosen is None:
             raise ConfigError(f"no evidence run in {db}: run `iru-pipeline run` (or `iru-pipeline demo`) first")
         problems = verify_chain(con)
-        result = export_run(con, chosen, Path(out).expanduser() if out else settings.exports_dir)
+        result = export_run(con, chosen, Path(out).expanduser() if out else settings.exports_dir, signer)
     finally:
         con.close()
     print(f"exported evidence run {chosen}: {len(result.files)} files in {result.folder}")
-    print(f"verify: cd {result.folder} && sha256sum -c {SUMS_FILE}")
+    if signer is None:
+        print("not signed: set IRU_SIGNING_KEY_FILE (see `iru-pipeline keygen`) to sign exports")
+    else:
+        print(f"signed with Ed25519 key {signer.fingerprint}")
+    print(f"verify: iru-pipeline verify {result.folder}{' --public-key KEY.pub' if signer else ''}")
+    print(f"    or: cd {result.folder} && sha256sum -c {SUMS_FILE}")
     for problem in problems:
         print(f"iru-pipeline: evidence chain broken: {problem}", file=sys.stderr)
     return 1 if problems else 0
 
 
-def verify_export(folder: Path) -> list[str]:
-    """Check an export folder against its SHA256SUMS and manifest, and recompute the manifest
-    hash from the table files. Returns the problems found (empty: intact)."""
-    problems: list[str] = []
-    sums_path = folder / SUMS_FILE
-    if not sums_path.is_file():
-        return [f"{SUMS_FILE} is missing"]
-    listed: dict[str, str] = {}
-    for number, line in enumerate(sums_path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        m = _SUMS_LINE.match(line)
-        if not m:
-            problems.append(f"{SUMS_FILE} line {number} is malformed")
-            continue
-        listed[m.group(2)] = m.group(1)
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {SUMS_FILE}
-    for path in sorted(present - listed.keys()):
-        problems.append(f"{path} is not listed in {SUMS_FILE}")
-    for path, digest in sorted(listed.items()):
-        file = folder / path
-        if not file.is_file():
-            problems.append(f"{path} is listed but missing")
-        elif sha256_hex(file.read_bytes()) != digest:
-            problems.append(f"{path} does not match its sha256")
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return problems + ["manifest.json is missing or not JSON"]
-    manifest_files = {f.get("path"): f for f in manifest.get("files", []) if isinstance(f, dict)}
-    for path, entry in sorted(manifest_files.items()):
-        file = folder / str(path)
-        if not file.is_file() or sha256_hex(file.read_bytes()) != entry.get("sha256"):
-            problems.append(f"{path} does not match manifest.json")
-    chain = manifest.get("chain", {})
-    tables = {t: sha256_hex((folder / f"tables/{t}.csv").read_bytes()) if (folder / f"tables/{t}.csv").is_file() else None
-              for t in CHAINED_TABLES}
-    if tables != chain.get("tables_sha256"):
-        problems.append("table files do not match the hashes recorded at collection time")
-    try:
-        recomputed = manifest_sha256(
-            manifest["run_id"], datetime.fromisoformat(manifest["as_of"].replace("Z", "+00:00")),
-            manifest["params_sha256"], chain.get("previous_manifest_sha256"), chain.get("tables_sha256") or {})
-    except (KeyError, TypeError, ValueError):
-        recomputed = None
-    if recomputed != chain.get("manifest_sha256"):
-        problems.append("manifest hash does not match its recorded inputs")
-    return problems
+def settings_signer(settings: Settings) -> Signer | None:
+    """The export signer named by IRU_SIGNING_KEY_FILE (None: exports are unsigned)."""
+    from iru_pipeline.evidence.signing import load_signer
+
+    if settings.signing_key_file is None:
+        return None
+    return load_signer(settings.signing_key_file, settings.data_dir)
 
 
 # ----------------------------------------------------------------------------- contents
@@ -219,13 +199,13 @@ def _records(t: TableRows) -> list[dict[str, Any]]:
     return [{c: json_value(v, typ) for c, v, typ in zip(t.columns, row, t.types)} for row in t.rows]
 
 
-def _pretty_json(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+_pretty_json = pretty_json
 
 
 def _manifest(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[str, TableRows],
-              files: list[ExportFile]) -> dict[str, Any]:
+              files: list[ExportFile], signer: Signer | None) -> dict[str, Any]:
     streams = _records(tables["evidence_collection_stream"])
+    proofs = _records(tables[PROOF_TABLE]) if PROOF_TABLE in tables else []
     tests = _records(tables["evidence_control_tests"])
     return {
         "schema_version": EXPORT_SCHEMA,
@@ -242,6 +222,7 @@ def _manifest(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[st
         "workspaces": [
             {"region": r["region"], "id": r["workspace_id"], "name": r["workspace_name"],
              "reported_region": r["reported_region"], "api_host": r["api_host"], "api_version": r["api_version"],
+             "official_intercom_host": is_intercom_api_host(r["api_host"]),
              "token_admin_id": r["token_admin_id"], "collection_status": r["status"],
              "missing_capabilities": r["missing_capabilities"]}
             for r in runs
@@ -256,20 +237,70 @@ def _manifest(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[st
                                "api_retries", "api_429s", "error_code", "fields_dropped")}
             for s in streams
         ],
+        "collection_proofs": [
+            {k: p[k] for k in ("region", "endpoint", "resource", "received_at", "api_base_url", "http_status",
+                               "request_id", "body_sha256", "body_bytes")}
+            for p in proofs
+        ],
         "tests": [
-            {k: t[k] for k in ("region", "test_id", "test_name", "status", "population", "failing", "warnings")}
+            {k: t.get(k) for k in ("region", "test_id", "test_name", "status", "population", "failing", "warnings")}
             for t in tests
         ],
         "files": [f.describe() for f in files],
-        "chain": {
-            "algorithm": "manifest_sha256 = sha256 of the canonical JSON (sorted keys, no spaces) of {schema: "
-                         "'iru-evidence-manifest/1', run_id, as_of, params_sha256, previous_manifest_sha256, "
-                         "tables: {table: sha256 of tables/<table>.csv}}",
-            "tables_sha256": first["tables_sha256"],
-            "previous_manifest_sha256": first["previous_manifest_sha256"],
-            "manifest_sha256": first["manifest_sha256"],
-        },
+        "signing": (
+            {"algorithm": ALGORITHM, "public_key_sha256": signer.fingerprint, "signature_file": SIGNATURE_FILE,
+             "signs": MANIFEST_FILE}
+            if signer is not None else None
+        ),
+        "chain": _chain(first),
     }
+
+
+def _chain(first: dict[str, Any]) -> dict[str, Any]:
+    """How this run's stored manifest hash is computed, with its inputs (manifest.py)."""
+    link = {"previous_manifest_sha256": first["previous_manifest_sha256"],
+            "manifest_sha256": first["manifest_sha256"]}
+    if first.get("chain_version") == CHAIN_VERSION:
+        return {
+            "version": CHAIN_VERSION,
+            "algorithm": "manifest_sha256 = sha256 of the canonical JSON (sorted keys, no spaces) of {schema: "
+                         f"'{MANIFEST_SCHEMA_V2}', run_id, as_of, params_sha256, previous_manifest_sha256, "
+                         "files: {path: sha256}} over params.json and every tables/* file, "
+                         f"tables/{MANIFEST_TABLE}.* without the columns that hold the chain",
+            "files_sha256": first["files_sha256"],
+            **link,
+        }
+    return {
+        "version": 1,
+        "algorithm": "manifest_sha256 = sha256 of the canonical JSON (sorted keys, no spaces) of {schema: "
+                     f"'{MANIFEST_SCHEMA}', run_id, as_of, params_sha256, previous_manifest_sha256, "
+                     "tables: {table: sha256 of tables/<table>.csv}}",
+        "tables_sha256": first["tables_sha256"],
+        **link,
+    }
+
+
+def _banner(runs: list[dict[str, Any]], tables: dict[str, TableRows], signer: Signer | None) -> str:
+    """Warnings a reader must see before any result: an unsigned export, a non-Intercom API host."""
+    lines = []
+    if signer is None:
+        lines.append("> **Unsigned export.** Nothing proves who wrote these files: anyone holding the folder can "
+                     "rewrite them and every hash. Ask for an export signed with IRU_SIGNING_KEY_FILE and check "
+                     "it with `iru-pipeline verify FOLDER --public-key KEY.pub`.")
+    else:
+        lines.append(f"> Signed (Ed25519, public key sha256 `{signer.fingerprint}`): check with "
+                     "`iru-pipeline verify FOLDER --public-key KEY.pub`.")
+    proof_urls: dict[str, set[str]] = {}
+    for p in _records(tables[PROOF_TABLE]) if PROOF_TABLE in tables else []:
+        proof_urls.setdefault(p["region"], set()).add(p["api_base_url"] or "")
+    for r in runs:
+        seen = sorted(u for u in proof_urls.get(r["region"], set()) if not is_intercom_api_host(u))
+        if not is_intercom_api_host(r["api_host"]) or seen:
+            lines.append(f"> **Not collected from Intercom's API host.** Region {r['region']} was read from "
+                         f"`{', '.join(seen) or r['api_host'] or 'an unknown host'}` (a proxy, a test double or a "
+                         "local server), not from https://api.intercom.io, api.eu.intercom.io or "
+                         "api.au.intercom.io: the evidence is only as good as that host.")
+    return "\n>\n".join(lines) + "\n\n"
 
 
 def _md(value: Any) -> str:

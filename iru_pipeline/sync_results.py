@@ -1,4 +1,5 @@
-"""`intercom.sync_results`: one row per run, region and resource.
+"""`intercom.sync_results`: one row per run, region and resource; and
+`intercom.collection_proofs`: one row per snapshot response received (proof of collection).
 
 What was collected, from where, with which cursors, at what API cost, and why a resource was
 skipped. The evidence collection manifest is built on it. Written after the dlt load (also
@@ -54,7 +55,20 @@ create table if not exists {TABLE} (
     started_at timestamptz,
     finished_at timestamptz
 );
+create table if not exists {DATASET_NAME}.collection_proofs (
+    run_id varchar not null,
+    region varchar not null,
+    endpoint varchar not null,        -- e.g. GET /admins
+    resource varchar,
+    received_at timestamptz not null,
+    api_base_url varchar,
+    http_status integer,
+    request_id varchar,               -- X-Request-Id, else the body's request_id
+    body_sha256 varchar not null,     -- of the body as received; the body is never stored
+    body_bytes bigint
+);
 """
+PROOFS_TABLE = f"{DATASET_NAME}.collection_proofs"
 
 
 def sync_rows(
@@ -105,12 +119,23 @@ def write_sync_results(
         try:
             con.execute(DDL)
             con.executemany(f"insert into {TABLE} values ({', '.join('?' * len(rows[0]))})", rows)
+            proofs = proof_rows(run_id, region, client)
+            if proofs:
+                con.executemany(f"insert into {PROOFS_TABLE} values ({', '.join('?' * len(proofs[0]))})", proofs)
         finally:
             con.close()
     except duckdb.Error as exc:
         # Never hide the run's own error behind this one.
         log.warning("could not record sync results for %s: %s", region, _one_line(exc))
     return rows
+
+
+def proof_rows(run_id: str, region: str, client: Any) -> list[tuple]:
+    log_ = getattr(client, "proofs", None)
+    if log_ is None:
+        return []
+    return [(run_id, region, p.endpoint, p.resource, p.received_at, p.api_base_url, p.http_status, p.request_id,
+             p.body_sha256, p.body_bytes) for p in log_.proofs()]
 
 
 def _loaded(name: str, extracted: int, loaded_rows: dict[str, int] | None) -> int:

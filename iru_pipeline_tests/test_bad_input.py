@@ -297,7 +297,8 @@ def test_a_bad_answer_fails_its_region_in_one_line_and_moves_no_cursor(
         assert fake.stats("us")["by_route"][route] == expected_calls, "bounded: retried at most max_retries times"
         db = settings.duckdb_path
         assert committed_cursors(db, "us") is None, "nothing of the failed region was committed, cursors included"
-        assert stored_tables(db) <= {"sync_results"}, "no data of the failed region was written"
+        # Only the record of what was attempted: sync results and the proofs (hashes) of the responses.
+        assert stored_tables(db) <= {"sync_results", "collection_proofs"}, "no data of the failed region was written"
 
         fake.clear_faults()
         _, again = run_with_env(env, with_evidence=False, intercom_options=FAST)

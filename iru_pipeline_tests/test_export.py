@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from iru_pipeline.config import ConfigError, load_settings
-from iru_pipeline.evidence.tables import CHAINED_TABLES, EVIDENCE_TABLES
+from iru_pipeline.evidence.tables import EVIDENCE_TABLES
 from iru_pipeline.export import export_cli, export_run, verify_export
 from iru_pipeline_tests.helpers import (
     WORLD_PII_KEY,
@@ -105,7 +105,8 @@ def test_consistent_rewrites_still_break_the_chain(two_runs, tmp_path: Path) -> 
                    for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "SHA256SUMS")
     (folder / "SHA256SUMS").write_text(sums)
     assert sha256sum_check(folder).returncode == 0
-    assert verify_export(folder) == ["table files do not match the hashes recorded at collection time"]
+    assert verify_export(folder) == [
+        "tables/evidence_control_tests.csv does not match the hash recorded at collection time"]
     (folder / "extra.csv").write_text("x")
     assert "extra.csv is not listed in SHA256SUMS" in verify_export(folder)
 
@@ -134,7 +135,22 @@ def test_manifest_describes_the_run_and_chains_to_the_previous(two_runs, tmp_pat
     review = files["tables/evidence_admin_access_review.csv"]
     assert (review["rows"], review["columns"][:5]) == (8, ["run_id", "as_of", "workspace_id", "region", "status"])
     assert review["sha256"] == _sha((folder / review["path"]).read_bytes())
-    assert manifest["chain"]["tables_sha256"] == {t: files[f"tables/{t}.csv"]["sha256"] for t in CHAINED_TABLES}
+    chain = manifest["chain"]
+    assert chain["version"] == 2
+    run_files = {"tables/evidence_collection_run.csv", "tables/evidence_collection_run.json"}
+    data_files = {p: f["sha256"] for p, f in files.items() if p.startswith("tables/") or p == "params.json"}
+    assert set(chain["files_sha256"]) == set(data_files) and len(data_files) == 2 * len(EVIDENCE_TABLES) + 1
+    assert {p: h for p, h in chain["files_sha256"].items() if p not in run_files} == {
+        p: h for p, h in data_files.items() if p not in run_files}
+    # The run's own rows hold the chain, so it covers them without the chain columns.
+    rows = json.loads((folder / "tables/evidence_collection_run.json").read_text())
+    chain_columns = {"tables_sha256", "files_sha256", "previous_manifest_sha256", "manifest_sha256", "chain_seq",
+                     "chain_version", "chain_columns"}
+    stripped = [json.dumps({k: v for k, v in r.items() if k not in chain_columns}, ensure_ascii=False,
+                           separators=(",", ":")) for r in rows]
+    assert chain["files_sha256"]["tables/evidence_collection_run.json"] == _sha(
+        ("[\n" + ",\n".join(stripped) + "\n]\n").encode())
+    assert {r["manifest_sha256"] for r in rows} == {hashes["run-2"]}
     params = json.loads((folder / "params.json").read_text())
     assert params["internal_domains"] == ["acme.test"] and params["stale_admin_days"] == 90
 

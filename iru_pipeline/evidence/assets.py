@@ -23,7 +23,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.assets.ingestion import DUCKDB_POOL
-from iru_pipeline.evidence.manifest import register_run_manifest
+from iru_pipeline.evidence.manifest import write_run_manifest
 from iru_pipeline.evidence.session import EvidenceRun, prepare_connection, run_table_sql
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
 
@@ -59,9 +59,11 @@ def _build_asset(table: EvidenceTable) -> dg.AssetsDefinition:
         with duckdb.get_connection() as con:
             prepare_connection(con, run)
             if table.name == MANIFEST_TABLE:
-                digest = register_run_manifest(con, run.run_id, run.as_of, run.params.sha256)
+                digest = write_run_manifest(con, run.run_id, run.as_of, run.params.sha256,
+                                            lambda: run_table_sql(con, table))
                 context.log.info(f"manifest sha256 {digest}")
-            run_table_sql(con, table)
+            else:
+                run_table_sql(con, table)
             metadata = table_metadata(con, table, run.run_id)
         metadata["as_of"] = dg.MetadataValue.timestamp(run.as_of)
         metadata["params_sha256"] = run.params.sha256
@@ -119,26 +121,29 @@ evidence_table_assets: list[dg.AssetsDefinition] = [_build_asset(t) for t in EVI
     key=evidence_key("auditor_export"),
     deps=[evidence_key(MANIFEST_TABLE)],
     group_name=EVIDENCE_GROUP,
-    description="The auditor export of this run: manifest.json, SHA256SUMS, summary.md and a CSV and JSON file "
-    "per evidence table, in exports/<as_of>_<run_id>/ beside the DuckDB file (`iru-pipeline export` "
-    "writes the same bytes).",
+    description="The auditor export of this run: a CSV and JSON file per evidence table, params.json, summary.md, "
+    "manifest.json, manifest.sig (signed with IRU_SIGNING_KEY_FILE when set) and SHA256SUMS, in "
+    "exports/<as_of>_<run_id>/ beside the DuckDB file (`iru-pipeline export` writes the same bytes).",
     kinds={"duckdb", "file"},
     pool=DUCKDB_POOL,
 )
 def auditor_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    from iru_pipeline.export import export_run, has_run
+    from iru_pipeline.config import load_settings
+    from iru_pipeline.export import export_run, has_run, settings_signer
 
     out = Path(duckdb.database).expanduser().parent / "exports"
+    signer = settings_signer(load_settings(require_regions=False, require_pii_key=False))
     with duckdb.get_connection() as con:
         if not has_run(con, context.run_id):
             context.log.warning("no workspace has been collected yet: nothing to export")
             return dg.MaterializeResult(metadata={"files": 0})
-        result = export_run(con, context.run_id, out)
+        result = export_run(con, context.run_id, out, signer)
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(result.folder)),
         "files": len(result.files),
         "manifest_sha256": result.manifest_sha256 or "",
-        "verify": f"cd {result.folder} && sha256sum -c SHA256SUMS",
+        "signed_by": signer.fingerprint if signer is not None else "unsigned",
+        "verify": f"iru-pipeline verify {result.folder}",
     })
 
 

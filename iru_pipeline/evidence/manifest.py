@@ -1,16 +1,35 @@
-"""Deterministic bytes of an evidence table's rows, and the manifest hash chain across runs.
+"""Deterministic bytes of an evidence run's export files, and the hash chain across runs.
 
-The export (`iru_pipeline.export`) writes exactly `table_csv()` / `table_json()` for each table;
-the collection-run asset hashes the same CSV bytes into the run's manifest hash. So the
-`tables_sha256` recorded in DuckDB at collection time equal the sha256 of the exported
-`tables/*.csv`, and anyone holding an export can recompute the manifest hash (§6).
+The export (`iru_pipeline.export`) writes exactly `content_files()` (`tables/<t>.csv`,
+`tables/<t>.json`, `params.json`); the collection-run asset renders the same bytes when the
+run is written and chains their hashes into the run's manifest hash, stored in DuckDB. So
+anyone holding an export can recompute the manifest hash from the folder alone, and any file
+edited after collection breaks the chain, whatever hashes are rewritten beside it.
 
-    manifest_sha256 = sha256(canonical JSON of {schema, run_id, as_of, params_sha256,
-                                                previous_manifest_sha256, tables})
+Chain version 2 (runs written by this version, `chain_version = 2`):
 
-Formatting rules (evidence-research §6): UTC timestamps in ISO 8601 with `Z`, rows sorted by
-the table's key then every other column, columns in table order, RFC 4180 CSV (UTF-8, CRLF,
-minimal quoting; lists as JSON arrays, booleans `true`/`false`, NULL empty), JSON typed.
+    manifest_sha256 = sha256(canonical JSON of {schema: "iru-evidence-manifest/2", run_id, as_of,
+                             params_sha256, previous_manifest_sha256,
+                             files: {path: sha256 of chain_bytes(path, file)}})
+
+over every table file (CSV and JSON) and params.json. `tables/evidence_collection_run.*`
+hold the chain itself, so they are hashed with the chain columns (`CHAIN_COLUMNS`) left out
+(`chain_bytes`). The tables and columns there were when the run was written are recorded
+(`chain_columns`), and the run's files are always rendered from those only: a column or
+table added by a later version changes neither an old run's export nor its chain. The
+human-readable files (summary.md, reports) are renderings of these files;
+`manifest.json` lists and hashes them, and the signature (`signing.py`) covers them.
+
+Chain version 1 (runs written before; `chain_version` NULL) covered the CSV files only:
+
+    manifest_sha256 = sha256(canonical JSON of {schema: "iru-evidence-manifest/1", run_id, as_of,
+                             params_sha256, previous_manifest_sha256, tables: {table: sha256 of CSV}})
+
+with the tables named in the run's `tables_sha256`; such runs are still verified that way.
+
+Formatting rules: UTC timestamps in ISO 8601 with `Z`, rows sorted by the table's key then
+every other column, columns in table order, RFC 4180 CSV (UTF-8, CRLF, minimal quoting; lists
+as JSON arrays, booleans `true`/`false`, NULL empty), JSON typed.
 """
 
 from __future__ import annotations
@@ -20,15 +39,22 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from iru_pipeline.evidence.params import canonical_json
-from iru_pipeline.evidence.tables import CHAINED_TABLES, MANIFEST_TABLE, TABLES_BY_NAME
+from iru_pipeline.evidence.tables import CHAINED_TABLES, EVIDENCE_TABLES, MANIFEST_TABLE, TABLES_BY_NAME
 
 MANIFEST_SCHEMA = "iru-evidence-manifest/1"
+MANIFEST_SCHEMA_V2 = "iru-evidence-manifest/2"
+CHAIN_VERSION = 2
+CHAIN_COLUMNS = ("tables_sha256", "files_sha256", "previous_manifest_sha256", "manifest_sha256", "chain_seq",
+                 "chain_version", "chain_columns")
+"""Columns of evidence_collection_run that hold the chain: left out of what the chain hashes."""
+PARAMS_FILE = "params.json"
+_PENDING = ""
 
 
 @dataclass(frozen=True)
@@ -39,19 +65,24 @@ class TableRows:
     rows: list[tuple]
 
 
-def fetch_table(con: Any, table: str, run_id: str) -> TableRows:
-    """This run's rows of one evidence table, in the export's order."""
+def fetch_table(con: Any, table: str, run_id: str, columns: Sequence[str] | None = None) -> TableRows:
+    """This run's rows of one evidence table, in the export's order; only `columns` if given
+    (the columns the table had when the run was written)."""
     cols = con.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = 'evidence' and table_name = ? order by ordinal_position",
         [table],
     ).fetchall()
+    if columns is not None:
+        cols = [c for c in cols if c[0] in set(columns)]
     if not cols:
         return TableRows(table, [], [], [])
     names = [c[0] for c in cols]
-    key = list(TABLES_BY_NAME[table].order_by)
+    key = [c for c in TABLES_BY_NAME[table].order_by if c in names]
     order = ", ".join(f'"{c}" nulls first' for c in key + [n for n in names if n not in key])
-    rows = con.execute(f'select * from evidence."{table}" where run_id = ? order by {order}', [run_id]).fetchall()
+    select = ", ".join(f'"{n}"' for n in names)
+    rows = con.execute(f'select {select} from evidence."{table}" where run_id = ? order by {order}',
+                       [run_id]).fetchall()
     return TableRows(table, names, [c[1].upper() for c in cols], rows)
 
 
@@ -103,11 +134,11 @@ def table_csv(t: TableRows) -> bytes:
 
 
 def table_json(t: TableRows) -> bytes:
-    objects = [
-        json.dumps({c: json_value(v, typ) for c, v, typ in zip(t.columns, row, t.types)},
-                   ensure_ascii=False, separators=(",", ":"))
-        for row in t.rows
-    ]
+    return _json_rows([{c: json_value(v, typ) for c, v, typ in zip(t.columns, row, t.types)} for row in t.rows])
+
+
+def _json_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    objects = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows]
     body = "[\n" + ",\n".join(objects) + "\n]\n" if objects else "[]\n"
     return body.encode("utf-8")
 
@@ -116,12 +147,90 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def pretty_json(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def table_digests(con: Any, run_id: str, tables: Sequence[str] = CHAINED_TABLES) -> dict[str, str]:
     return {name: sha256_hex(table_csv(fetch_table(con, name, run_id))) for name in tables}
 
 
+def run_tables(con: Any, run_id: str, pinned: Mapping[str, Sequence[str]] | None = None) -> dict[str, TableRows]:
+    """This run's rows of every evidence table, in export order. `pinned` (the run's
+    `chain_columns`): only the tables and columns there were when the run was written, so a
+    column or table added by a later version changes neither the run's files nor its chain."""
+    if pinned is None:
+        return {t.name: fetch_table(con, t.name, run_id) for t in EVIDENCE_TABLES}
+    return {t.name: fetch_table(con, t.name, run_id, pinned[t.name]) for t in EVIDENCE_TABLES if t.name in pinned}
+
+
+def pinned_columns(con: Any, run_id: str) -> dict[str, list[str]] | None:
+    """The tables and columns recorded when the run was written (None before chain version 2)."""
+    if not _has_column(con, "chain_columns"):
+        return None
+    row = con.execute(f"select any_value(chain_columns)::varchar from evidence.{MANIFEST_TABLE} where run_id = ?",
+                      [run_id]).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def _has_column(con: Any, column: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.columns where table_schema = 'evidence' and table_name = ? "
+        "and column_name = ?", [MANIFEST_TABLE, column]).fetchone()[0])
+
+
+def content_files(tables: Mapping[str, TableRows]) -> dict[str, bytes]:
+    """The export files that hold the run's data: `tables/<t>.csv` and `.json` per evidence
+    table, and `params.json`, in export order. The chain covers exactly these."""
+    files: dict[str, bytes] = {}
+    for t in EVIDENCE_TABLES:
+        if t.name not in tables:
+            continue
+        rows = tables[t.name]
+        files[f"tables/{t.name}.csv"] = table_csv(rows)
+        files[f"tables/{t.name}.json"] = table_json(rows)
+    run = tables[MANIFEST_TABLE]
+    params: Any = {}
+    if run.rows:
+        first = dict(zip(run.columns, run.rows[0]))
+        params = json_value(first.get("params_json"), "JSON") or {}
+    files[PARAMS_FILE] = pretty_json(params)
+    return files
+
+
+def is_chained_file(path: str) -> bool:
+    if path == PARAMS_FILE:
+        return True
+    name, dot, ext = path.removeprefix("tables/").rpartition(".")
+    return path.startswith("tables/") and dot == "." and ext in ("csv", "json") and name in TABLES_BY_NAME
+
+
+def chain_bytes(path: str, data: bytes) -> bytes:
+    """What the chain hashes of one file: the file itself, or for evidence_collection_run the
+    same rows without the chain columns (they hold the hash being computed). Recomputable from
+    the exported file alone: a CSV or JSON file re-rendered here gives back its own bytes."""
+    if not path.startswith(f"tables/{MANIFEST_TABLE}."):
+        return data
+    if path.endswith(".json"):
+        rows = json.loads(data.decode("utf-8"))
+        return _json_rows([{k: v for k, v in row.items() if k not in CHAIN_COLUMNS} for row in rows])
+    records = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    keep = [i for i, c in enumerate(records[0] if records else []) if c not in CHAIN_COLUMNS]
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    for record in records:
+        writer.writerow([record[i] for i in keep])
+    return buf.getvalue().encode("utf-8")
+
+
+def chained_files_sha256(files: Mapping[str, bytes]) -> dict[str, str]:
+    """path -> sha256 of what the chain covers, for the chained files among `files`."""
+    return {path: sha256_hex(chain_bytes(path, data)) for path, data in sorted(files.items()) if is_chained_file(path)}
+
+
 def manifest_sha256(run_id: str, as_of: datetime, params_sha256: str, previous: str | None,
                     tables: dict[str, str]) -> str:
+    """Chain version 1 (runs written before chain version 2)."""
     body = {
         "schema": MANIFEST_SCHEMA,
         "run_id": run_id,
@@ -129,6 +238,19 @@ def manifest_sha256(run_id: str, as_of: datetime, params_sha256: str, previous: 
         "params_sha256": params_sha256,
         "previous_manifest_sha256": previous,
         "tables": dict(sorted(tables.items())),
+    }
+    return sha256_hex(canonical_json(body).encode("utf-8"))
+
+
+def manifest_sha256_v2(run_id: str, as_of: datetime, params_sha256: str, previous: str | None,
+                       files: dict[str, str]) -> str:
+    body = {
+        "schema": MANIFEST_SCHEMA_V2,
+        "run_id": run_id,
+        "as_of": _timestamp(as_of),
+        "params_sha256": params_sha256,
+        "previous_manifest_sha256": previous,
+        "files": dict(sorted(files.items())),
     }
     return sha256_hex(canonical_json(body).encode("utf-8"))
 
@@ -163,39 +285,71 @@ def chain_position(con: Any, run_id: str, as_of: datetime) -> tuple[int | None, 
     return seq, row[0] if row else None
 
 
-def register_run_manifest(con: Any, run_id: str, as_of: datetime, params_sha256: str) -> str:
-    """Hash this run's tables, chain to the previous run, and expose the result to
-    `sql/collection_run.sql` as the temp table `run_manifest`. Returns the manifest hash."""
-    tables = table_digests(con, run_id)
+def write_run_manifest(con: Any, run_id: str, as_of: datetime, params_sha256: str,
+                       write_rows: Callable[[], None]) -> str:
+    """Write this run's evidence_collection_run rows (`write_rows` runs its SQL, which reads
+    the temp table `run_manifest`) and seal them with the run's chained manifest hash, in one
+    transaction: no reader ever sees a run without its hash. Returns the manifest hash."""
     seq, previous = chain_position(con, run_id, as_of)
-    digest = manifest_sha256(run_id, as_of, params_sha256, previous, tables)
-    con.execute(
-        "create or replace temp table run_manifest as "
-        "select ?::json as tables_sha256, ?::varchar as previous_manifest_sha256, ?::varchar as manifest_sha256, "
-        "?::bigint as chain_seq",
-        [canonical_json(dict(sorted(tables.items()))), previous, digest, seq],
-    )
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            "create or replace temp table run_manifest as "
+            "select null::json as tables_sha256, null::json as files_sha256, ?::varchar as previous_manifest_sha256, "
+            "?::varchar as manifest_sha256, ?::bigint as chain_seq, ?::integer as chain_version, "
+            "null::json as chain_columns",
+            [previous, _PENDING, seq, CHAIN_VERSION],
+        )
+        write_rows()
+        tables = run_tables(con, run_id)
+        files = chained_files_sha256(content_files(tables))
+        digest = manifest_sha256_v2(run_id, as_of, params_sha256, previous, files)
+        csv_digests = {name: sha256_hex(table_csv(tables[name])) for name in CHAINED_TABLES}
+        pinned = {name: t.columns for name, t in tables.items()}
+        con.execute(
+            f"update evidence.{MANIFEST_TABLE} set tables_sha256 = ?::json, files_sha256 = ?::json, "
+            "chain_columns = ?::json, manifest_sha256 = ? where run_id = ?",
+            [canonical_json(dict(sorted(csv_digests.items()))), canonical_json(files), canonical_json(pinned),
+             digest, run_id],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
     return digest
+
+
+def recompute_manifest_sha256(con: Any, run_id: str, as_of: datetime, params_sha256: str, previous: str | None,
+                              version: int | None, tables_sha256: Mapping[str, Any] | None) -> str:
+    """A stored run's manifest hash, recomputed from its rows by the chain version it was written with."""
+    if version == CHAIN_VERSION:
+        tables = run_tables(con, run_id, pinned_columns(con, run_id))
+        return manifest_sha256_v2(run_id, as_of, params_sha256, previous, chained_files_sha256(content_files(tables)))
+    names = sorted(tables_sha256) if tables_sha256 else list(CHAINED_TABLES)
+    return manifest_sha256(run_id, as_of, params_sha256, previous, table_digests(con, run_id, names))
 
 
 def verify_chain(con: Any) -> list[str]:
     """Recompute every run's manifest hash from the stored rows and check the links, in chain
     order (`chain_position`).
     Returns the problems found (empty: the stored evidence is as it was written)."""
+    has_version = _has_column(con, "chain_version")  # not in a database written before chain version 2
     runs = con.execute(
         f"select run_id, any_value(as_of), any_value(params_sha256), any_value(previous_manifest_sha256), "
-        f"any_value(manifest_sha256), count(distinct manifest_sha256) from evidence.{MANIFEST_TABLE} "
+        f"any_value(manifest_sha256), count(distinct manifest_sha256), "
+        f"{'max(chain_version)' if has_version else 'null'}, "
+        f"any_value(tables_sha256)::varchar from evidence.{MANIFEST_TABLE} "
         "group by run_id order by max(chain_seq) nulls first, any_value(as_of), run_id"
     ).fetchall()
     problems: list[str] = []
     previous: str | None = None
-    for run_id, as_of, params_sha, prev, stored, variants in runs:
+    for run_id, as_of, params_sha, prev, stored, variants, version, tables_json in runs:
         if variants != 1:
             problems.append(f"run {run_id}: its rows disagree on the manifest hash")
         if prev != previous:
             problems.append(f"run {run_id}: previous_manifest_sha256 does not match the run before it")
-        recomputed = manifest_sha256(run_id, as_of, params_sha, prev, table_digests(con, run_id))
-        if recomputed != stored:
+        tables = json.loads(tables_json) if tables_json else None
+        if recompute_manifest_sha256(con, run_id, as_of, params_sha, prev, version, tables) != stored:
             problems.append(f"run {run_id}: evidence rows changed after the run (manifest hash differs)")
         previous = stored
     return problems

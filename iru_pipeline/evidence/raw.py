@@ -72,6 +72,11 @@ RAW_COLUMNS: dict[str, tuple[str, ...]] = {
         "http_status integer", "request_id varchar", "fields_dropped varchar[]", "reconciled boolean",
         "started_at timestamptz", "finished_at timestamptz",
     ),
+    "collection_proofs": (
+        "run_id varchar", "region varchar", "endpoint varchar", "resource varchar", "received_at timestamptz",
+        "api_base_url varchar", "http_status integer", "request_id varchar", "body_sha256 varchar",
+        "body_bytes bigint",
+    ),
 }
 
 

@@ -25,7 +25,7 @@ from iru_pipeline import __version__
 from iru_pipeline.config import Settings, load_settings
 from iru_pipeline.evidence.controls import CONTROL_TESTS
 from iru_pipeline.evidence.inputs import HumanInputs, load_inputs, register_inputs
-from iru_pipeline.evidence.manifest import register_run_manifest
+from iru_pipeline.evidence.manifest import write_run_manifest
 from iru_pipeline.evidence.params import EvidenceParams, canonical_json, load_params
 from iru_pipeline.evidence.raw import create_raw_views
 from iru_pipeline.evidence.tables import COMMON_SQL, EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
@@ -166,6 +166,8 @@ def derive_all(con: Any, run: EvidenceRun) -> str:
     digest = ""
     for table in EVIDENCE_TABLES:
         if table.name == MANIFEST_TABLE:
-            digest = register_run_manifest(con, run.run_id, run.as_of, run.params.sha256)
-        run_table_sql(con, table)
+            digest = write_run_manifest(con, run.run_id, run.as_of, run.params.sha256,
+                                        lambda t=table: run_table_sql(con, t))
+        else:
+            run_table_sql(con, table)
     return digest

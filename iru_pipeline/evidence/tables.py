@@ -41,6 +41,7 @@ class EvidenceTable:
 _ACTIVITY = ("activity_logs",)
 _DIRECTORY = ("workspaces", "admins", "teams", "team_memberships")
 _FIRST = ("evidence_collection_stream",)
+_SNAPSHOTS = ("workspaces", "admins", "teams", "team_memberships", "tags", "data_attributes")
 
 EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
     EvidenceTable(
@@ -50,6 +51,15 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         "across runs (evidence-research §4.2).",
         reads=RESOURCE_NAMES, order_by=("region", "stream"),
         preview=("region", "stream", "status", "error_code", "reason"),
+    ),
+    EvidenceTable(
+        "evidence_collection_proof",
+        "Proof of collection: one row per response of a snapshot endpoint (/me, /admins, /teams, /tags, "
+        "data attributes) in the latest collection of each workspace: when it was received, from which "
+        "API base URL, HTTP status, Intercom request id and the SHA-256 of the body as received (the body "
+        "is never stored). A response from a host other than Intercom's API is marked for review.",
+        reads=_SNAPSHOTS, order_by=("region", "endpoint", "received_at", "body_sha256"), after=_FIRST,
+        preview=("region", "endpoint", "api_base_url", "http_status", "request_id", "status"),
     ),
     EvidenceTable(
         "evidence_admin_access_review",
@@ -122,7 +132,7 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         "SOC 2 / ISO 27001 / GDPR mappings.",
         reads=(), order_by=("region", "test_id"),
         after=(
-            "evidence_collection_stream", "evidence_admin_access_review", "evidence_offboarding_check",
+            "evidence_collection_stream", "evidence_collection_proof", "evidence_admin_access_review", "evidence_offboarding_check",
             "evidence_access_change_events", "evidence_workspace_security_config", "evidence_high_risk_activity",
             "evidence_data_retention", "evidence_personal_data_inventory", "evidence_support_request_sla",
         ),
@@ -140,5 +150,6 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
 
 TABLES_BY_NAME: dict[str, EvidenceTable] = {t.name: t for t in EVIDENCE_TABLES}
 MANIFEST_TABLE = "evidence_collection_run"
+PROOF_TABLE = "evidence_collection_proof"
 """Holds the hash chain, so it is the one table the chain does not cover."""
 CHAINED_TABLES: tuple[str, ...] = tuple(t.name for t in EVIDENCE_TABLES if t.name != MANIFEST_TABLE)

@@ -30,6 +30,7 @@ from iru_pipeline.intercom_client.errors import (
     IntercomServerError,
     IntercomVersionError,
 )
+from iru_pipeline.intercom_client.proofs import ProofLog
 from iru_pipeline.intercom_client.rate_limit import RateLimiter, RetryPolicy, retry_after_seconds
 
 API_VERSION = "2.16"
@@ -150,6 +151,8 @@ class IntercomClient:
         self._stats: dict[str, EndpointStats] = {}
         self._resource_stats: dict[str, EndpointStats] = {}
         self._stats_lock = threading.Lock()
+        self.proofs = ProofLog()
+        """Proof of collection of the snapshot endpoints' responses (hashes only, proofs.py)."""
         secret = token.reveal() if hasattr(token, "reveal") else str(token)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -236,6 +239,7 @@ class IntercomClient:
                 # (330 KB a page) lived until the next cyclic GC pass, hundreds of MB later.
                 with self._http.stream(method, path, params=params, content=content, headers=headers) as response:
                     body = b"".join(response.iter_bytes())
+                self.proofs.record(method, path, resource, self.base_url, response.status_code, response.headers, body)
                 self.limiter.release(response.headers)
                 released = True
                 remaining = response.headers.get("x-ratelimit-remaining")

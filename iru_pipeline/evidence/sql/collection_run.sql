@@ -1,10 +1,11 @@
 -- evidence_collection_run: one row per run and workspace (evidence-research §4.1).
 -- What was collected, when, from which API host and version, with what totals and which
 -- capabilities missing; the parameters and human inputs used (with hashes); and the run's
--- manifest hash. Written last in a run: the manifest hash covers this run's rows of every
--- other evidence table (their export bytes) and the previous run's manifest hash, so a run
--- edited or deleted later breaks the chain (ISO 27001 5.33; §6). The chain values come from
--- manifest.py through the temp table run_manifest and are the same on every row of a run.
+-- manifest hash. Written last in a run: the manifest hash covers this run's export files
+-- (every evidence table as CSV and JSON, these rows without the chain columns, params.json)
+-- and the previous run's manifest hash, so a run edited or deleted later breaks the chain
+-- (ISO 27001 5.33). manifest.py's write_run_manifest runs this file and then sets the hashes
+-- on every row of the run, in one transaction.
 --
 -- status: complete (every resource collected) | partial | failed (nothing collected)
 
@@ -48,9 +49,15 @@ create table if not exists evidence.evidence_collection_run (
     tables_sha256 json,              -- table -> sha256 of its exported CSV for this run
     previous_manifest_sha256 varchar,
     manifest_sha256 varchar not null,
-    chain_seq bigint                 -- the run's place in the hash chain (order of writing)
+    chain_seq bigint,                -- the run's place in the hash chain (order of writing)
+    files_sha256 json,               -- export file -> sha256 the chain covers (chain version 2)
+    chain_version integer,           -- how manifest_sha256 is computed: 2, or NULL for version 1
+    chain_columns json               -- evidence table -> its columns when the run was written
 );
 alter table evidence.evidence_collection_run add column if not exists chain_seq bigint;
+alter table evidence.evidence_collection_run add column if not exists files_sha256 json;
+alter table evidence.evidence_collection_run add column if not exists chain_version integer;
+alter table evidence.evidence_collection_run add column if not exists chain_columns json;
 create view if not exists evidence.latest_evidence_collection_run as
 select * from evidence.evidence_collection_run
 where run_id = (select arg_max(run_id, as_of) from evidence.evidence_collection_run);
@@ -95,7 +102,7 @@ select
     coalesce(t.failed, 0) as tests_failed, coalesce(t.not_collected, 0) as tests_not_collected,
     p.pii_mode, p.hmac_key_id, p.params_sha256, p.params_json, p.inputs_json,
     p.tool_version, p.python_version, p.duckdb_version, p.dagster_version, p.dlt_version, p.collector_host,
-    m.tables_sha256, m.previous_manifest_sha256, m.manifest_sha256, m.chain_seq
+    m.tables_sha256, m.previous_manifest_sha256, m.manifest_sha256, m.chain_seq, m.files_sha256, m.chain_version, m.chain_columns
 from evidence_regions r
 cross join p
 cross join run_manifest m

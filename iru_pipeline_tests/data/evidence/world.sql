@@ -182,3 +182,15 @@ select 'ing-eu-1', 'eu', resource, case when resource = 'activity_logs' then 'sk
        []::varchar[], null, ago_h(2), ago_h(1)
 from (values ('workspaces'), ('admins'), ('teams'), ('team_memberships'), ('tags'), ('data_attributes'), ('contacts'),
              ('conversations'), ('deleted_conversations'), ('activity_logs')) v(resource);
+
+-- Proof of collection (hashes only): us answered twice (ing-us-0 then ing-us-1: only the
+-- latest collection is evidence), eu once with a refused /tags carrying Intercom's request id.
+create table intercom.collection_proofs (run_id varchar, region varchar, endpoint varchar, resource varchar,
+    received_at timestamptz, api_base_url varchar, http_status integer, request_id varchar, body_sha256 varchar,
+    body_bytes bigint);
+insert into intercom.collection_proofs values
+    ('ing-us-0', 'us', 'GET /admins', 'admins', ago_h(30), 'https://api.intercom.io', 200, null, repeat('0', 64), 10),
+    ('ing-us-1', 'us', 'GET /me', 'workspaces', ago_h(2), 'https://api.intercom.io', 200, 'rid-us-me', repeat('a', 64), 500),
+    ('ing-us-1', 'us', 'GET /admins', 'admins', ago_h(2), 'https://api.intercom.io', 200, null, repeat('b', 64), 4000),
+    ('ing-eu-1', 'eu', 'GET /me', 'workspaces', ago_h(2), 'https://api.eu.intercom.io', 200, null, repeat('c', 64), 450),
+    ('ing-eu-1', 'eu', 'GET /tags', 'tags', ago_h(2), 'https://api.eu.intercom.io', 403, 'req-456', repeat('d', 64), 120);
