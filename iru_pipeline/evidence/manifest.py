@@ -116,6 +116,13 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def chained_tables(recorded: dict[str, str] | None) -> tuple[str, ...]:
+    """The tables a run's manifest hash covers: those it recorded when it was written. A run
+    written before a table was added does not cover it, so adding an evidence table leaves the
+    earlier runs verifiable; dropping a recorded table from the record changes the hash."""
+    return tuple(recorded) if recorded else CHAINED_TABLES
+
+
 def table_digests(con: Any, run_id: str, tables: Sequence[str] = CHAINED_TABLES) -> dict[str, str]:
     return {name: sha256_hex(table_csv(fetch_table(con, name, run_id))) for name in tables}
 
@@ -184,17 +191,19 @@ def verify_chain(con: Any) -> list[str]:
     Returns the problems found (empty: the stored evidence is as it was written)."""
     runs = con.execute(
         f"select run_id, any_value(as_of), any_value(params_sha256), any_value(previous_manifest_sha256), "
-        f"any_value(manifest_sha256), count(distinct manifest_sha256) from evidence.{MANIFEST_TABLE} "
+        f"any_value(manifest_sha256), count(distinct manifest_sha256), any_value(tables_sha256) "
+        f"from evidence.{MANIFEST_TABLE} "
         "group by run_id order by max(chain_seq) nulls first, any_value(as_of), run_id"
     ).fetchall()
     problems: list[str] = []
     previous: str | None = None
-    for run_id, as_of, params_sha, prev, stored, variants in runs:
+    for run_id, as_of, params_sha, prev, stored, variants, recorded in runs:
         if variants != 1:
             problems.append(f"run {run_id}: its rows disagree on the manifest hash")
         if prev != previous:
             problems.append(f"run {run_id}: previous_manifest_sha256 does not match the run before it")
-        recomputed = manifest_sha256(run_id, as_of, params_sha, prev, table_digests(con, run_id))
+        tables = chained_tables(json.loads(recorded) if isinstance(recorded, str) else recorded)
+        recomputed = manifest_sha256(run_id, as_of, params_sha, prev, table_digests(con, run_id, tables))
         if recomputed != stored:
             problems.append(f"run {run_id}: evidence rows changed after the run (manifest hash differs)")
         previous = stored
