@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "what was loaded and example SQL. Needs no token and no network.")
 
     export = sub.add_parser("export", help="write the auditor export of the latest evidence run",
-                            description="Write manifest.json, SHA256SUMS, summary.md and one CSV and JSON file per "
-                            "evidence table into a folder per run.")
+                            description="Write manifest.json, SHA256SUMS, summary.md, report.html (the run as a page "
+                            "with charts that opens offline) and one CSV and JSON file per evidence table "
+                            "into a folder per run.")
     export.add_argument("--out", metavar="DIR", help="output folder (default: exports/ beside the DuckDB file)")
     export.add_argument("--run", metavar="RUN_ID", help="export this evidence run instead of the latest")
 

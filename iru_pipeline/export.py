@@ -6,6 +6,7 @@
                           and the hash chain (this run's and the previous run's manifest hash)
         SHA256SUMS        every other file; verify with `sha256sum -c SHA256SUMS`
         summary.md        the tests table per workspace and the caveats, for a person to read
+        report.html       the run as a page with charts, self-contained (evidence/report.py)
         params.json       the parameters the run used
         tables/<t>.csv    one per evidence table, RFC 4180
         tables/<t>.json   the same rows, typed
@@ -35,6 +36,7 @@ from iru_pipeline.config import ConfigError, Settings
 from iru_pipeline.evidence.controls import CONTROL_TESTS
 from iru_pipeline.evidence.manifest import (
     TableRows,
+    chained_tables,
     fetch_table,
     json_value,
     manifest_sha256,
@@ -43,7 +45,8 @@ from iru_pipeline.evidence.manifest import (
     table_json,
     verify_chain,
 )
-from iru_pipeline.evidence.tables import CHAINED_TABLES, EVIDENCE_TABLES, MANIFEST_TABLE
+from iru_pipeline.evidence.report import report_file
+from iru_pipeline.evidence.tables import EVIDENCE_TABLES, MANIFEST_TABLE
 
 EXPORT_SCHEMA = "iru-evidence-export/1"
 SUMS_FILE = "SHA256SUMS"
@@ -108,6 +111,7 @@ def build_export(con: Any, run_id: str) -> tuple[str, list[ExportFile], str | No
     first = runs[0]
     params = first["params_json"] or {}
     files.append(ExportFile("params.json", _pretty_json(params)))
+    files.append(report_file(con, run_id))
     manifest = _manifest(first, runs, tables, files)
     files.append(ExportFile("manifest.json", _pretty_json(manifest)))
     files.append(ExportFile("summary.md", _summary(first, runs, tables, files).encode("utf-8")))
@@ -198,7 +202,7 @@ def verify_export(folder: Path) -> list[str]:
             problems.append(f"{path} does not match manifest.json")
     chain = manifest.get("chain", {})
     tables = {t: sha256_hex((folder / f"tables/{t}.csv").read_bytes()) if (folder / f"tables/{t}.csv").is_file() else None
-              for t in CHAINED_TABLES}
+              for t in chained_tables(chain.get("tables_sha256"))}
     if tables != chain.get("tables_sha256"):
         problems.append("table files do not match the hashes recorded at collection time")
     try:

@@ -8,7 +8,7 @@ appended per run, and a re-execution of the same run replaces that run's rows.
 
 Each materialisation carries row counts, counts per status, the table schema and a markdown
 preview of the failing rows. `auditor_export` writes the auditor folder of the run (export.py)
-after the manifest is chained.
+after the manifest is chained, report.html included, and links the report in its metadata.
 
 Environment (see config.py): IRU_EVIDENCE_CONFIG (parameters and human inputs), IRU_PII_KEY
 (only its fingerprint is recorded).
@@ -24,6 +24,7 @@ from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.assets.ingestion import DUCKDB_POOL
 from iru_pipeline.evidence.manifest import register_run_manifest
+from iru_pipeline.evidence.report import REPORT_FILE
 from iru_pipeline.evidence.session import EvidenceRun, prepare_connection, run_table_sql
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
 
@@ -119,9 +120,10 @@ evidence_table_assets: list[dg.AssetsDefinition] = [_build_asset(t) for t in EVI
     key=evidence_key("auditor_export"),
     deps=[evidence_key(MANIFEST_TABLE)],
     group_name=EVIDENCE_GROUP,
-    description="The auditor export of this run: manifest.json, SHA256SUMS, summary.md and a CSV and JSON file "
-    "per evidence table, in exports/<as_of>_<run_id>/ beside the DuckDB file (`iru-pipeline export` "
-    "writes the same bytes).",
+    description="The auditor export of this run: manifest.json, SHA256SUMS, summary.md, report.html (the run as "
+    "a page with charts that opens offline; linked from this asset's metadata) and a CSV and JSON file per "
+    "evidence table, in exports/<as_of>_<run_id>/ beside the DuckDB file (`iru-pipeline export` writes the "
+    "same bytes).",
     kinds={"duckdb", "file"},
     pool=DUCKDB_POOL,
 )
@@ -137,6 +139,8 @@ def auditor_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource) ->
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(result.folder)),
         "files": len(result.files),
+        "report": dg.MetadataValue.path(str(result.folder / REPORT_FILE)),
+        "report_url": dg.MetadataValue.url((result.folder / REPORT_FILE).resolve().as_uri()),
         "manifest_sha256": result.manifest_sha256 or "",
         "verify": f"cd {result.folder} && sha256sum -c SHA256SUMS",
     })
