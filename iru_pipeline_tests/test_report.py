@@ -26,7 +26,7 @@ from iru_pipeline.evidence import manifest, session
 from iru_pipeline.evidence.controls import CONTROL_TESTS
 from iru_pipeline.evidence.manifest import verify_chain
 from iru_pipeline.evidence.report import REPORT_FILE, render_report
-from iru_pipeline.evidence.session import EvidenceRun, prepare_connection, run_table_sql
+from iru_pipeline.evidence.session import EvidenceRun, derive_all, prepare_connection, run_table_sql
 from iru_pipeline.evidence.tables import CHAINED_TABLES, EVIDENCE_TABLES, TABLES_BY_NAME
 from iru_pipeline.export import export_run, verify_export
 from iru_pipeline_tests.test_evidence_world import build_world_db, derive_world, world_run, write_world_inputs
@@ -38,18 +38,28 @@ NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 # ------------------------------------------------------------------------------------ history
 
 
-def _insert_results(con: Any, results: list[tuple[str, datetime, str, str, str]]) -> None:
-    """(run_id, as_of, region, test_id, status) rows of evidence_control_tests."""
-    con.executemany(
-        "insert into evidence.evidence_control_tests (run_id, as_of, workspace_id, region, status, findings, "
-        "test_id, population, failing) values (?, ?, ?, ?, ?, [], ?, 3, ?)",
-        [(r, at, f"{reg}01", reg, status, test, 1 if status == "fail" else 0) for r, at, reg, test, status in results])
+def _insert_results(con: Any, results: list[tuple[str, datetime, str, str, str]], chained: list[str]) -> None:
+    """(run_id, as_of, region, test_id, status) rows of evidence_control_tests, and the runs in
+    `chained` (in that order) as written to the manifest table."""
+    if results:
+        con.executemany(
+            "insert into evidence.evidence_control_tests (run_id, as_of, workspace_id, region, status, findings, "
+            "test_id, population, failing) values (?, ?, ?, ?, ?, [], ?, 3, ?)",
+            [(r, at, f"{reg}01", reg, status, test, 1 if status == "fail" else 0)
+             for r, at, reg, test, status in results])
+    for run_id in chained:
+        con.execute(
+            "insert into evidence.evidence_collection_run (run_id, as_of, region, status, manifest_sha256, chain_seq) "
+            "select run_id, any_value(as_of), 'us', 'complete', 'hash-' || run_id, "
+            "(select coalesce(max(chain_seq), 0) + 1 from evidence.evidence_collection_run) "
+            "from evidence.evidence_control_tests where run_id = ? group by run_id", [run_id])
 
 
 def _expected_history(results: list[tuple[str, datetime, str, str, str]], run_id: str, as_of: datetime,
-                      period_start: datetime) -> dict[tuple[str, str, date], tuple[str, str | None, int]]:
-    """(region, test, day) -> (status, day's last run, runs that day), from first principles."""
-    known = [r for r in results if r[1] <= as_of]
+                      period_start: datetime, prior: set[str]) -> dict[tuple[str, str, date], tuple[str, str | None, int]]:
+    """(region, test, day) -> (status, day's last run, runs that day), from first principles:
+    only this run and the runs chained before it, with an as_of up to this run's, count."""
+    known = [r for r in results if r[1] <= as_of and (r[0] == run_id or r[0] in prior)]
     current = {(reg, test) for r, _, reg, test, _ in results if r == run_id}
     expected = {}
     for region, test in current:
@@ -63,47 +73,59 @@ def _expected_history(results: list[tuple[str, datetime, str, str, str]], run_id
     return expected
 
 
+def _history(con: Any, run: EvidenceRun) -> list[tuple]:
+    prepare_connection(con, run)
+    run_table_sql(con, TABLES_BY_NAME[HISTORY])
+    return con.execute(
+        f"select region, test_id, day, status, day_run_id, runs_that_day, findings, run_id, as_of "
+        f"from evidence.{HISTORY} where run_id = ? order by region, test_id, day", [run.run_id]).fetchall()
+
+
 def test_history_shows_each_days_last_run_and_days_without_a_run(tmp_path: Path) -> None:
     d = [NOON.replace(hour=0) + timedelta(days=k) for k in range(5)]  # five consecutive UTC days
+    run_id, as_of = "r4", d[3] + timedelta(hours=23, minutes=59)
     results = [
         ("r0", NOON - timedelta(days=400), "us", "T01", "pass"),     # before the period: bounds it, not shown
         ("r1", d[0] + timedelta(hours=9), "us", "T01", "pass"),
         ("r1", d[0] + timedelta(hours=9), "us", "T02", "fail"),
         ("r2", d[0] + timedelta(hours=21), "us", "T01", "fail"),     # the day's last run wins
         ("r2", d[0] + timedelta(hours=21), "us", "T02", "not_collected"),
-        # d[1]: no run at all
+        ("r6", d[1] + timedelta(hours=3), "us", "T01", "pass"),      # never reached its manifest: d[1] has no run
         ("r3", d[2] + timedelta(hours=8), "us", "T01", "review"),
         ("r3", d[2] + timedelta(hours=8), "us", "T02", "pass"),
         ("r3", d[2] + timedelta(hours=8), "eu", "T01", "pass"),     # eu evaluated from d[2] on
-        ("r4", d[3] + timedelta(hours=23, minutes=59), "us", "T01", "manual"),
-        ("r4", d[3] + timedelta(hours=23, minutes=59), "us", "T02", "pass"),
-        ("r4", d[3] + timedelta(hours=23, minutes=59), "eu", "T01", "fail"),
-        ("r4", d[3] + timedelta(hours=23, minutes=59), "eu", "T02", "some_new_status"),
-        ("r5", d[4] + timedelta(hours=1), "us", "T01", "fail"),      # after the run derived: ignored
+        (run_id, as_of, "us", "T01", "manual"),
+        (run_id, as_of, "us", "T02", "pass"),
+        (run_id, as_of, "eu", "T01", "fail"),
+        (run_id, as_of, "eu", "T02", "some_new_status"),
+        ("r5", d[4] + timedelta(hours=1), "us", "T01", "fail"),      # written earlier, but after this run: ignored
     ]
-    run_id, as_of = "r4", d[3] + timedelta(hours=23, minutes=59)
+    chained = ["r0", "r1", "r2", "r3", "r5"]
     db = tmp_path / "history.duckdb"
     settings = load_settings({"IRU_DUCKDB_PATH": str(db)}, require_regions=False, require_pii_key=False)
     run = EvidenceRun.from_settings(run_id, as_of, settings)
     con = duckdb.connect(str(db))
     try:
-        prepare_connection(con, run)
-        for table in EVIDENCE_TABLES[:EVIDENCE_TABLES.index(TABLES_BY_NAME[HISTORY])]:
-            run_table_sql(con, table)  # no raw data: creates the tables the history reads, empty
-        _insert_results(con, results)
-        run_table_sql(con, TABLES_BY_NAME[HISTORY])
-        got_rows = con.execute(
-            f"select region, test_id, day, status, day_run_id, runs_that_day, findings, run_id, as_of "
-            f"from evidence.{HISTORY}").fetchall()
+        derive_all(con, EvidenceRun.from_settings("setup", as_of, settings))  # no raw data: empty tables
+        _insert_results(con, results, chained)
+        got_rows = _history(con, run)
+        # This run is chained, then a run of d[2] is written after it: deriving this run again
+        # must not see it (its manifest hash, which later runs chain to, would change).
+        late = [("r7", d[2] + timedelta(hours=20), "us", "T01", "fail")]
+        _insert_results(con, [], [run_id])
+        _insert_results(con, late, ["r7"])
+        assert _history(con, run) == got_rows
     finally:
         con.close()
     got = {(reg, test, day): (status, day_run, n) for reg, test, day, status, day_run, n, *_ in got_rows}
-    expected = _expected_history(results, run_id, as_of, run.period_start)
-    assert got == expected
+    assert got == _expected_history(results, run_id, as_of, run.period_start, set(chained))
     assert got[("us", "T01", d[0].date())] == ("fail", "r2", 2)
     assert got[("us", "T01", d[1].date())] == ("no_run", None, 0), "a day without a run is never carried over"
+    assert got[("us", "T01", d[2].date())] == ("review", "r3", 1)
+    assert got[("eu", "T02", d[3].date())] == ("some_new_status", run_id, 1)
     assert min(day for reg, _, day in got if reg == "eu") == d[2].date()
     assert min(day for reg, _, day in got if reg == "us") == run.period_start.date()
+    assert max(day for _, _, day in got) == d[3].date()
     assert {r[6][0] for r in got_rows if r[3] == "no_run"} == {"no evidence run on this day"}
     assert {(r[7], r[8]) for r in got_rows} == {(run_id, as_of)}
 

@@ -7,9 +7,11 @@
 --            earlier day: a gap in collection stays visible.
 --
 -- Bounded by the first run rather than the whole period, so a product installed a month ago
--- shows a month, not 335 empty days before it existed. Only runs up to this one (as_of <= the
--- run's as_of) count, so deriving a run again gives the same rows. Written before
--- evidence_collection_run, so each run's history is covered by its manifest hash.
+-- shows a month, not 335 empty days before it existed. Only this run and the runs chained
+-- before it (prior_runs) with an as_of up to this run's count: deriving a run again, after
+-- runs written later, gives the same rows, and a run that never reached its manifest is not
+-- shown. Written before evidence_collection_run, so each run's history is covered by its
+-- manifest hash.
 
 create table if not exists evidence.evidence_control_test_history (
     run_id varchar not null,
@@ -43,7 +45,7 @@ evaluated as (
     select t.region, t.test_id, t.status, t.findings, t.population, t.failing, t.run_id, t.as_of,
            cast(timezone('UTC', t.as_of) as date) as day
     from evidence.evidence_control_tests t cross join p
-    where t.as_of <= p.as_of
+    where t.as_of <= p.as_of and (t.run_id = p.run_id or t.run_id in (select run_id from prior_runs))
 ),
 first_day as (
     select region, greatest(min(e.day), cast(timezone('UTC', any_value(p.period_start)) as date)) as first_day
