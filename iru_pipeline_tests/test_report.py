@@ -27,7 +27,7 @@ from iru_pipeline.evidence.controls import CONTROL_TESTS
 from iru_pipeline.evidence.manifest import verify_chain
 from iru_pipeline.evidence.report import REPORT_FILE, render_report
 from iru_pipeline.evidence.session import EvidenceRun, derive_all, prepare_connection, run_table_sql
-from iru_pipeline.evidence.tables import CHAINED_TABLES, EVIDENCE_TABLES, TABLES_BY_NAME
+from iru_pipeline.evidence.tables import CHAINED_TABLES, TABLES_BY_NAME
 from iru_pipeline.export import export_run, verify_export
 from iru_pipeline_tests.test_evidence_world import build_world_db, derive_world, world_run, write_world_inputs
 
@@ -370,3 +370,22 @@ def test_report_holds_contacts_only_as_aggregates(world) -> None:
         con.close()
     assert identifiers and not [v for v in identifiers if v in html]
     assert page.svgs["chart-retention"] == 1 and page.svgs["chart-logins"] == 1
+
+
+def test_history_strip_draws_one_rectangle_per_run_of_equal_days() -> None:
+    from iru_pipeline.evidence.report_charts import status_segments
+
+    start = date(2026, 1, 1)
+    statuses = ["pass"] * 40 + ["no_run"] + ["pass"] * 3 + ["fail"] * 2 + ["warning"]
+    days = [("us", start + timedelta(days=k), s) for k, s in enumerate(statuses)]
+    runs: list[list[Any]] = []  # [status, first index, count], computed by walking the days
+    for k, s in enumerate(statuses):
+        if runs and runs[-1][0] == s:
+            runs[-1][2] += 1
+        else:
+            runs.append([s, k, 1])
+    expected = [{"row": "us", "status": s, "key": "other" if s == "warning" else s,
+                 "start": (start + timedelta(days=i)).isoformat(), "end": (start + timedelta(days=i + n)).isoformat()}
+                for s, i, n in runs]
+    assert status_segments(reversed(days)) == expected
+    assert len(expected) == 5
