@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "what was loaded and example SQL. Needs no token and no network.")
 
     export = sub.add_parser("export", help="write the auditor export of the latest evidence run",
-                            description="Write one CSV and JSON file per evidence table, params.json, summary.md, "
+                            description="Write one CSV and JSON file per evidence table, params.json, summary.md, report.html "
+                            "(the run as a page with charts that opens offline), "
                             "manifest.json (every file hashed, the hash chain, proofs of collection), manifest.sig "
                             "(when IRU_SIGNING_KEY_FILE names a key) and SHA256SUMS into a folder per run.")
     export.add_argument("--out", metavar="DIR", help="output folder (default: exports/ beside the DuckDB file)")

@@ -5,7 +5,8 @@
         tables/<t>.json   the same rows, typed
         params.json       the parameters the run used
         summary.md        the tests table per workspace and the caveats, for a person to read
-        (any other file added to `files` in build_export, e.g. a report, is listed the same way)
+        report.html       the run as a page with charts, self-contained (evidence/report.py)
+        (any other file added to `files` in build_export is listed the same way)
         manifest.json     run, workspaces (region, API host and version), period, parameters hash,
                           PII mode, inputs, streams, proofs of collection, tests, every file above
                           (bytes, sha256; rows and columns for tables), the signing key's
@@ -53,6 +54,7 @@ from iru_pipeline.evidence.signing import ALGORITHM, SIGNATURE_FILE, Signer
 from iru_pipeline.evidence.tables import MANIFEST_TABLE, PROOF_TABLE
 from iru_pipeline.export_verify import MANIFEST_FILE, SUMS_FILE, verify_export
 from iru_pipeline.intercom_client.proofs import is_intercom_api_host
+from iru_pipeline.evidence.report import report_file
 
 EXPORT_SCHEMA = "iru-evidence-export/2"
 __all__ = ["build_export", "export_cli", "export_run", "verify_export"]
@@ -115,6 +117,8 @@ def build_export(con: Any, run_id: str, signer: Signer | None = None) -> tuple[s
         rows = tables[name] if name else None
         files.append(ExportFile(path, data, name, None if rows is None else len(rows.rows),
                                 None if rows is None else rows.columns))
+    signing = {"signed": signer is not None, "public_key_fingerprint": signer.fingerprint if signer else None}
+    files.append(report_file(con, run_id, signing))
     title, _, body = _summary(first, runs, tables, files).partition("\n")
     summary = f"{title}\n\n{_banner(runs, tables, signer)}{body.lstrip(chr(10))}"
     files.append(ExportFile("summary.md", summary.encode("utf-8")))

@@ -57,7 +57,7 @@ def test_sha256sum_verifies_the_export(two_runs, tmp_path: Path) -> None:
     check = sha256sum_check(folder)
     assert check.returncode == 0, check.stdout + check.stderr
     listed = sorted(line.split("  ", 1)[1] for line in (folder / "SHA256SUMS").read_text().splitlines())
-    expected = sorted(["manifest.json", "summary.md", "params.json"]
+    expected = sorted(["manifest.json", "summary.md", "params.json", "report.html"]
                       + [f"tables/{t.name}.{ext}" for t in EVIDENCE_TABLES for ext in ("csv", "json")])
     assert listed == expected
     assert verify_export(folder) == []

@@ -8,7 +8,7 @@ appended per run, and a re-execution of the same run replaces that run's rows.
 
 Each materialisation carries row counts, counts per status, the table schema and a markdown
 preview of the failing rows. `auditor_export` writes the auditor folder of the run (export.py)
-after the manifest is chained.
+after the manifest is chained, report.html included, and links the report in its metadata.
 
 Environment (see config.py): IRU_EVIDENCE_CONFIG (parameters and human inputs), IRU_PII_KEY
 (only its fingerprint is recorded).
@@ -24,6 +24,7 @@ from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.assets.ingestion import DUCKDB_POOL
 from iru_pipeline.evidence.manifest import write_run_manifest
+from iru_pipeline.evidence.report import REPORT_FILE
 from iru_pipeline.evidence.session import EvidenceRun, prepare_connection, run_table_sql
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
 
@@ -121,7 +122,8 @@ evidence_table_assets: list[dg.AssetsDefinition] = [_build_asset(t) for t in EVI
     key=evidence_key("auditor_export"),
     deps=[evidence_key(MANIFEST_TABLE)],
     group_name=EVIDENCE_GROUP,
-    description="The auditor export of this run: a CSV and JSON file per evidence table, params.json, summary.md, "
+    description="The auditor export of this run: a CSV and JSON file per evidence table, params.json, summary.md, report.html "
+    "(the run as a page with charts that opens offline; linked from this asset's metadata), "
     "manifest.json, manifest.sig (signed with IRU_SIGNING_KEY_FILE when set) and SHA256SUMS, in "
     "exports/<as_of>_<run_id>/ beside the DuckDB file (`iru-pipeline export` writes the same bytes).",
     kinds={"duckdb", "file"},
@@ -141,6 +143,8 @@ def auditor_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource) ->
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(result.folder)),
         "files": len(result.files),
+        "report": dg.MetadataValue.path(str(result.folder / REPORT_FILE)),
+        "report_url": dg.MetadataValue.url((result.folder / REPORT_FILE).resolve().as_uri()),
         "manifest_sha256": result.manifest_sha256 or "",
         "signed_by": signer.fingerprint if signer is not None else "unsigned",
         "verify": f"iru-pipeline verify {result.folder}",

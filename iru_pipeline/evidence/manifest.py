@@ -285,6 +285,28 @@ def chain_position(con: Any, run_id: str, as_of: datetime) -> tuple[int | None, 
     return seq, row[0] if row else None
 
 
+def register_prior_runs(con: Any, run_id: str, as_of: datetime) -> None:
+    """Temp table `prior_runs`: the runs chained before this one (`chain_position`'s order).
+
+    Evidence that reads other runs' rows (the control-test history) reads only these and the
+    run itself, so deriving a run again after runs written later gives the same rows and keeps
+    its manifest hash; a run that never reached its manifest does not count."""
+    con.execute("create or replace temp table prior_runs (run_id varchar)")
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'evidence' and table_name = ?",
+        [MANIFEST_TABLE],
+    ).fetchone()[0]
+    if not exists:
+        return
+    seq, _ = chain_position(con, run_id, as_of)
+    if seq is None:  # a run from before chain_seq: the unnumbered runs up to its as_of came before it
+        where, params = "chain_seq is null and as_of <= ?", [as_of]
+    else:
+        where, params = "(chain_seq < ? or chain_seq is null)", [seq]
+    con.execute(f"insert into prior_runs select distinct run_id from evidence.{MANIFEST_TABLE} "
+                f"where run_id <> ? and {where}", [run_id, *params])
+
+
 def write_run_manifest(con: Any, run_id: str, as_of: datetime, params_sha256: str,
                        write_rows: Callable[[], None]) -> str:
     """Write this run's evidence_collection_run rows (`write_rows` runs its SQL, which reads

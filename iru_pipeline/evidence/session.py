@@ -5,6 +5,7 @@ Every evidence table's SQL runs on a connection prepared here, so the SQL can re
 - `evidence_params`: one row, the run (`run_id`, `as_of`, `period_start/end`), every
   parameter of params.py, and what the manifest records (params hash, PII mode, versions);
 - `hr_roster`, `access_exceptions`, `evidence_reviews`: the human inputs (empty if absent);
+- `prior_runs`: the runs chained before this one (manifest.register_prior_runs);
 - `raw_<table>`: fixed-shape views over schema `intercom` (raw.py);
 - `resource_catalog`, `region_catalog`, `control_test_catalog`: constants of the product;
 - the shared views of `sql/_common.sql`.
@@ -25,7 +26,7 @@ from iru_pipeline import __version__
 from iru_pipeline.config import Settings, load_settings
 from iru_pipeline.evidence.controls import CONTROL_TESTS
 from iru_pipeline.evidence.inputs import HumanInputs, load_inputs, register_inputs
-from iru_pipeline.evidence.manifest import write_run_manifest
+from iru_pipeline.evidence.manifest import register_prior_runs, write_run_manifest
 from iru_pipeline.evidence.params import EvidenceParams, canonical_json, load_params
 from iru_pipeline.evidence.raw import create_raw_views
 from iru_pipeline.evidence.tables import COMMON_SQL, EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
@@ -85,6 +86,7 @@ def prepare_connection(con: Any, run: EvidenceRun) -> None:
     con.execute(f"create schema if not exists {EVIDENCE_SCHEMA}")
     create_raw_views(con)
     _register_params(con, run)
+    register_prior_runs(con, run.run_id, run.as_of)
     register_inputs(con, run.inputs)
     _register_catalogs(con, run.params)
     con.execute(COMMON_SQL.read_text(encoding="utf-8"))

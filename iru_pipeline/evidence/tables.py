@@ -139,11 +139,19 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         preview=("region", "test_id", "test_name", "status", "population", "failing", "to_review"),
     ),
     EvidenceTable(
+        "evidence_control_test_history",
+        "One row per control test, workspace and UTC day from the first evaluation in the period to the run: "
+        "the status of that day's last run, or no_run (never carried over).",
+        reads=(), order_by=("region", "test_id", "day"), after=("evidence_control_tests",),
+        preview=("region", "test_id", "day", "status", "day_run_id"),
+    ),
+    EvidenceTable(
         "evidence_collection_run",
         "One row per run and workspace: what was collected, when, from which API host and version, "
         "totals, missing capabilities, parameters hash, and the run's manifest hash chained to the "
         "previous run's (§4.1).",
-        reads=("workspaces",), order_by=("region",), after=("evidence_control_tests",),
+        reads=("workspaces",), order_by=("region",),
+        after=("evidence_control_tests", "evidence_control_test_history"),
         preview=("region", "workspace_id", "status", "missing_capabilities"),
     ),
 )
