@@ -464,10 +464,12 @@ class RegionApi:
         total = len(items)
         total_pages = math.ceil(total / per_page) if total else 0
         fresh = path_matches(req.path, self.faults.fresh_cursor_paths)
+        if fresh:
+            total_pages = page_no + 1  # fault: always one more page, which repeats the first
         chunk = items[(0 if fresh else page_no - 1) * per_page: (1 if fresh else page_no) * per_page]
         chunk = [self._malformed_cursor(i, "deleted_at") for i in chunk]
         next_url = None
-        if page_no < total_pages or fresh:
+        if page_no < total_pages:
             next_url = f"{self.base_url()}/conversations/deleted?" + urlencode(
                 {"per_page": per_page, "order": order, "page": page_no + 1})
         body = {"type": "conversations.list", "total_count": self._total(total),

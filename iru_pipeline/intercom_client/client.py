@@ -30,6 +30,7 @@ from iru_pipeline.intercom_client.errors import (
     IntercomServerError,
     IntercomVersionError,
 )
+from iru_pipeline.intercom_client.page_bound import PageBound
 from iru_pipeline.intercom_client.rate_limit import RateLimiter, RetryPolicy, retry_after_seconds
 
 API_VERSION = "2.16"
@@ -360,6 +361,7 @@ class IntercomClient:
         """GET list with `starting_after` from `pages.next.starting_after` (contacts, conversations)."""
         query = dict(params or {}, per_page=min(per_page, MAX_PER_PAGE))
         seen: set[str] = set()
+        bound = PageBound(self.region, f"GET {path}", resource, query["per_page"])
         number = 0
         while True:
             number += 1
@@ -368,6 +370,7 @@ class IntercomClient:
             cursor = _next_cursor(body)
             if cursor is None:
                 return
+            bound.check(number, body)
             self._guard_repeat(cursor, seen, f"GET {path}", resource)
             query["starting_after"] = cursor
 
@@ -381,6 +384,7 @@ class IntercomClient:
         if sort:
             body["sort"] = dict(sort)
         seen: set[str] = set()
+        bound = PageBound(self.region, f"POST {path}", resource, body["pagination"]["per_page"])
         number = 0
         decode = _search_decoder(item_key)
         while True:
@@ -395,6 +399,7 @@ class IntercomClient:
             cursor = _next_cursor(result)
             if cursor is None:
                 return
+            bound.check(number, result)
             self._guard_repeat(cursor, seen, f"POST {path}", resource)
             body["pagination"] = {"per_page": body["pagination"]["per_page"], "starting_after": cursor}
 
@@ -411,6 +416,7 @@ class IntercomClient:
         if per_page:
             params["per_page"] = per_page
         seen: set[str] = set()
+        bound = PageBound(self.region, f"GET {path}", resource, per_page or MAX_PER_PAGE)
         number = 0
         while True:
             number += 1
@@ -420,6 +426,7 @@ class IntercomClient:
             nxt = pages.get("next") if isinstance(pages, dict) else None
             if not nxt:
                 return
+            bound.check(number, body)
             if isinstance(nxt, str):
                 path, params = self._follow_url(nxt, f"GET {path}", resource)
                 key = nxt
@@ -437,6 +444,7 @@ class IntercomClient:
         """Page-numbered listing (`/conversations/deleted`): `page=N` until `pages.next` is null
         or `total_pages` is reached."""
         query = dict(params or {}, per_page=per_page)
+        bound = PageBound(self.region, f"GET {path}", resource, per_page)
         number = 0
         while True:
             number += 1
@@ -448,8 +456,7 @@ class IntercomClient:
             total_pages = pages.get("total_pages")
             if not items or not pages.get("next") or (isinstance(total_pages, int) and number >= total_pages):
                 return
-            if number > 1_000_000:
-                raise IntercomResponseError("page numbers never end", region=self.region, endpoint=f"GET {path}", resource=resource)
+            bound.check(number, body)
 
     def _follow_url(self, url: str, endpoint: str, resource: str | None) -> tuple[str, dict[str, Any]]:
         try:
