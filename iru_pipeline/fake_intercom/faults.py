@@ -38,6 +38,9 @@ class FaultConfig:
     """Answer the next N matching requests with 429 (counts down as it is used)."""
     retry_after: bool = True
     """Send a Retry-After header (seconds to the window reset) with injected 429s."""
+    retry_after_seconds: int | None = None
+    """The Retry-After of injected 429s (None: the seconds to the window reset, which
+    X-RateLimit-Reset also announces)."""
     hold_429_until_reset: bool = False
     """After an injected 429, keep answering 429 until the rate-limit window resets."""
 

@@ -237,7 +237,8 @@ class IntercomClient:
                 # (330 KB a page) lived until the next cyclic GC pass, hundreds of MB later.
                 with self._http.stream(method, path, params=params, content=content, headers=headers) as response:
                     body = b"".join(response.iter_bytes())
-                self.limiter.release(response.headers)
+                # A 429's own window headers are not kept: its wait is `limiter.pause` below.
+                self.limiter.release(response.headers if response.status_code != 429 else None)
                 released = True
                 remaining = response.headers.get("x-ratelimit-remaining")
                 if remaining is not None and remaining.isdigit():
@@ -272,11 +273,10 @@ class IntercomClient:
                 if wait is None:
                     wait = self.retry.backoff(rate_waits, self._rng)
                 wait = min(max(wait, 0.05), self.retry.max_wait)
-                self.limiter.exhaust_until(now + wait)
                 rate_waits += 1
                 stat.add("retries")
                 log.warning("[%s] 429 on %s; waiting %.1fs (wait %d)", self.region, endpoint, wait, rate_waits)
-                time.sleep(wait)
+                self.limiter.pause(wait)
                 continue
 
             if status in RETRYABLE_STATUSES or status >= 500:
