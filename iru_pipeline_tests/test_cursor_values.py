@@ -11,15 +11,23 @@ cursor stays where every earlier record is known loaded. The fake serves such va
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import dlt
 import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
+from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.fake_intercom.faults import MISSING
-from iru_pipeline_tests.conftest import pipeline_env, run_with_env
+from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
+from iru_pipeline.intercom_source import DATASET_NAME, SyncReport, intercom_source
+from iru_pipeline.storage import duckdb_destination
+from iru_pipeline_tests.conftest import TEST_PII_KEY, pipeline_env, run_with_env
 from iru_pipeline_tests.fault_helpers import (
     FAST,
     committed_cursors,
@@ -28,8 +36,10 @@ from iru_pipeline_tests.fault_helpers import (
     small_fake,
     sync_results,
 )
-from iru_pipeline_tests.helpers import assert_matches_fake, db_ids, fake_ids
+from iru_pipeline_tests.helpers import assert_matches_fake, db_ids, fake_ids, query
 
+RESOURCES = ("contacts", "conversations", "deleted_conversations", "activity_logs")
+CLIENT_RETRY = RetryPolicy(max_retries=2, backoff_base=0.01, backoff_cap=0.05)
 FAR_FUTURE = 9_999_999_999  # 2286: a readable time, but after any run's start
 UNREADABLE = [
     pytest.param("yesterday", id="string"),
@@ -123,3 +133,54 @@ def test_unreadable_cursor_values_in_every_resource_lose_nothing_and_hold_the_cu
         _, clean = run_with_env(env, with_evidence=False, intercom_options=FAST)
         assert clean.exit_code == 0, [o.error for o in clean.outcomes]
         assert_matches_fake(db, fake)
+
+
+# --------------------------------------------------------------------------- property
+
+BAD_VALUES = st.one_of(
+    st.text(max_size=12), st.integers(max_value=0), st.integers(min_value=10**10, max_value=10**18),
+    st.floats(allow_nan=True, allow_infinity=True), st.none(), st.just(MISSING), st.booleans(),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.lists(st.integers(), max_size=2),
+)
+
+
+def _load(fake: FakeIntercom, data: Path) -> SyncReport:
+    """One run of the region's dlt source into DuckDB (dlt and DuckDB for real; no Dagster,
+    to keep examples cheap)."""
+    report = SyncReport("us")
+    with IntercomClient("us", fake.base_url("us"), fake.token("us"), retry=CLIENT_RETRY) as client:
+        source = intercom_source(region="us", client=client, pii_key=TEST_PII_KEY, report=report, reconcile=False)
+        pipeline = dlt.pipeline(pipeline_name="intercom_us", pipelines_dir=str(data / ".dlt_pipelines"),
+                                destination=duckdb_destination(data / "iru.duckdb"), dataset_name=DATASET_NAME,
+                                progress=None)
+        pipeline.run(source, loader_file_format="parquet")
+    return report
+
+
+@settings(max_examples=8, derandomize=True, deadline=None, phases=[Phase.explicit, Phase.generate])
+@given(contacts=st.integers(1, 400), conversations=st.integers(1, 200), deleted=st.integers(0, 80),
+       logs=st.integers(0, 200), picks=st.lists(st.tuples(st.sampled_from(("contacts", "conversations",
+       "deleted_conversations", "activity_logs")), st.floats(0, 1, exclude_max=True), BAD_VALUES), max_size=40))
+def test_any_malformed_cursor_values_then_a_clean_run_load_exactly_the_servers_ids(
+    contacts: int, conversations: int, deleted: int, logs: int, picks: list[tuple[str, float, Any]]
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp, \
+            FakeIntercom(seed=contacts + conversations, regions=("us",), contacts=contacts,
+                         conversations=conversations) as fake:
+        data = Path(tmp)
+        ws = fake.workspace("us")
+        ws.delete_conversations([str(c["id"]) for c in list(ws.conversations())[:min(deleted, conversations - 1)]])
+        ws.add_activity_logs(logs)
+        ids = {resource: fake_ids(ws, resource) for resource in RESOURCES}
+        bad = [(ids[resource][int(where * len(ids[resource]))], value)
+               for resource, where, value in picks if ids[resource]]
+        fake.faults("us").update(malformed_cursor_values=bad)
+        _load(fake, data)
+        fake.clear_faults()
+        _load(fake, data)
+        db = data / "iru.duckdb"
+        tables = {r[0] for r in query(db, "select table_name from information_schema.tables "
+                                          "where table_schema = 'intercom'")}
+        for resource in RESOURCES:
+            stored = sorted(db_ids(db, resource, "us")) if resource in tables else []
+            assert stored == fake_ids(ws, resource), resource
