@@ -29,7 +29,7 @@ create table if not exists {TABLE} (
     run_id varchar not null,
     region varchar not null,
     resource varchar not null,
-    status varchar not null,          -- ok | skipped | failed
+    status varchar not null,          -- ok | partial | skipped | failed
     reason varchar,
     rows_loaded bigint,
     unchanged_rows_skipped bigint,
@@ -71,6 +71,10 @@ create table if not exists {DATASET_NAME}.collection_proofs (
 PROOFS_TABLE = f"{DATASET_NAME}.collection_proofs"
 
 
+_LOADED = ("ok", "partial")
+"""Statuses whose rows were committed (partial: some records could not be placed in time)."""
+
+
 def sync_rows(
     run_id: str, region: str, client: Any, report: SyncReport, error: BaseException | None,
     loaded_rows: dict[str, int] | None = None, selected: list[str] | None = None,
@@ -95,8 +99,9 @@ def sync_rows(
         s = stats.get(name, {})
         rows.append((
             run_id, region, name, status, reason,
-            _loaded(name, rr.rows, loaded_rows) if status == "ok" else 0, rr.unchanged_skipped, rr.deleted if status == "ok" else 0, rr.pages,
-            rr.cursor_before, rr.cursor_after if status == "ok" else rr.cursor_before,
+            _loaded(name, rr.rows, loaded_rows) if status in _LOADED else 0, rr.unchanged_skipped,
+            rr.deleted if status in _LOADED else 0, rr.pages,
+            rr.cursor_before, rr.cursor_after if status in _LOADED else rr.cursor_before,
             rr.window_start, rr.window_end, host, API_VERSION,
             s.get("calls", 0), s.get("retries", 0), s.get("rate_limited", 0), s.get("server_errors", 0),
             s.get("transport_errors", 0), s.get("min_remaining"),

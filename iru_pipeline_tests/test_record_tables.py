@@ -200,12 +200,13 @@ def test_workers_get_the_pii_key_through_a_pipe_only(monkeypatch: pytest.MonkeyP
 def test_a_newest_cursor_seen_first_spares_older_hashes_and_never_skips_wrongly() -> None:
     from iru_pipeline.intercom_source.helpers import OverlapFilter
 
-    state = {"overlap_hashes": {"old": [1_000, "h-old"]}}
+    t = 1_700_000_000  # cursor values before 2000 are unreadable, so the times are real ones
+    state = {"overlap_hashes": {"old": [t + 1_000, "h-old"]}}
     overlap = OverlapFilter(state, "updated_at", 900)
-    assert overlap.hash_floor == 100
-    overlap.saw(50_000)
-    assert overlap.hash_floor == 49_100, "records more than the overlap older than the newest need no hash"
+    assert overlap.hash_floor == t + 100
+    overlap.saw(t + 50_000)
+    assert overlap.hash_floor == t + 49_100, "records more than the overlap older than the newest need no hash"
     # A remembered record reported without a hash (it was older than the floor) is loaded.
-    assert overlap.keep_rows(["old", "new"], [1_000, 49_500], [None, "h-new"].__getitem__) == [True, True]
+    assert overlap.keep_rows(["old", "new"], [t + 1_000, t + 49_500], [None, "h-new"].__getitem__) == [True, True]
     overlap.prune()
     assert set(state["overlap_hashes"]) == {"new"}

@@ -10,7 +10,8 @@ DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb
 
 
 import tempfile
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from iru_pipeline.config import Settings
+from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncReport, intercom_source
 from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, resource_spec
 from iru_pipeline.regions import REGION_CODES
@@ -29,14 +31,17 @@ from iru_pipeline.resources import IntercomResource
 from iru_pipeline.storage import duckdb_destination, wait_for_database
 from iru_pipeline.sync_results import write_sync_results
 
+progress = logging.getLogger("iru_pipeline.progress")
 DUCKDB_POOL = "duckdb_writer"
 INGESTION_GROUP = "intercom"
 region_partitions = dg.StaticPartitionsDefinition(list(REGION_CODES))
 
 
-def make_pipeline(region: str, settings: Settings) -> dlt.Pipeline:
-    """The dlt pipeline of one region: its own name, hence its own state and cursors."""
+def make_pipeline(region: str, settings: Settings, notice: Callable[[str], None] | None = None) -> dlt.Pipeline:
+    """The dlt pipeline of one region: its own name, hence its own state and cursors. A working
+    dir whose state cannot be read is discarded first (`notice` says so): DuckDB holds the state."""
     settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
+    discard_unreadable_working_dir(settings.pipelines_dir, f"intercom_{region}", notice)
     # Arrow pages (contacts, conversations) get dlt's load id too, for lineage like dict rows.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     return dlt.pipeline(
@@ -106,10 +111,11 @@ def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, int
         table_processes=intercom.table_processes or None,
     )
     context.log.info(f"[{region}] loading from {client.host} into {settings.duckdb_path}")
-    pipeline = make_pipeline(region, settings)
+    pipeline = make_pipeline(region, settings, notice=lambda line: _notice(context, region, line))
     wait_for_database(settings.duckdb_path, log=context.log.info)
     error: BaseException | None = None
     try:
+        check_committed_state(settings.duckdb_path, DATASET_NAME, pipeline.pipeline_name)
         for result in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, loader_file_format="parquet"):
             yield _with_sync_metadata(result, report, client)
     except BaseException as exc:
@@ -120,6 +126,11 @@ def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, int
         write_sync_results(settings.duckdb_path, context.run_id, region, client, report, error,
                            loaded_rows=None if error else normalized_row_counts(pipeline),
                            selected=[key.path[-1] for key in context.selected_asset_keys])
+
+
+def _notice(context: AssetExecutionContext, region: str, line: str) -> None:
+    context.log.warning(f"[{region}] {line}")
+    progress.warning("[%s] %s", region, line)
 
 
 def normalized_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:

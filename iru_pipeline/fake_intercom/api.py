@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from . import constants as C
 from .directory import conversation_attributes_json, data_attributes_json
 from .encoding import CursorCodec, InvalidCursor, encode, splice
-from .faults import FaultConfig, path_matches
+from .faults import MISSING, FaultConfig, path_matches
 from .search import QueryCompiler, SearchError, parse_sort
 from .store import Collection, Page
 from .workspace import Workspace
@@ -117,6 +117,7 @@ class RegionApi:
         self._page_cache_size = 0
         self._page_cache_limit = page_cache_bytes
         self._cache_lock = threading.Lock()
+        self._fresh_count = 0
         self._routes: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", "/me"): self.me,
             ("GET", "/admins"): self.admins,
@@ -169,7 +170,8 @@ class RegionApi:
 
     def _cacheable(self, req: Request) -> bool:
         f = self.faults
-        return not (f.repeat_cursor_paths or f.malformed_paths or f.total_count_offset or f.search_index_lag_seconds)
+        return not (f.repeat_cursor_paths or f.malformed_paths or f.total_count_offset or f.search_index_lag_seconds
+                    or f.fresh_cursor_paths or f.malformed_cursor_values)
 
     def _cached(self, req: Request, handler: Callable[[Request], Response]) -> Response:
         """Successful bodies are reused until the workspace data changes (cheap hot pages)."""
@@ -220,10 +222,18 @@ class RegionApi:
         if not cursor:
             return None
         try:
-            return self.cursors.decode(listing, cursor)
+            position = self.cursors.decode(listing, cursor)
         except InvalidCursor:
             raise ApiError(400, "client_error", "Invalid starting_after param. Please try again using a "
                                                 "starting_after value from a paginated response") from None
+        if position and isinstance(position[-1], dict) and "fresh" in position[-1]:
+            position = position[:-1]  # fresh_cursor_paths: the nonce only makes it new
+        return position or None
+
+    def _fresh_cursor(self, listing: str, position: list[Any] | None) -> str:
+        """fresh_cursor_paths: a cursor never issued before, for the same position."""
+        self._fresh_count += 1
+        return self.cursors.encode(listing, [*(position or []), {"fresh": self._fresh_count}])
 
     def _total(self, total: int) -> int:
         return max(0, total + self.faults.total_count_offset)
@@ -236,15 +246,35 @@ class RegionApi:
             if incoming and path_matches(req.path, self.faults.repeat_cursor_paths):
                 cursor = incoming  # fault: the server keeps handing back the same cursor
             pages["next"] = {"per_page": per_page, "starting_after": cursor}
+        if path_matches(req.path, self.faults.fresh_cursor_paths):
+            # fault: this page comes again with a new cursor, for ever
+            pages["next"] = {"per_page": per_page,
+                             "starting_after": self._fresh_cursor(listing, self._decode_cursor(listing, incoming))}
         pages["page"] = page.page
         pages["per_page"] = per_page
         pages["total_pages"] = math.ceil(page.total / per_page) if page.total else 0
         return pages
 
     def _items(self, store: Collection, indices: list[int], transform: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[bytes]:
+        if self.faults.malformed_cursor_values:
+            inner = transform
+            transform = lambda rec: self._malformed_cursor(inner(rec) if inner else rec, "updated_at")  # noqa: E731
         if transform is None:
             return [store.record_bytes(i) for i in indices]
         return [encode(transform(store.record(i))) for i in indices]
+
+    def _malformed_cursor(self, rec: dict[str, Any], field: str) -> dict[str, Any]:
+        """malformed_cursor_values: the record as served, with its cursor field replaced."""
+        bad = self.faults.malformed_cursors()
+        key = str(rec.get("id"))
+        if key not in bad:
+            return rec
+        out = dict(rec)
+        if bad[key] == MISSING:
+            out.pop(field, None)
+        else:
+            out[field] = bad[key]
+        return out
 
     def _contact_transform(self, req: Request) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
         with_history = req.flag("include_merge_history")
@@ -433,7 +463,11 @@ class RegionApi:
         items = self.ws.deleted_conversations(order)
         total = len(items)
         total_pages = math.ceil(total / per_page) if total else 0
-        chunk = items[(page_no - 1) * per_page: page_no * per_page]
+        fresh = path_matches(req.path, self.faults.fresh_cursor_paths)
+        if fresh:
+            total_pages = page_no + 1  # fault: always one more page, which repeats the first
+        chunk = items[(0 if fresh else page_no - 1) * per_page: (1 if fresh else page_no) * per_page]
+        chunk = [self._malformed_cursor(i, "deleted_at") for i in chunk]
         next_url = None
         if page_no < total_pages:
             next_url = f"{self.base_url()}/conversations/deleted?" + urlencode(
@@ -504,22 +538,32 @@ class RegionApi:
             page_no = int(position[0]) if position else 1
         total = self.ws.count_activity_logs(after, before)
         total_pages = math.ceil(total / per_page) if total else 0
+        fresh = path_matches(req.path, self.faults.fresh_cursor_paths)
         entries = self.ws.activity_log_slice(after, before, (page_no - 1) * per_page, per_page)
+        entries = [self._malformed_cursor(e, "created_at") for e in entries]
+        next_page = page_no if fresh else page_no + 1  # fresh_cursor_paths: this page again, for ever
         next_value: Any = None
-        if page_no < total_pages:
+        if page_no < total_pages or (fresh and total_pages):
             if self.activity_logs_next_style == "cursor":
-                next_value = {"per_page": per_page,
-                              "starting_after": cursor if cursor and path_matches(req.path, self.faults.repeat_cursor_paths)
-                              else self.cursors.encode("activity_logs", [page_no + 1])}
+                if fresh:
+                    starting_after = self._fresh_cursor("activity_logs", [next_page])
+                elif cursor and path_matches(req.path, self.faults.repeat_cursor_paths):
+                    starting_after = cursor
+                else:
+                    starting_after = self.cursors.encode("activity_logs", [next_page])
+                next_value = {"per_page": per_page, "starting_after": starting_after}
             else:
                 params: dict[str, Any] = {"created_at_after": after_raw}
                 if before is not None:
                     params["created_at_before"] = before_raw
-                params["page"] = page_no + 1
+                params["page"] = next_page
                 if req.param("per_page") is not None:
                     params["per_page"] = per_page
                 if path_matches(req.path, self.faults.repeat_cursor_paths):
                     params["page"] = page_no
+                if fresh:
+                    self._fresh_count += 1
+                    params["fresh"] = self._fresh_count
                 next_value = f"{self.base_url()}/admins/activity_logs?{urlencode(params)}"
         body = {"type": "activity_log.list",
                 "pages": {"type": "pages", "next": next_value, "page": page_no, "per_page": per_page,

@@ -17,6 +17,9 @@ from typing import Any
 
 from .constants import RATE_LIMIT_WINDOW_SECONDS
 
+MISSING = "<missing>"
+"""A `malformed_cursor_values` value that removes the field from the record."""
+
 
 @dataclass
 class FaultConfig:
@@ -35,6 +38,9 @@ class FaultConfig:
     """Answer the next N matching requests with 429 (counts down as it is used)."""
     retry_after: bool = True
     """Send a Retry-After header (seconds to the window reset) with injected 429s."""
+    retry_after_seconds: int | None = None
+    """The Retry-After of injected 429s (None: the seconds to the window reset, which
+    X-RateLimit-Reset also announces)."""
     hold_429_until_reset: bool = False
     """After an injected 429, keep answering 429 until the rate-limit window resets."""
 
@@ -68,6 +74,15 @@ class FaultConfig:
     """Successful responses under these paths are mangled (see `malformed_kind`)."""
     malformed_kind: str = "wrong_shape"
     """"wrong_shape" (valid JSON, items under an unexpected key) or "not_json" (200 with HTML)."""
+    fresh_cursor_paths: tuple[str, ...] = ()
+    """Listings under these paths never end: every page comes with a new, never-seen next
+    cursor (search and cursor lists, activity logs' `next`), and `/conversations/deleted`
+    answers every page number with its first page and a `next` link."""
+    malformed_cursor_values: tuple[tuple[str, Any], ...] = ()
+    """(record id, value) pairs: that record is served with its cursor field (`updated_at` of
+    contacts and conversations, `created_at` of activity logs, `deleted_at` of deleted
+    conversations) replaced by the value, or without the field for MISSING. The store keeps
+    the true value, so searches still filter and sort by it."""
     total_count_offset: int = 0
     """Added to every `total_count` (a lying count)."""
     search_index_lag_seconds: float = 0.0
@@ -88,6 +103,10 @@ class FaultConfig:
                 value = (value,) if isinstance(value, str) else tuple(value)
             setattr(self, name, value)
         return self
+
+    def malformed_cursors(self) -> dict[str, Any]:
+        """`malformed_cursor_values` by record id."""
+        return {str(pair[0]): pair[1] for pair in self.malformed_cursor_values}
 
     def reset(self) -> FaultConfig:
         """Back to no faults."""

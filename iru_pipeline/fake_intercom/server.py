@@ -160,7 +160,8 @@ class RegionServer:
             injected = self._injected_429(n, rate.reset_at)
             if injected:
                 limited_headers = [(k, "0" if k == "X-RateLimit-Remaining" else v) for k, v in rate_headers]
-                return self._outcome(self._rate_limited(rate.reset_at, limited_headers, retry_after=cfg.retry_after),
+                return self._outcome(self._rate_limited(rate.reset_at, limited_headers, retry_after=cfg.retry_after,
+                                                       retry_after_seconds=cfg.retry_after_seconds),
                                      "rate_limit_429")
             status = self._injected_5xx(n)
             if status:
@@ -216,11 +217,13 @@ class RegionServer:
                 return statuses[int(r / cfg.error_rate * len(statuses)) % len(statuses)]
         return 0
 
-    def _rate_limited(self, reset_at: int, headers: list[tuple[str, str]], *, retry_after: bool) -> Response:
+    def _rate_limited(self, reset_at: int, headers: list[tuple[str, str]], *, retry_after: bool,
+                      retry_after_seconds: int | None = None) -> Response:
         limit = self.limiter.limit if self.limiter.limit > 0 else 1000
         extra = list(headers)
         if retry_after:
-            extra.append(("Retry-After", str(self.limiter.seconds_to_reset(reset_at))))
+            seconds = retry_after_seconds if retry_after_seconds is not None else self.limiter.seconds_to_reset(reset_at)
+            extra.append(("Retry-After", str(seconds)))
         return self._error(429, "rate_limit_exceeded", f"Exceeded rate limit of {limit} in 10_seconds", headers=extra)
 
     def _server_error(self, status: int, headers: list[tuple[str, str]]) -> Response:

@@ -30,6 +30,7 @@ from iru_pipeline.intercom_client.errors import (
     IntercomServerError,
     IntercomVersionError,
 )
+from iru_pipeline.intercom_client.page_bound import PageBound
 from iru_pipeline.intercom_client.proofs import ProofLog
 from iru_pipeline.intercom_client.rate_limit import RateLimiter, RetryPolicy, retry_after_seconds
 
@@ -240,7 +241,8 @@ class IntercomClient:
                 with self._http.stream(method, path, params=params, content=content, headers=headers) as response:
                     body = b"".join(response.iter_bytes())
                 self.proofs.record(method, path, resource, self.base_url, response.status_code, response.headers, body)
-                self.limiter.release(response.headers)
+                # A 429's own window headers are not kept: its wait is `limiter.pause` below.
+                self.limiter.release(response.headers if response.status_code != 429 else None)
                 released = True
                 remaining = response.headers.get("x-ratelimit-remaining")
                 if remaining is not None and remaining.isdigit():
@@ -275,11 +277,10 @@ class IntercomClient:
                 if wait is None:
                     wait = self.retry.backoff(rate_waits, self._rng)
                 wait = min(max(wait, 0.05), self.retry.max_wait)
-                self.limiter.exhaust_until(now + wait)
                 rate_waits += 1
                 stat.add("retries")
                 log.warning("[%s] 429 on %s; waiting %.1fs (wait %d)", self.region, endpoint, wait, rate_waits)
-                time.sleep(wait)
+                self.limiter.pause(wait)
                 continue
 
             if status in RETRYABLE_STATUSES or status >= 500:
@@ -364,6 +365,7 @@ class IntercomClient:
         """GET list with `starting_after` from `pages.next.starting_after` (contacts, conversations)."""
         query = dict(params or {}, per_page=min(per_page, MAX_PER_PAGE))
         seen: set[str] = set()
+        bound = PageBound(self.region, f"GET {path}", resource, query["per_page"])
         number = 0
         while True:
             number += 1
@@ -372,6 +374,7 @@ class IntercomClient:
             cursor = _next_cursor(body)
             if cursor is None:
                 return
+            bound.check(number, body)
             self._guard_repeat(cursor, seen, f"GET {path}", resource)
             query["starting_after"] = cursor
 
@@ -385,6 +388,7 @@ class IntercomClient:
         if sort:
             body["sort"] = dict(sort)
         seen: set[str] = set()
+        bound = PageBound(self.region, f"POST {path}", resource, body["pagination"]["per_page"])
         number = 0
         decode = _search_decoder(item_key)
         while True:
@@ -399,6 +403,7 @@ class IntercomClient:
             cursor = _next_cursor(result)
             if cursor is None:
                 return
+            bound.check(number, result)
             self._guard_repeat(cursor, seen, f"POST {path}", resource)
             body["pagination"] = {"per_page": body["pagination"]["per_page"], "starting_after": cursor}
 
@@ -415,6 +420,7 @@ class IntercomClient:
         if per_page:
             params["per_page"] = per_page
         seen: set[str] = set()
+        bound = PageBound(self.region, f"GET {path}", resource, per_page or MAX_PER_PAGE)
         number = 0
         while True:
             number += 1
@@ -424,6 +430,7 @@ class IntercomClient:
             nxt = pages.get("next") if isinstance(pages, dict) else None
             if not nxt:
                 return
+            bound.check(number, body)
             if isinstance(nxt, str):
                 path, params = self._follow_url(nxt, f"GET {path}", resource)
                 key = nxt
@@ -441,6 +448,7 @@ class IntercomClient:
         """Page-numbered listing (`/conversations/deleted`): `page=N` until `pages.next` is null
         or `total_pages` is reached."""
         query = dict(params or {}, per_page=per_page)
+        bound = PageBound(self.region, f"GET {path}", resource, per_page)
         number = 0
         while True:
             number += 1
@@ -452,8 +460,7 @@ class IntercomClient:
             total_pages = pages.get("total_pages")
             if not items or not pages.get("next") or (isinstance(total_pages, int) and number >= total_pages):
                 return
-            if number > 1_000_000:
-                raise IntercomResponseError("page numbers never end", region=self.region, endpoint=f"GET {path}", resource=resource)
+            bound.check(number, body)
 
     def _follow_url(self, url: str, endpoint: str, resource: str | None) -> tuple[str, dict[str, Any]]:
         try:

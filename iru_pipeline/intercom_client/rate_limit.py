@@ -56,6 +56,7 @@ class RateLimiter:
         self._in_flight = 0
         self.waits = 0
         self.waited_seconds = 0.0
+        self.paused_seconds = 0.0
 
     def acquire(self) -> None:
         """Block until the current window has room for one more request."""
@@ -91,12 +92,21 @@ class RateLimiter:
                     self._remaining = min(self._remaining if self._remaining is not None else remaining, remaining)
             self._cond.notify_all()
 
-    def exhaust_until(self, reset_at: float) -> None:
-        """After a 429: treat the window as empty until `reset_at`."""
+    def pause(self, seconds: float) -> None:
+        """After a 429: no request of this workspace for `seconds`, the wait that 429 announced.
+
+        It replaces what the limiter knew of the window rather than extending it: a 429 that
+        says "retry in 1 s" while an earlier response named a reset 10 s away is waited out
+        in 1 s (taking the later of the two made a run under steady 429s wait up to ten times
+        longer than announced). Responses after the pause report the window afresh. The
+        calling thread sleeps here, so the wait is counted in `paused_seconds`."""
         with self._cond:
+            now = self._clock()
             self._remaining = 0
-            self._reset_at = max(self._reset_at or 0.0, reset_at)
-            self._seen_at = self._clock()
+            self._reset_at = now + seconds
+            self._seen_at = now
+            self.paused_seconds += seconds
+        self._sleep(seconds)
 
 
 def parse_window(headers: Mapping[str, str]) -> tuple[int, float] | None:

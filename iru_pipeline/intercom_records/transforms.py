@@ -23,6 +23,11 @@ from iru_pipeline.intercom_records.pii import Pseudonymizer
 Row = dict[str, Any]
 MAX_EPOCH_SECONDS = 32503680000
 """3000-01-01: later Unix seconds are taken for garbage, not dates."""
+CURSOR_MIN_SECONDS = 946684800
+"""2000-01-01: an Intercom record cannot have changed before; an earlier cursor value is garbage."""
+CURSOR_SKEW_SECONDS = 86400
+"""A cursor value this long after the run's start is out of range: clocks differ, but not by a
+day (see `readable_cursor`)."""
 
 
 # ----------------------------------------------------------------- value coercion
@@ -131,6 +136,30 @@ def cursor_seconds(value: Any) -> float | None:
         return float(value)
     parsed = ts(value)
     return parsed.timestamp() if parsed is not None else None
+
+
+def readable_cursor(value: Any, not_after: float) -> float | None:
+    """A cursor value as seconds, or None when it cannot place its record in time: missing,
+    not a time, before 2000, or later than `not_after` (a record cannot change after the run
+    started; a stray far-future value would otherwise move a cursor past every record still
+    to come, and a stray old one end a newest-first listing early)."""
+    if type(value) is int:
+        return float(value) if CURSOR_MIN_SECONDS <= value <= not_after else None
+    stamp = cursor_seconds(value)
+    return stamp if stamp is not None and CURSOR_MIN_SECONDS <= stamp <= not_after else None
+
+
+def cursor_kind(value: Any, not_after: float) -> str:
+    """What is wrong with a cursor value, in words that never show the value itself."""
+    if value is None:
+        return "null or missing"
+    kind = type(value).__name__
+    stamp = None if isinstance(value, bool) or isinstance(value, (dict, list)) else cursor_seconds(value)
+    if stamp is None:
+        return f"{kind} that is not a time"
+    if stamp < CURSOR_MIN_SECONDS:
+        return f"{kind} before 2000"
+    return f"{kind} later than the run's start" if stamp > not_after else kind
 
 
 # ----------------------------------------------------------------- resources

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import dlt
@@ -46,10 +47,12 @@ from iru_pipeline.intercom_records.tables import (
 )
 from iru_pipeline.intercom_records.transforms import (
     COLUMNS,
+    CURSOR_MIN_SECONDS,
     activity_log_row,
     admin_row,
     content_hash,
     conversation_tombstone,
+    readable_cursor,
     data_attribute_row,
     deleted_conversation_row,
     tag_row,
@@ -234,7 +237,8 @@ def contacts(
         report = ctx.report.resource("contacts")
         state = dlt.current.resource_state()
         floor = int(_window_start(ctx, updated_at, report).timestamp())
-        overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh,
+                                not_after=ctx.cursor_not_after)
         builders = _Builders(ctx, CONTACTS)
         pages = windowed_search(ctx.client, CONTACTS_SEARCH, floor, ctx.run_started_at, tz=ctx.timezone,
                                 workers=ctx.workers, split_above=ctx.split_above,
@@ -294,7 +298,8 @@ def conversations(
         report = ctx.report.resource("conversations")
         state = dlt.current.resource_state()
         floor = int(_window_start(ctx, updated_at, report).timestamp())
-        overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        overlap = OverlapFilter(state, "updated_at", OVERLAP_SECONDS, reset=ctx.full_refresh,
+                                not_after=ctx.cursor_not_after)
         builders = _Builders(ctx, CONVERSATIONS)
         pages = windowed_search(ctx.client, CONVERSATIONS_SEARCH, floor, ctx.run_started_at,
                                 workers=ctx.workers, split_above=ctx.split_above,
@@ -303,7 +308,7 @@ def conversations(
         overlap.prune()
         report.unchanged_skipped += overlap.skipped
         tombstones = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, key="deleted_hashes",
-                                   reset=ctx.full_refresh)
+                                   reset=ctx.full_refresh, not_after=ctx.cursor_not_after)
         since = (0 if ctx.full_refresh else state.get("deleted_since", 0)) - OVERLAP_SECONDS
         for items in _deleted_since(ctx, since):
             marks = [conversation_tombstone(i, ctx.region, ctx.workspace_id) for i in tombstones.keep(items)]
@@ -319,12 +324,15 @@ def conversations(
 
 
 def _deleted_since(ctx: WorkspaceContext, since: float) -> Iterator[list[dict[str, Any]]]:
-    """Deleted conversations, newest first, until older than `since` (page-numbered, max 60)."""
+    """Deleted conversations, newest first, until older than `since` (page-numbered, max 60).
+    One whose `deleted_at` cannot be read is kept and decides nothing: only a readable older
+    one ends the listing."""
     for page in ctx.client.iter_numbered(
         "/conversations/deleted", "conversations", {"order": "desc"},
         per_page=DELETED_CONVERSATIONS_PAGE_SIZE, resource="deleted_conversations",
     ):
-        fresh = [i for i in page.items if (_num(i.get("deleted_at")) or 0) >= since]
+        stamps = [readable_cursor(i.get("deleted_at"), ctx.cursor_not_after) for i in page.items]
+        fresh = [i for i, stamp in zip(page.items, stamps) if stamp is None or stamp >= since]
         if fresh:
             yield fresh
         if len(fresh) < len(page.items):
@@ -342,9 +350,12 @@ def deleted_conversations(
         report = ctx.report.resource("deleted_conversations")
         state = dlt.current.resource_state()
         start = _window_start(ctx, deleted_at, report)
-        overlap = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        overlap = OverlapFilter(state, "deleted_at", OVERLAP_SECONDS, reset=ctx.full_refresh,
+                                not_after=ctx.cursor_not_after)
         for items in _deleted_since(ctx, start.timestamp()):
             report.pages += 1
+            report.check_cursors([str(i.get("id")) for i in items], [i.get("deleted_at") for i in items],
+                                 "deleted_at", ctx.cursor_not_after)
             rows = [deleted_conversation_row(i, ctx.region, ctx.workspace_id) for i in overlap.keep(items)]
             if rows:
                 yield rows
@@ -371,10 +382,13 @@ def activity_logs(
         after = max(int(start.timestamp()), ctx.run_started_at - INITIAL_ACTIVITY_LOG_DAYS * 86400)
         report.window_start = _iso(datetime.fromtimestamp(after, UTC))
         report.window_end = _iso(datetime.fromtimestamp(ctx.run_started_at, UTC))
-        overlap = OverlapFilter(state, "created_at", OVERLAP_SECONDS, reset=ctx.full_refresh)
+        overlap = OverlapFilter(state, "created_at", OVERLAP_SECONDS, reset=ctx.full_refresh,
+                                not_after=ctx.cursor_not_after)
         pseudo = ctx.pseudonymizer
         for page in ctx.client.iter_activity_logs(after, ctx.run_started_at, per_page=ACTIVITY_LOG_PAGE_SIZE):
             report.pages += 1
+            report.check_cursors([str(e.get("id")) for e in page.items], [e.get("created_at") for e in page.items],
+                                 "created_at", ctx.cursor_not_after)
             rows = [activity_log_row(e, ctx.region, ctx.workspace_id, pseudo) for e in overlap.keep(page.items)]
             if rows:
                 yield rows
@@ -435,11 +449,32 @@ def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, An
     report.status = "ok"
     progress.info("[%s] %s: done, %d rows (%d unchanged skipped)", ctx.region, name, report.rows, report.unchanged_skipped)
     if cursor is not None:
+        _hold_cursor_in_range(ctx, cursor, report)
         try:
             last = cursor.last_value
             report.cursor_after = _iso(last) if last and last > EPOCH else report.cursor_before
         except Exception:  # the cursor is informational here
             pass
+    if report.undecided:
+        report.status = "partial"
+        report.reason = (f"workspace {ctx.workspace_id} ({ctx.region}) {name}: {report.undecided} record(s) "
+                         f"with a cursor value that cannot be read were loaded but moved no cursor "
+                         f"(first: {report.first_undecided}); the cursor stays at the newest readable value")
+        progress.warning("[%s] %s partial: %s", ctx.region, name, report.reason)
+
+
+def _hold_cursor_in_range(ctx: WorkspaceContext, cursor: Any, report: Any) -> None:
+    """dlt's cursor is the newest value its rows carry; a value after the run's start (plus
+    skew) is garbage that would skip every record to come, so the cursor goes back to the
+    newest in-range value this run loaded, or where it was."""
+    limit = datetime.fromtimestamp(ctx.cursor_not_after, UTC)
+    last = cursor.last_value
+    if not isinstance(last, datetime) or last <= limit:
+        return
+    newest = datetime.fromtimestamp(report.newest_in_range, UTC) if report.newest_in_range else EPOCH
+    before = datetime.fromisoformat(report.cursor_before) if report.cursor_before else EPOCH
+    held = max(newest, min(before, limit))
+    cursor.get_state()["last_value"] = held
 
 
 class _Builders:
@@ -483,6 +518,8 @@ def _tables(
     worker processes, PAGES_PER_TASK pages at a time (table_workers.py); the filter still
     runs here, on what the workers report of each record."""
     spec, cursor = builders.spec, builders.cursor
+    # Records whose cursor value cannot be read are loaded and named in the report.
+    check = partial(report.check_cursors, field=cursor, not_after=ctx.cursor_not_after)
     items: list[dict[str, Any]] = []
     task: list[bytes] = []
     tables: list[pa.Table] = []
@@ -498,11 +535,11 @@ def _tables(
                 if len(task) >= PAGES_PER_TASK:
                     for built in workers.submit(join_arrays(task), overlap.hash_floor):
                         seen += len(built[1])
-                        tables.append(_filtered(overlap, built, floor))
+                        tables.append(_filtered(overlap, built, floor, check))
                     task = []
             else:
                 seen += len(page.items)
-                items += _kept(overlap, page.items, cursor, floor)
+                items += _kept(overlap, page.items, cursor, floor, check)
                 if len(items) >= rows:
                     tables.append(spec.table(items, ctx.region, ctx.workspace_id, _pseudo_for(ctx, spec)))
                     items = []
@@ -512,9 +549,9 @@ def _tables(
         workers = builders.workers
         if workers is not None:
             if task:
-                tables += (_filtered(overlap, built, floor)
+                tables += (_filtered(overlap, built, floor, check)
                            for built in workers.submit(join_arrays(task), overlap.hash_floor))
-            tables += (_filtered(overlap, built, floor) for built in workers.drain())
+            tables += (_filtered(overlap, built, floor, check) for built in workers.drain())
         if items:
             tables.append(spec.table(items, ctx.region, ctx.workspace_id, _pseudo_for(ctx, spec)))
         if sum(t.num_rows for t in tables):
@@ -531,17 +568,21 @@ def _tables(
         builders.close()
 
 
-def _kept(overlap: OverlapFilter, items: list[dict[str, Any]], cursor: str, floor: int | None) -> list[dict[str, Any]]:
+def _kept(overlap: OverlapFilter, items: list[dict[str, Any]], cursor: str, floor: int | None,
+          check: Callable[[list[str], list[Any]], None]) -> list[dict[str, Any]]:
     """The records to load: not before `floor` (contacts' re-read day), and not skipped by the
     overlap filter."""
-    mask = _selected(overlap, [str(i.get("id")) for i in items], [i.get(cursor) for i in items],
-                     lambda n: content_hash(items[n]), floor)
+    keys, cursors = [str(i.get("id")) for i in items], [i.get(cursor) for i in items]
+    check(keys, cursors)
+    mask = _selected(overlap, keys, cursors, lambda n: content_hash(items[n]), floor)
     return [item for item, keep in zip(items, mask) if keep]
 
 
-def _filtered(overlap: OverlapFilter, built: Built, floor: int | None) -> pa.Table:
+def _filtered(overlap: OverlapFilter, built: Built, floor: int | None,
+              check: Callable[[list[str], list[Any]], None]) -> pa.Table:
     """`_kept` on a table a worker built, from what it reported of each record."""
     table, keys, cursors, hashes = built
+    check(keys, cursors)
     mask = _selected(overlap, keys, cursors, hashes.__getitem__, floor)
     return table if all(mask) else table.filter(pa.array(mask, pa.bool_()))
 
@@ -577,7 +618,9 @@ def _note_plan(ctx: WorkspaceContext, name: str) -> Callable[[list[Any], int], N
 
 
 def _at_or_after(value: Any, floor: int) -> bool:
-    return not (type(value) is int and value < floor)
+    """False only for a readable time before `floor`: a value that is not one (before 2000,
+    not an int) cannot place its record, which is then kept."""
+    return not (type(value) is int and CURSOR_MIN_SECONDS <= value < floor)
 
 
 def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -586,13 +629,6 @@ def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if row.get("id") is not None:
             seen[row["id"]] = row
     return list(seen.values())
-
-
-def _num(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _iso(value: Any) -> str | None:

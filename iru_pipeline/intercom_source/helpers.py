@@ -16,7 +16,14 @@ from typing import Any
 from iru_pipeline.intercom_client import SKIPPABLE_ERRORS, IntercomClient
 from iru_pipeline.intercom_records.pii import Pseudonymizer
 from iru_pipeline.intercom_records.table_workers import TableWorkers
-from iru_pipeline.intercom_records.transforms import content_hash, cursor_seconds, sid
+from iru_pipeline.intercom_records.transforms import (
+    CURSOR_MIN_SECONDS,
+    CURSOR_SKEW_SECONDS,
+    content_hash,
+    cursor_kind,
+    readable_cursor,
+    sid,
+)
 from iru_pipeline.intercom_source.settings import EXTRACT_WORKERS, WINDOW_SPLIT_ABOVE
 
 EPOCH = datetime(1970, 1, 2, tzinfo=UTC)
@@ -27,7 +34,7 @@ class ResourceReport:
     """What happened to one resource in one run: becomes a row of `intercom.sync_results`."""
 
     resource: str
-    status: str = "pending"  # ok | skipped | failed | pending
+    status: str = "pending"  # ok | partial | skipped | failed | pending
     reason: str | None = None
     rows: int = 0
     pages: int = 0
@@ -41,6 +48,33 @@ class ResourceReport:
     error_code: str | None = None
     status_code: int | None = None
     request_id: str | None = None
+    undecided: int = 0
+    """Records loaded whose cursor value could not be read: they moved no cursor."""
+    first_undecided: str | None = None
+
+    def cannot_place(self, record_id: Any, field: str, value: Any, not_after: float) -> None:
+        """A record whose `field` cannot place it in time: it is loaded, and the resource ends
+        `partial` naming it (its id, the field and the value's type, never the value)."""
+        self.undecided += 1
+        if self.first_undecided is None:
+            self.first_undecided = f"id {str(record_id)[:64]}, {field} {cursor_kind(value, not_after)}"
+
+    newest_in_range: float = 0.0
+    """The newest readable cursor value loaded (where a cursor may be held back to)."""
+
+    def check_cursors(self, keys: list[str], cursors: list[Any], field: str, not_after: float) -> None:
+        """`cannot_place` for each record of a page whose cursor value is unreadable."""
+        newest = self.newest_in_range
+        for n, value in enumerate(cursors):
+            if type(value) is int and CURSOR_MIN_SECONDS <= value <= not_after:
+                newest = value if value > newest else newest
+                continue
+            stamp = readable_cursor(value, not_after)
+            if stamp is None:
+                self.cannot_place(keys[n], field, value, not_after)
+            elif stamp > newest:
+                newest = stamp
+        self.newest_in_range = newest
 
 
 @dataclass
@@ -97,6 +131,8 @@ class WorkspaceContext:
         self._pseudo: Pseudonymizer | None = None
         self._cache: dict[str, Any] = {}
         self.run_started_at = int(now())
+        self.cursor_not_after = self.run_started_at + CURSOR_SKEW_SECONDS
+        """Later cursor values are out of range (`readable_cursor`)."""
 
     @property
     def client(self) -> IntercomClient:
@@ -215,7 +251,7 @@ class OverlapFilter:
 
     def __init__(
         self, state: dict[str, Any], cursor: str, overlap_seconds: int,
-        key: str = "overlap_hashes", reset: bool = False,
+        key: str = "overlap_hashes", reset: bool = False, not_after: float = float("inf"),
     ) -> None:
         if reset:  # a full refresh re-loads every record
             state[key] = {}
@@ -223,7 +259,10 @@ class OverlapFilter:
         self._pending: dict[str, tuple[float, Callable[[], str | None]]] = {}
         self._cursor = cursor
         self._overlap = overlap_seconds
-        self.max_seen: float = max((v[0] for v in self._recent.values()), default=0.0)
+        # A record whose cursor value is unreadable or out of range counts as 0: loaded, never
+        # skipped or remembered, and it never moves `max_seen` (which may become a cursor).
+        self._not_after = not_after
+        self.max_seen: float = max((v[0] for v in self._recent.values() if v[0] <= not_after), default=0.0)
         self.skipped = 0
         self._lock = threading.Lock()
 
@@ -236,7 +275,7 @@ class OverlapFilter:
     def saw(self, cursor: Any) -> None:
         """The cursor value of a record this run loads, before its turn (the newest contact is
         read first): the records more than the overlap older than it need no hash."""
-        stamp = cursor_seconds(cursor)
+        stamp = readable_cursor(cursor, self._not_after)
         if stamp is not None:
             with self._lock:
                 self.max_seen = max(self.max_seen, stamp)
@@ -251,7 +290,7 @@ class OverlapFilter:
         """Which records to load, given their ids, cursor values and content hashes (asked for
         on demand, by position). A record without a hash (None) is loaded, never skipped."""
         mask: list[bool] = []
-        stamps = [cursor_seconds(c) or 0.0 for c in cursors]
+        stamps = [readable_cursor(c, self._not_after) or 0.0 for c in cursors]
         with self._lock:
             if max(stamps, default=0.0) < self.max_seen - self._overlap and self._recent.keys().isdisjoint(keys):
                 return [True] * len(keys)  # most pages of a large sync: nothing to skip or remember

@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from iru_pipeline.intercom_client import IntercomClient, Page
+from iru_pipeline.intercom_records.transforms import CURSOR_SKEW_SECONDS, readable_cursor
 
 Items = list[dict[str, Any]]
 
@@ -112,6 +113,7 @@ def windowed_search(
     is known (contacts are read newest first; else None), `on_plan(windows, total)` once
     the windows are planned."""
     days = DayClock(tz)
+    not_after = now + CURSOR_SKEW_SECONDS
     lo = days.day_start(start) if spec.whole_days else max(0, start)
     whole = Window(lo, None)
     if spec.whole_days:
@@ -125,14 +127,14 @@ def windowed_search(
         if first is None:
             return
         total = first.total_count or 0
-        if _reaches_below(first.items, spec.field, start):
+        if _reaches_below(first.items, spec.field, start, not_after):
             yield first
             return
         if workers <= 1 or total <= split_above or (now - lo) < 2 * 86400:
             yield first
             for page in newest_first:
                 yield page
-                if _reaches_below(page.items, spec.field, start):
+                if _reaches_below(page.items, spec.field, start, not_after):
                     return
             return
         newest_first.close()
@@ -165,12 +167,18 @@ def windowed_search(
     yield from parallel_pages([lambda w=w: job(w) for w in windows], workers)
 
 
-def _reaches_below(items: Items, field: str, start: int) -> bool:
-    """True when the (newest-first) page already holds a record older than `start`."""
+def _reaches_below(items: Items, field: str, start: int, not_after: float) -> bool:
+    """True when the (newest-first) page already holds a record older than `start`, so the
+    pages after it hold only older ones. A record whose value cannot be read (missing, not a
+    time, out of range) decides nothing: it is loaded with its page and the paging goes on
+    until a readable value settles it."""
     if not items:
         return True
-    oldest = items[-1].get(field)
-    return not isinstance(oldest, (int, float)) or oldest < start
+    for item in reversed(items):
+        stamp = readable_cursor(item.get(field), not_after)
+        if stamp is not None:
+            return stamp < start
+    return False
 
 
 def plan_windows(
