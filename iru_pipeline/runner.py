@@ -215,7 +215,7 @@ def format_summary(result: PipelineResult) -> str:
     for o in result.outcomes:
         mark = "ok" if o.success else f"FAILED: {o.error}"
         lines.append(f"{o.label}: {mark}")
-    verdict = "failed" if result.failed else ("partial: some resources were skipped" if result.partial else "complete")
+    verdict = "failed" if result.failed else ("partial: some resources were skipped or failed" if result.partial else "complete")
     lines.append(f"run {verdict}")
     return "\n".join(lines)
 

@@ -58,6 +58,7 @@ class FakeIntercom:
         latency_ms: float = 0.0,
         host: str = "127.0.0.1",
         cache_bytes: int = 48 << 20,
+        link_base_urls: Mapping[str, str] | None = None,
     ) -> None:
         unknown = [r for r in regions if r not in REGION_PROFILES]
         if unknown:
@@ -96,7 +97,7 @@ class FakeIntercom:
             self._servers[region] = RegionServer(
                 ws, token=token, faults=config, rate_limit=rate_limit_per_window, clock=self.now,
                 secret=secret + region.encode(), activity_logs_next_style=activity_logs_next_style,
-                advance_clock=self.advance_clock, host=host)
+                advance_clock=self.advance_clock, host=host, link_base_url=(link_base_urls or {}).get(region))
         self._started = False
 
     # clock ------------------------------------------------------------------------------------
