@@ -11,8 +11,6 @@ from iru_pipeline.intercom_client import (
     IntercomAuthError,
     IntercomClient,
     IntercomError,
-    IntercomPermissionError,
-    IntercomVersionError,
     RetryPolicy,
 )
 from iru_pipeline.intercom_client.errors import KIND_WORDS
@@ -82,8 +80,6 @@ def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY) -> Region
             except IntercomAuthError as exc:
                 result.error = str(exc)
                 return result
-            except (IntercomPermissionError, IntercomVersionError) as exc:
-                result.probes.append(ResourceProbe(spec.name, False, spec.permission, exc.message, exc.kind))
             except IntercomError as exc:
                 result.probes.append(ResourceProbe(spec.name, False, spec.permission, str(exc), exc.kind))
     result.ok = result.region_matches is not False and not result.missing
