@@ -33,6 +33,8 @@ class FakeIntercom:
     Build it (data is generated lazily, so a million contacts cost nothing up front), then
     `start()` it to serve each region on its own loopback port, or use it as a context
     manager. Sizes may be one number for every region or a mapping per region.
+    `link_base_urls` makes a region's `pages.next` URLs name another base URL (e.g. Intercom's
+    public host, as seen behind a proxy) instead of the fake's own.
 
     >>> with FakeIntercom(seed=7, contacts=200) as fake:   # doctest: +SKIP
     ...     httpx.get(fake.base_url("us") + "/me", headers={"Authorization": f"Bearer {fake.token('us')}"})
