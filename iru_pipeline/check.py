@@ -4,16 +4,18 @@ region, and which resources may the token read? One probe request per resource."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from iru_pipeline.config import RegionSettings, Settings
 from iru_pipeline.intercom_client import (
     IntercomAuthError,
     IntercomClient,
     IntercomError,
-    IntercomPermissionError,
-    IntercomVersionError,
     RetryPolicy,
 )
+from iru_pipeline.intercom_client.errors import KIND_WORDS
+from iru_pipeline.intercom_client.reach import probe
+from iru_pipeline.regions import REGIONS
 from iru_pipeline.intercom_source.settings import RESOURCES
 
 QUICK_RETRY = RetryPolicy(max_retries=2, max_rate_limit_waits=3, backoff_base=0.2, backoff_cap=2.0)
@@ -25,6 +27,13 @@ class ResourceProbe:
     readable: bool
     permission: str
     detail: str = ""
+    kind: str | None = None
+    """None when readable; else the class of failure (`KIND_WORDS`): only "permission" is a
+    missing permission, anything else is an error of the probe itself."""
+
+    @property
+    def access(self) -> str:
+        return "readable" if self.readable else ("MISSING" if self.kind == "permission" else "ERROR")
 
 
 @dataclass
@@ -45,42 +54,63 @@ class RegionCheck:
 
 
 def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY) -> RegionCheck:
+    """The same start-up probe, `/me` validation and error classes as `run`, so a failure
+    reads the same in both commands."""
     result = RegionCheck(region=rs.code, host=rs.host)
+    unreachable = probe(rs.code, rs.base_url)
+    if unreachable is not None:
+        result.error = unreachable
+        return result
     with IntercomClient(rs.code, rs.base_url, rs.token, retry=retry) as client:
         try:
-            me = client.get("/me", resource="workspaces")
+            me = client.me()
         except IntercomError as exc:
             result.error = str(exc)
             return result
-        app = me.get("app") if isinstance(me.get("app"), dict) else {}
+        app = me["app"]
         result.workspace_id = str(app.get("id_code") or "") or None
-        result.workspace_name = str(app.get("name") or "") or None
-        result.reported_region = str(app.get("region") or "") or None
+        result.workspace_name = _shown(app.get("name"))
+        result.reported_region = _shown(app.get("region"))
         if result.reported_region:
             result.region_matches = result.reported_region.upper() == rs.region.reported_name
         for spec in RESOURCES:
-            method, path, payload = spec.probe
             try:
-                if method == "GET":
-                    client.get(path, payload, resource=spec.name)
-                else:
-                    client.post(path, payload, resource=spec.name)
+                _probe_resource(client, spec)
                 result.probes.append(ResourceProbe(spec.name, True, spec.permission))
-            except (IntercomPermissionError, IntercomVersionError) as exc:
-                result.probes.append(ResourceProbe(spec.name, False, spec.permission, exc.message))
             except IntercomAuthError as exc:
                 result.error = str(exc)
                 return result
             except IntercomError as exc:
-                result.probes.append(ResourceProbe(spec.name, False, spec.permission, str(exc)))
+                result.probes.append(ResourceProbe(spec.name, False, spec.permission, str(exc), exc.kind))
     result.ok = result.region_matches is not False and not result.missing
     if result.region_matches is False:
-        result.error = (
-            f"the token belongs to a workspace hosted in {result.reported_region}, but it is configured as "
-            f"{rs.code.upper()}: move it to INTERCOM_ACCESS_TOKEN_{result.reported_region.upper()} "
-            f"(and its host)"
-        )
+        result.error = _region_mismatch(rs, result.reported_region or "")
     return result
+
+
+def _probe_resource(client: IntercomClient, spec: Any) -> None:
+    method, path, payload = spec.probe
+    if method == "GET":
+        client.get(path, payload, resource=spec.name)
+    else:
+        client.post(path, payload, resource=spec.name)
+
+
+def _region_mismatch(rs: RegionSettings, reported: str) -> str:
+    """Name the variables to move the token to only for a region this tool knows; the
+    server's string is shown, never turned into a variable name."""
+    other = next((r for r in REGIONS.values() if r.reported_name == reported.upper()), None)
+    head = (f"[{rs.code}] {KIND_WORDS['auth']}: the token belongs to a workspace hosted in {reported}, "
+            f"but it is configured as {rs.code.upper()}")
+    if other is None:
+        return f"{head}, a data region this tool does not know; ask Intercom which API host serves it"
+    return f"{head}: move it to {other.token_env} (and its host, {other.default_base_url})"
+
+
+def _shown(value: Any) -> str | None:
+    """A server string fit for one line of the report."""
+    text = " ".join(str(value).split())[:80] if value not in (None, "") else ""
+    return text or None
 
 
 def check_all(settings: Settings) -> list[RegionCheck]:
@@ -101,8 +131,7 @@ def format_checks(results: list[RegionCheck]) -> str:
         if r.probes:
             lines.append("  resource               access    permission")
             for p in r.probes:
-                access = "readable" if p.readable else "MISSING"
-                lines.append(f"  {p.resource:<22} {access:<9} {p.permission}")
+                lines.append(f"  {p.resource:<22} {p.access:<9} {p.permission}")
                 if p.detail and not p.readable:
                     lines.append(f"  {'':<22} {'':<9} {p.detail}")
     return "\n".join(lines)

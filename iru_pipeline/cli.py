@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Materialise the ingestion assets of each enabled region through Dagster, "
                          "then the evidence assets, with progress and a summary table. Exit status: 0 complete, "
                          "1 failed, 2 bad setting (nothing requested), 3 partial (a resource was skipped, e.g. a missing permission, "
-                         "or loaded records whose cursor value it could not read).")
+                         "or loaded records whose cursor value it could not read, or failed alone while the others loaded).")
     run.add_argument("--region", action="append", metavar="R", help="only this region (us, eu, au); repeatable")
     run.add_argument("--full-refresh", action="store_true",
                      help="ignore stored cursors and re-read every record (history is kept)")

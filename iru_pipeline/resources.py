@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import httpx
 
 from iru_pipeline.config import DEFAULT_DUCKDB_PATH, Settings, load_settings
 from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
@@ -30,6 +31,8 @@ class IntercomResource(dg.ConfigurableResource):
     """How many worker processes (0: one per core, at most 4)."""
     max_retries: int = 6
     backoff_base_seconds: float = 0.5
+    read_timeout_seconds: float = 60.0
+    """How long a response may take before it is abandoned and asked again (a retry)."""
 
     def settings(self, region: str | None = None) -> Settings:
         return load_settings(only_regions=[region] if region else None)
@@ -39,6 +42,7 @@ class IntercomResource(dg.ConfigurableResource):
         return IntercomClient(
             region, rs.base_url, rs.token,
             retry=RetryPolicy(max_retries=self.max_retries, backoff_base=self.backoff_base_seconds),
+            timeout=httpx.Timeout(self.read_timeout_seconds, connect=min(10.0, self.read_timeout_seconds)),
         )
 
 

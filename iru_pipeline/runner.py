@@ -190,7 +190,8 @@ def _sync_rows(duckdb_path: Path, run_id: str) -> list[dict[str, Any]]:
         return []
     try:
         cur = con.execute(
-            "select region, resource, status, rows_loaded, rows_deleted, api_calls, api_429s, api_retries, reason, "
+            "select region, resource, status, rows_loaded, rows_deleted, duplicates_skipped, api_calls, api_429s, "
+            "api_retries, reason, "
             "cursor_before, cursor_after "
             "from intercom.sync_results where run_id = ? order by region, resource", [run_id])
         cols = [d[0] for d in cur.description]
@@ -203,19 +204,21 @@ def _sync_rows(duckdb_path: Path, run_id: str) -> list[dict[str, Any]]:
 
 def format_summary(result: PipelineResult) -> str:
     lines = []
-    header = f"{'region':<7}{'resource':<23}{'status':<9}{'rows':>9}{'deleted':>9}{'calls':>7}{'429s':>6}{'retries':>8}  reason"
+    header = (f"{'region':<7}{'resource':<23}{'status':<9}{'rows':>9}{'deleted':>9}{'repeats':>8}{'calls':>7}"
+              f"{'429s':>6}{'retries':>8}  reason")
     lines.append(header)
     lines.append("-" * len(header))
     for r in result.sync_rows:
         reason = (r["reason"] or "")[:90]
         lines.append(
             f"{r['region']:<7}{r['resource']:<23}{r['status']:<9}{r['rows_loaded'] or 0:>9,}{r['rows_deleted'] or 0:>9,}"
+            f"{r['duplicates_skipped'] or 0:>8,}"
             f"{r['api_calls'] or 0:>7}{r['api_429s'] or 0:>6}{r['api_retries'] or 0:>8}  {reason}"
         )
     for o in result.outcomes:
         mark = "ok" if o.success else f"FAILED: {o.error}"
         lines.append(f"{o.label}: {mark}")
-    verdict = "failed" if result.failed else ("partial: some resources were skipped or partial (see reason)" if result.partial else "complete")
+    verdict = "failed" if result.failed else ("partial: some resources were skipped, failed or partial (see reason)" if result.partial else "complete")
     lines.append(f"run {verdict}")
     return "\n".join(lines)
 

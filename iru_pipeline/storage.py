@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import duckdb
 
@@ -169,23 +166,11 @@ def wait_for_database(path: Path, timeout: float = 120.0, log: Callable[[str], N
 def ensure_hosts_reachable(settings: Any, timeout: float = 5.0) -> None:
     """Open a TCP connection to each enabled region's host, or to the proxy that httpx will use
     for it (HTTPS_PROXY, NO_PROXY...), with no HTTP request and no token sent, so a wrong base
-    URL or a closed port is one line before anything is written."""
-    proxies = urllib.request.getproxies()
+    URL or a closed port is one line before anything is written. The line is the one `check`
+    prints for the same failure (`intercom_client.reach`)."""
+    from iru_pipeline.intercom_client.reach import probe
+
     for rs in settings.regions:
-        parts = urlsplit(rs.base_url)
-        target, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-        proxy = proxies.get(parts.scheme) or proxies.get("all")
-        via = ""
-        if proxy and not urllib.request.proxy_bypass(f"{target}:{port}"):
-            p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            if p.hostname:
-                target, port = p.hostname, p.port or (443 if p.scheme == "https" else 80)
-                via = f" through the proxy {target}:{port}"
-        try:
-            socket.create_connection((target, port), timeout=timeout).close()
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise ConfigError(
-                f"{rs.region.base_url_env}: cannot connect to {target}:{port}{via} ({reason}); "
-                f"check the URL (default {rs.region.default_base_url}) and the network"
-            ) from None
+        problem = probe(rs.code, rs.base_url, timeout)
+        if problem is not None:
+            raise ConfigError(problem)

@@ -31,9 +31,9 @@ create table if not exists {TABLE} (
     resource varchar not null,
     status varchar not null,          -- ok | partial | skipped | failed
     reason varchar,
-    rows_loaded bigint,
+    rows_loaded bigint,               -- rows that landed (snapshots: rows of the snapshot)
     unchanged_rows_skipped bigint,
-    rows_deleted bigint,
+    rows_deleted bigint,              -- deletion markers (tombstones) applied
     pages bigint,
     cursor_before varchar,
     cursor_after varchar,
@@ -53,7 +53,8 @@ create table if not exists {TABLE} (
     fields_dropped varchar[],
     reconciled boolean,
     started_at timestamptz,
-    finished_at timestamptz
+    finished_at timestamptz,
+    duplicates_skipped bigint         -- records the API returned more than once, loaded once
 );
 create table if not exists {DATASET_NAME}.collection_proofs (
     run_id varchar not null,
@@ -75,10 +76,24 @@ _LOADED = ("ok", "partial")
 """Statuses whose rows were committed (partial: some records could not be placed in time)."""
 
 
+UPGRADE = f"alter table {TABLE} add column if not exists duplicates_skipped bigint;"
+"""Tables written before `duplicates_skipped` existed get it in place (null in their old rows)."""
+COLUMNS = (
+    "run_id", "region", "resource", "status", "reason", "rows_loaded", "unchanged_rows_skipped", "rows_deleted",
+    "pages", "cursor_before", "cursor_after", "window_start", "window_end", "api_host", "api_version", "api_calls",
+    "api_retries", "api_429s", "api_5xx", "api_transport_errors", "lowest_ratelimit_remaining", "error_code",
+    "http_status", "request_id", "fields_dropped", "reconciled", "started_at", "finished_at", "duplicates_skipped",
+)
+
+
 def sync_rows(
     run_id: str, region: str, client: Any, report: SyncReport, error: BaseException | None,
     loaded_rows: dict[str, int] | None = None, selected: list[str] | None = None,
+    landed_rows: dict[str, int] | None = None,
 ) -> list[tuple]:
+    """One row per resource. `loaded_rows`: what dlt normalised per table (tombstones and
+    repeated records included); `landed_rows`: the rows of the load found in the table after
+    it (merged tables only), from which duplicates are told apart."""
     finished = datetime.now(UTC)
     stats = client.resource_stats() if client is not None else {}
     host = getattr(client, "host", None)
@@ -97,17 +112,18 @@ def sync_rows(
         elif status == "pending":
             status, reason = "failed", reason or "resource did not finish"
         s = stats.get(name, {})
+        tombstones = rr.deleted if status in _LOADED else 0
+        loaded, duplicates = _counts(name, rr.rows, tombstones, loaded_rows, landed_rows, error)
         rows.append((
             run_id, region, name, status, reason,
-            _loaded(name, rr.rows, loaded_rows) if status in _LOADED else 0, rr.unchanged_skipped,
-            rr.deleted if status in _LOADED else 0, rr.pages,
+            loaded, rr.unchanged_skipped, tombstones, rr.pages,
             rr.cursor_before, rr.cursor_after if status in _LOADED else rr.cursor_before,
             rr.window_start, rr.window_end, host, API_VERSION,
             s.get("calls", 0), s.get("retries", 0), s.get("rate_limited", 0), s.get("server_errors", 0),
             s.get("transport_errors", 0), s.get("min_remaining"),
             rr.error_code, rr.status_code, rr.request_id,
             list(DROPPED_FIELDS.get(name, ())), report.reconciled if name == "contacts" else None,
-            report.started_at, finished,
+            report.started_at, finished, duplicates,
         ))
     return rows
 
@@ -115,15 +131,18 @@ def sync_rows(
 def write_sync_results(
     duckdb_path: Path, run_id: str, region: str, client: Any, report: SyncReport, error: BaseException | None,
     loaded_rows: dict[str, int] | None = None, selected: list[str] | None = None,
+    landed_rows: dict[str, int] | None = None,
 ) -> list[tuple]:
-    rows = sync_rows(run_id, region, client, report, error, loaded_rows, selected)
+    rows = sync_rows(run_id, region, client, report, error, loaded_rows, selected, landed_rows)
     if not rows:
         return rows
     try:
         con = duckdb.connect(str(duckdb_path))
         try:
             con.execute(DDL)
-            con.executemany(f"insert into {TABLE} values ({', '.join('?' * len(rows[0]))})", rows)
+            con.execute(UPGRADE)
+            con.executemany(f"insert into {TABLE} ({', '.join(COLUMNS)}) values ({', '.join('?' * len(COLUMNS))})",
+                            rows)
             proofs = proof_rows(run_id, region, client)
             if proofs:
                 con.executemany(f"insert into {PROOFS_TABLE} values ({', '.join('?' * len(proofs[0]))})", proofs)
@@ -143,11 +162,20 @@ def proof_rows(run_id: str, region: str, client: Any) -> list[tuple]:
              p.body_sha256, p.body_bytes) for p in log_.proofs()]
 
 
-def _loaded(name: str, extracted: int, loaded_rows: dict[str, int] | None) -> int:
-    # dlt's normalize counts are what was loaded; extracted rows include those its cursor dropped.
+def _counts(name: str, extracted: int, tombstones: int, loaded_rows: dict[str, int] | None,
+            landed_rows: dict[str, int] | None, error: BaseException | None) -> tuple[int, int]:
+    """(rows that landed, records loaded more than once). dlt's normalize counts include the
+    tombstones and every repeat of a record (a record updated while a sync pages through it
+    comes twice); the rows carrying this load's id in the table after the merge do not."""
+    if error is not None:
+        return 0, 0  # one load package per region: nothing of it was committed
     if loaded_rows is None:
-        return extracted
-    return int(loaded_rows.get(name, 0))
+        return max(0, extracted - tombstones), 0
+    normalized = int(loaded_rows.get(name, 0))
+    if landed_rows is None or name not in landed_rows:
+        return normalized, 0
+    landed = int(landed_rows[name])
+    return landed, max(0, normalized - tombstones - landed)
 
 
 def _root_cause(exc: BaseException) -> BaseException:

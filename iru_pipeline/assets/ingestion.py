@@ -25,7 +25,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from iru_pipeline.config import Settings
 from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncReport, intercom_source
-from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, resource_spec
+from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, UPSERT, resource_spec
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
 from iru_pipeline.storage import duckdb_destination, wait_for_database
@@ -125,7 +125,8 @@ def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, int
         client.close()
         write_sync_results(settings.duckdb_path, context.run_id, region, client, report, error,
                            loaded_rows=None if error else normalized_row_counts(pipeline),
-                           selected=[key.path[-1] for key in context.selected_asset_keys])
+                           selected=[key.path[-1] for key in context.selected_asset_keys],
+                           landed_rows=None if error else landed_row_counts(pipeline, settings.duckdb_path, region))
 
 
 def _notice(context: AssetExecutionContext, region: str, line: str) -> None:
@@ -138,6 +139,35 @@ def normalized_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
     trace = pipeline.last_trace
     info = trace.last_normalize_info if trace else None
     return dict(info.row_counts) if info else {}
+
+
+MERGED_TABLES = tuple(name for name in RESOURCE_NAMES if resource_spec(name).write_disposition == UPSERT)
+
+
+def landed_row_counts(pipeline: dlt.Pipeline, duckdb_path: Path, region: str) -> dict[str, int]:
+    """Rows of this run's load found in each merged table after it: a record the API sent twice
+    is one row, a tombstone none. (Snapshot tables keep dlt's counts: their unchanged rows
+    keep their old load id.)"""
+    trace = pipeline.last_trace
+    info = trace.last_load_info if trace else None
+    load_ids = list(info.loads_ids) if info else []
+    if not load_ids or not duckdb_path.exists():
+        return {}
+    counts: dict[str, int] = {}
+    con = duckdb.connect(str(duckdb_path))
+    try:
+        present = {r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = ?", [DATASET_NAME]).fetchall()}
+        for table in MERGED_TABLES:
+            if table in present:
+                counts[table] = con.execute(
+                    f"select count(*) from {DATASET_NAME}.{table} where region = ? and _dlt_load_id in "
+                    "(select unnest(?))", [region, load_ids]).fetchone()[0]
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
+    return counts
 
 
 def _with_sync_metadata(result: Any, report: SyncReport, client: Any) -> Any:

@@ -33,6 +33,8 @@ class FakeIntercom:
     Build it (data is generated lazily, so a million contacts cost nothing up front), then
     `start()` it to serve each region on its own loopback port, or use it as a context
     manager. Sizes may be one number for every region or a mapping per region.
+    `link_base_urls` makes a region's `pages.next` URLs name another base URL (e.g. Intercom's
+    public host, as seen behind a proxy) instead of the fake's own.
 
     >>> with FakeIntercom(seed=7, contacts=200) as fake:   # doctest: +SKIP
     ...     httpx.get(fake.base_url("us") + "/me", headers={"Authorization": f"Bearer {fake.token('us')}"})
@@ -58,6 +60,7 @@ class FakeIntercom:
         latency_ms: float = 0.0,
         host: str = "127.0.0.1",
         cache_bytes: int = 48 << 20,
+        link_base_urls: Mapping[str, str] | None = None,
     ) -> None:
         unknown = [r for r in regions if r not in REGION_PROFILES]
         if unknown:
@@ -96,7 +99,7 @@ class FakeIntercom:
             self._servers[region] = RegionServer(
                 ws, token=token, faults=config, rate_limit=rate_limit_per_window, clock=self.now,
                 secret=secret + region.encode(), activity_logs_next_style=activity_logs_next_style,
-                advance_clock=self.advance_clock, host=host)
+                advance_clock=self.advance_clock, host=host, link_base_url=(link_base_urls or {}).get(region))
         self._started = False
 
     # clock ------------------------------------------------------------------------------------

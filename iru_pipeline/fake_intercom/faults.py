@@ -26,7 +26,8 @@ class FaultConfig:
     """What a region's server should get wrong. All defaults mean "behave".
 
     Path fields take request paths; a path also covers everything under it
-    (`"/conversations"` covers `/conversations/search` and `/conversations/123`).
+    (`"/conversations"` covers `/conversations/search` and `/conversations/123`) unless it
+    ends in `$` (`"/admins$"`: that path only).
     """
 
     latency_ms: float = 0.0
@@ -123,8 +124,13 @@ class FaultConfig:
 
 
 def path_matches(path: str, patterns: tuple[str, ...]) -> bool:
-    """True when `path` equals a pattern or lies under it."""
+    """True when `path` equals a pattern or lies under it; a pattern ending in `$` matches
+    that path only (`"/admins$"` leaves `/admins/activity_logs` alone)."""
     for pattern in patterns:
+        if pattern.endswith("$"):
+            if path == (pattern[:-1].rstrip("/") or "/"):
+                return True
+            continue
         p = pattern.rstrip("/") or "/"
         if path == p or path.startswith(p + "/"):
             return True

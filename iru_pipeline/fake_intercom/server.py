@@ -52,7 +52,8 @@ class RegionServer:
 
     def __init__(self, workspace: Workspace, *, token: str, faults: FaultConfig, rate_limit: int,
                  clock: Callable[[], float], secret: bytes, activity_logs_next_style: str,
-                 advance_clock: Callable[[float], None] | None = None, host: str = "127.0.0.1") -> None:
+                 advance_clock: Callable[[float], None] | None = None, host: str = "127.0.0.1",
+                 link_base_url: str | None = None) -> None:
         self.workspace = workspace
         self.region = workspace.region
         self.token = token
@@ -66,7 +67,10 @@ class RegionServer:
         self.port = 0
         self._advance_clock = advance_clock
         self.request_ids = RequestIds(workspace.seed * 31 + workspace.profile.id_salt)
-        self.api = RegionApi(workspace, faults, secret=secret, base_url=self.base_url,
+        # `pages.next` URLs name this server, or `link_base_url` (e.g. Intercom's public host,
+        # as a server behind a proxy would).
+        links = (lambda: link_base_url.rstrip("/")) if link_base_url else self.base_url
+        self.api = RegionApi(workspace, faults, secret=secret, base_url=links,
                              activity_logs_next_style=activity_logs_next_style)
         self.httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

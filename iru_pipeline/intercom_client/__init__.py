@@ -18,6 +18,7 @@ from iru_pipeline.intercom_client.errors import (
     IntercomRequestError,
     IntercomResponseError,
     IntercomServerError,
+    IntercomTransportError,
     IntercomVersionError,
 )
 from iru_pipeline.intercom_client.rate_limit import RateLimiter, RetryPolicy
@@ -26,5 +27,5 @@ __all__ = [
     "API_VERSION", "MAX_PER_PAGE", "PERMISSIONS", "SKIPPABLE_ERRORS", "EndpointStats", "IntercomAuthError",
     "IntercomClient", "IntercomConnectionError", "IntercomError", "IntercomPermissionError",
     "IntercomRateLimitError", "IntercomRequestError", "IntercomResponseError", "IntercomServerError",
-    "IntercomVersionError", "Page", "RateLimiter", "RetryPolicy",
+    "IntercomTransportError",     "IntercomVersionError", "Page", "RateLimiter", "RetryPolicy",
 ]

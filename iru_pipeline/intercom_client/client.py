@@ -28,11 +28,14 @@ from iru_pipeline.intercom_client.errors import (
     IntercomRequestError,
     IntercomResponseError,
     IntercomServerError,
+    IntercomTransportError,
     IntercomVersionError,
 )
 from iru_pipeline.intercom_client.page_bound import PageBound
 from iru_pipeline.intercom_client.proofs import ProofLog
+from iru_pipeline.intercom_client.reach import unreachable_message
 from iru_pipeline.intercom_client.rate_limit import RateLimiter, RetryPolicy, retry_after_seconds
+from iru_pipeline.regions import REGIONS
 
 API_VERSION = "2.16"
 MAX_PER_PAGE = 150  # "the max amount for any API is 150" (notes §2.1)
@@ -145,6 +148,11 @@ class IntercomClient:
         self.region = region
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
+        self._base_path = urlsplit(self.base_url).path.rstrip("/")
+        known = REGIONS.get(region)
+        # Intercom's own host for this region: a `next` URL naming it is followed through the
+        # configured base URL (a proxy), never sent there directly.
+        self.intercom_host = urlsplit(known.default_base_url).netloc if known else None
         self.api_version = api_version
         self.retry = retry or RetryPolicy()
         self.limiter = limiter or RateLimiter()
@@ -253,11 +261,7 @@ class IntercomClient:
                 stat.add("transport_errors")
                 reason = _transport_reason(exc)
                 if attempt >= self.retry.max_retries:
-                    raise IntercomConnectionError(
-                        f"could not get a complete response from {self.host} after {attempt + 1} attempts "
-                        f"({reason}); check the network, or {_base_url_env(self.region)} if it is overridden",
-                        region=self.region, endpoint=endpoint, resource=resource,
-                    ) from None
+                    raise self._transport_error(exc, reason, attempt, endpoint, resource) from None
                 self._sleep_retry(stat, attempt, f"{reason} on {endpoint}")
                 attempt += 1
                 continue
@@ -297,6 +301,8 @@ class IntercomClient:
                 attempt += 1
                 continue
 
+            if 300 <= status < 400:
+                raise self._redirect_error(status, response.headers.get("location"), endpoint, resource)
             payload = decode(body) if decode is not None and status < 400 else _loads(body)
             if status >= 400:
                 raise self._status_error(status, payload, endpoint, resource)
@@ -313,6 +319,39 @@ class IntercomClient:
                 attempt += 1
                 continue
             return payload
+
+    def me(self) -> dict[str, Any]:
+        """`GET /me`, validated: an object whose `app` names the workspace (`app.id_code`).
+        `check` and the source both call this, so a bad `/me` reads the same in both."""
+        body = self.get("/me", resource="workspaces")
+        app = body.get("app")
+        where = dict(region=self.region, endpoint="GET /me", resource="workspaces")
+        if not isinstance(app, dict):
+            raise IntercomResponseError(
+                f"GET /me has no app ({'null' if app is None else type(app).__name__}): cannot tell which workspace "
+                "this token belongs to; use the access token of an app installed in the workspace", **where)
+        if app.get("id_code") in (None, "") or isinstance(app.get("id_code"), (dict, list, bool)):
+            raise IntercomResponseError(
+                "GET /me has no app.id_code: cannot tell which workspace this token belongs to", **where)
+        return body
+
+    def _transport_error(self, exc: httpx.TransportError, reason: str, attempt: int, endpoint: str,
+                         resource: str | None) -> IntercomError:
+        where = dict(region=self.region, endpoint=endpoint, resource=resource)
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError)):
+            return IntercomConnectionError(
+                f"{unreachable_message(self.region, self.base_url, reason)} ({attempt + 1} attempts)", **where)
+        return IntercomTransportError(
+            f"could not get a complete response from {self.host} after {attempt + 1} attempts ({reason}); "
+            "retry later (status.intercom.com shows incidents)", **where)
+
+    def _redirect_error(self, status: int, location: str | None, endpoint: str, resource: str | None) -> IntercomError:
+        # Never followed: the Authorization header would go wherever the redirect points.
+        target = _without_query(location) if location else "nowhere (no Location header)"
+        return IntercomResponseError(
+            f"{self.host} redirected to {target}; the token is not sent to a redirect target: "
+            f"set {_base_url_env(self.region)} to the URL that answers the API itself",
+            region=self.region, endpoint=endpoint, status=status, resource=resource)
 
     def _sleep_retry(self, stat: _Counters, attempt: int, why: str) -> None:
         stat.add("retries")
@@ -470,13 +509,19 @@ class IntercomClient:
             raise IntercomResponseError(
                 "pagination returned a malformed next URL", region=self.region, endpoint=endpoint, resource=resource,
             ) from None
-        # Never send the token to another host than the configured one.
-        if parts.netloc and parts.netloc != self.host:
+        path = parts.path or "/"
+        if not parts.netloc or parts.netloc == self.host:
+            if self._base_path and path.startswith(self._base_path + "/"):
+                path = path[len(self._base_path):]  # relative to the base URL, which has the prefix
+        elif parts.netloc != self.intercom_host or parts.scheme != "https":
+            # Never send the token to another host than the configured one or Intercom's own.
             raise IntercomResponseError(
-                f"pagination pointed to another host ({parts.netloc}); refusing to follow it",
+                f"pagination pointed to another host ({parts.netloc}) than {self.host}; refusing to send the "
+                "token there",
                 region=self.region, endpoint=endpoint, resource=resource,
             )
-        return parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True))
+        # else: Intercom's own host, as seen behind a proxy: followed through the base URL.
+        return path, dict(parse_qsl(parts.query, keep_blank_values=True))
 
     def _guard_repeat(self, cursor: str, seen: set[str], endpoint: str, resource: str | None) -> None:
         if cursor in seen:
@@ -594,13 +639,28 @@ def _next_cursor(body: dict[str, Any]) -> str | None:
 
 
 def _transport_reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ProxyError):
+        return "the proxy refused the connection"
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "name resolution" in text:
+            return "host name not found"
         return "connection refused or host unreachable"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "connection dropped or response truncated"
     return type(exc).__name__
+
+
+def _without_query(url: str) -> str:
+    """A URL to show: scheme, host and path only (a query string may carry anything)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "a malformed URL"
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
+    return " ".join(shown.split())[:200] or "an empty URL"
 
 
 def _token_env(region: str) -> str:

@@ -8,9 +8,23 @@ dropped (`raise ... from None`) so tracebacks cannot show request headers.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+KIND_WORDS: dict[str, str] = {
+    "permission": "missing permission",
+    "auth": "wrong region or token",
+    "server": "server trouble",
+    "bad_answer": "bad answer",
+    "unreachable": "unreachable host",
+}
+"""The classes of failure `check` and `run` both name, each error's line starting with its words."""
+
 
 class IntercomError(Exception):
-    """Base class. `str(err)` is the whole one-line message."""
+    """Base class. `str(err)` is the whole one-line message: region, the class of failure
+    (`KIND_WORDS`), what happened and what to do, then the context."""
+
+    kind: ClassVar[str] = "bad_answer"
 
     def __init__(
         self,
@@ -40,7 +54,7 @@ class IntercomError(Exception):
             ctx.append(self.code)
         if self.request_id:
             ctx.append(f"request_id {self.request_id}")
-        return f"[{self.region}] {self.message} ({', '.join(ctx)})"
+        return f"[{self.region}] {KIND_WORDS[self.kind]}: {self.message} ({', '.join(ctx)})"
 
     def __reduce__(self):
         # Keep errors picklable (Dagster and multiprocessing pickle failures) with all context.
@@ -59,33 +73,54 @@ def _rebuild(cls, message, region, endpoint, status, request_id, code, resource)
 class IntercomAuthError(IntercomError):
     """401: the token is invalid, revoked, or belongs to a workspace in another region."""
 
+    kind = "auth"
+
 
 class IntercomPermissionError(IntercomError):
     """403 / plan restriction: the token may not read this resource. Skippable per resource."""
+
+    kind = "permission"
 
 
 class IntercomVersionError(IntercomError):
     """400 intercom_version_invalid: the endpoint needs a newer API version. Skippable."""
 
+    kind = "permission"
+
 
 class IntercomRateLimitError(IntercomError):
     """429 kept coming after the bounded number of waits."""
+
+    kind = "server"
 
 
 class IntercomServerError(IntercomError):
     """5xx kept coming after the bounded number of retries."""
 
+    kind = "server"
+
 
 class IntercomConnectionError(IntercomError):
-    """The host could not be reached, or kept dropping or truncating responses."""
+    """The host (or the proxy in front of it) could not be reached: DNS, refused, proxy."""
+
+    kind = "unreachable"
+
+
+class IntercomTransportError(IntercomServerError):
+    """Responses kept timing out, or connections kept dropping or truncating them."""
 
 
 class IntercomResponseError(IntercomError):
-    """The body is not JSON, has the wrong shape, or pagination misbehaves (a repeating cursor)."""
+    """The body is not JSON, has the wrong shape or an unusable `/me`, the answer is a
+    redirect, or pagination misbehaves (a repeating cursor, a next URL on another host)."""
+
+    kind = "bad_answer"
 
 
 class IntercomRequestError(IntercomError):
     """Any other 4xx: the request itself was refused."""
+
+    kind = "bad_answer"
 
 
 SKIPPABLE_ERRORS: tuple[type[IntercomError], ...] = (IntercomPermissionError, IntercomVersionError)

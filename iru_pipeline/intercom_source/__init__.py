@@ -19,6 +19,7 @@ team_memberships, tags, data_attributes.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ import pyarrow as pa
 
 from iru_pipeline.intercom_client import (
     SKIPPABLE_ERRORS,
+    IntercomAuthError,
     IntercomClient,
     IntercomError,
     IntercomResponseError,
@@ -418,9 +420,25 @@ def _window_start(ctx: WorkspaceContext, cursor: Any, report: Any) -> datetime:
 
 
 def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any]]], cursor: Any = None) -> Iterator[list[dict[str, Any]]]:
-    """Run a resource's pages; a 403, plan restriction or version error before any data
-    skips the resource with the reason recorded, everything else fails the run."""
+    """Run a resource's pages so that its failure stays its own.
+
+    A 403, plan restriction or version error before any data skips the resource with the
+    reason recorded. Any other Intercom error (after the client's retries: a bad page, a
+    refused pagination, 5xx or timeouts past the bound) fails this resource only: its state is
+    put back as it was at its start and the other resources load and commit. A rejected token
+    (401) or a bad `/me` concerns the whole workspace and fails the region's run.
+
+    Why put the state back rather than extract each resource on its own: dlt commits a
+    pipeline's whole state (every resource's cursor) with the region's one load package, and
+    a resource that fails part-way has already moved its incremental cursor and overlap
+    hashes over the rows it yielded. Restoring its state in place (the incremental step holds
+    a reference to the same dict) keeps its cursor where it was; the rows it did yield still
+    load, merged on their keys, and the next run reads them again. Separate extracts would cost
+    one load package and one DuckDB write per resource on every run."""
     report = ctx.report.resource(name)
+    _ = ctx.workspace_id  # /me is the workspace's: a bad one fails the region, not one resource
+    state = dlt.current.resource_state()
+    saved = copy.deepcopy(state)
     yielded = False
     last_note = time.monotonic()
     try:
@@ -431,18 +449,15 @@ def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, An
                 last_note = time.monotonic()
                 progress.info("[%s] %s: %d pages, %d rows so far", ctx.region, name, report.pages, report.rows)
             yield rows
-    except SKIPPABLE_ERRORS as exc:
-        if yielded:
-            report.status, report.reason = "failed", str(exc)
-            raise
-        report.status, report.reason = "skipped", str(exc)
-        report.error_code, report.status_code, report.request_id = exc.code, exc.status, exc.request_id
-        progress.warning("[%s] %s skipped: %s", ctx.region, name, exc.message)
-        return
-    except IntercomError as exc:
-        report.status, report.reason = "failed", str(exc)
-        report.error_code, report.status_code, report.request_id = exc.code, exc.status, exc.request_id
+    except IntercomAuthError as exc:
+        _record(report, "failed", exc)
         raise
+    except IntercomError as exc:
+        skipped = isinstance(exc, SKIPPABLE_ERRORS) and not yielded
+        _restore_state(state, saved)
+        _record(report, "skipped" if skipped else "failed", exc)
+        progress.warning("[%s] %s %s: %s", ctx.region, name, report.status, exc.message)
+        return
     except Exception as exc:
         report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
         raise
@@ -475,6 +490,23 @@ def _hold_cursor_in_range(ctx: WorkspaceContext, cursor: Any, report: Any) -> No
     before = datetime.fromisoformat(report.cursor_before) if report.cursor_before else EPOCH
     held = max(newest, min(before, limit))
     cursor.get_state()["last_value"] = held
+
+
+def _record(report: Any, status: str, exc: IntercomError) -> None:
+    report.status, report.reason = status, str(exc)
+    report.error_code, report.status_code, report.request_id = exc.code, exc.status, exc.request_id
+
+
+def _restore_state(state: dict[str, Any], saved: dict[str, Any]) -> None:
+    """Put `saved` back into `state` in place: nested dicts stay the same objects, so dlt's
+    incremental step, which holds its cursor's dict, sees the old values."""
+    for key in [k for k in state if k not in saved]:
+        del state[key]
+    for key, value in saved.items():
+        if isinstance(value, dict) and isinstance(state.get(key), dict):
+            _restore_state(state[key], value)
+        else:
+            state[key] = value
 
 
 class _Builders:

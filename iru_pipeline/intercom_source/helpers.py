@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from iru_pipeline.intercom_client import SKIPPABLE_ERRORS, IntercomClient
+from iru_pipeline.intercom_client import IntercomAuthError, IntercomClient, IntercomError
 from iru_pipeline.intercom_records.pii import Pseudonymizer
 from iru_pipeline.intercom_records.table_workers import TableWorkers
 from iru_pipeline.intercom_records.transforms import (
@@ -144,20 +144,13 @@ class WorkspaceContext:
     def me(self) -> dict[str, Any]:
         with self._lock:
             if self._me is None:
-                self._me = self.client.get("/me", resource="workspaces")
+                self._me = self.client.me()  # validated: `app.id_code` is there
             return self._me
 
     @property
     def workspace_id(self) -> str:
         app = self.me.get("app") if isinstance(self.me.get("app"), dict) else {}
         workspace_id = sid(app.get("id_code"))
-        if not workspace_id:
-            from iru_pipeline.intercom_client import IntercomResponseError
-
-            raise IntercomResponseError(
-                "GET /me has no app.id_code: cannot tell which workspace this token belongs to",
-                region=self.region, endpoint="GET /me", resource="workspaces",
-            )
         return workspace_id
 
     @property
@@ -184,8 +177,12 @@ class WorkspaceContext:
                 # Admin emails stay in clear inside activity-log text (admins are identified on purpose).
                 try:
                     admins = self.cached("admins", lambda: self.client.iter_full("/admins", "admins", resource="admins"))
-                except SKIPPABLE_ERRORS:
-                    admins = []  # no admin list: every e-mail in log text is pseudonymised
+                except IntercomAuthError:
+                    raise
+                except IntercomError:
+                    # No admin list (forbidden, or failing: that is the admins resource's
+                    # failure, not this one's): every e-mail in log text is pseudonymised.
+                    admins = []
                 emails = [a.get("email") for a in admins if isinstance(a.get("email"), str)]
                 self._pseudo = Pseudonymizer(key, self.workspace_id, self.internal_domains, emails)
             return self._pseudo

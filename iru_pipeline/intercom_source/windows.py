@@ -60,11 +60,15 @@ def window_query(spec: SearchSpec, window: Window) -> dict[str, Any]:
     f = spec.field
     if spec.whole_days:
         # lo and hi are day starts; a second into the day names the day.
-        lower = {"operator": "OR", "value": [{"field": f, "operator": "=", "value": window.lo + 1},
-                                             {"field": f, "operator": ">", "value": window.lo + 1}]}
+        on_lo = {"field": f, "operator": "=", "value": window.lo + 1}
+        after_lo = {"field": f, "operator": ">", "value": window.lo + 1}
         if window.hi is None:
-            return lower
-        return {"operator": "AND", "value": [lower, {"field": f, "operator": "<", "value": window.hi + 1}]}
+            return {"operator": "OR", "value": [on_lo, after_lo]}
+        # (= lo OR > lo) AND < hi, written as an OR of AND groups: the 2.16 request schema
+        # lets a `value` array hold filters or groups, never both.
+        before_hi = {"field": f, "operator": "<", "value": window.hi + 1}
+        return {"operator": "OR", "value": [{"operator": "AND", "value": [on_lo, before_hi]},
+                                            {"operator": "AND", "value": [after_lo, before_hi]}]}
     # Conversation bounds are inclusive (notes §4): [lo, hi) is `> lo` and `< hi - 1`.
     lower = {"field": f, "operator": ">", "value": window.lo}
     if window.hi is None:
