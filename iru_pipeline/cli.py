@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from iru_pipeline import __version__
 from iru_pipeline.config import ConfigError, load_dotenv_file, load_settings
+from iru_pipeline.storage import restrict_umask
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -83,6 +84,7 @@ def _add_fake_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     load_dotenv_file()
+    restrict_umask()
     try:
         if args.command == "check":
             return cmd_check(args)

@@ -35,6 +35,23 @@ RAM) a merge of a million contacts raised the process's RSS by about 350 MB; wit
 by under 35 MB, spilling to disk instead (measured by `make bench`)."""
 
 
+OWNER_ONLY_UMASK = 0o077
+"""Bits masked from everything the pipeline creates: the DuckDB file and its WAL, the dlt
+pipelines dir, Dagster home and exports hold admins in clear, pseudonyms and activity logs,
+so they are created 0600 (files) and 0700 (folders), readable by their owner only."""
+
+
+def restrict_umask() -> int:
+    """Make files and folders this process creates from now on owner-only; a umask already
+    stricter keeps its extra bits. Returns the previous umask.
+
+    A umask rather than a chmod after each write: dlt, DuckDB and Dagster create their own
+    files (WAL, load packages, run storage) and none of them takes a mode."""
+    previous = os.umask(OWNER_ONLY_UMASK)
+    os.umask(previous | OWNER_ONLY_UMASK)
+    return previous
+
+
 def duckdb_destination(path: Path) -> Any:
     """dlt's DuckDB destination for `path`, with the load's memory bounded."""
     import dlt
