@@ -17,7 +17,7 @@ import pytest
 from iru_pipeline.config import Settings, load_settings
 from iru_pipeline.fake_intercom import FakeIntercom
 
-TEST_PII_KEY = "test-pii-key-6d2f0c4e9a8b7f1e"
+TEST_PII_KEY = "e95f09e8a0bcd894259eb923605ba55128f5557365ed4ef877e1a37074e8aca5"  # secrets.token_hex(32)
 FAST_RETRY = {"max_retries": 4, "backoff_base_seconds": 0.01}
 SMALL = dict(contacts=600, conversations=400)
 SPEC_PATH = Path(os.environ.get("IRU_INTERCOM_SPEC") or Path(__file__).resolve().parents[2] / "shared/reference/intercom-openapi.yaml")

@@ -20,7 +20,7 @@ from iru_pipeline.evidence.session import EvidenceRun, derive_all
 
 DATA = Path(__file__).with_name("data") / "evidence"
 WORLD_SQL = DATA / "world.sql"
-WORLD_PII_KEY = "world-pii-key-0123456789abcdef"
+WORLD_PII_KEY = "b75044242f78d7df591e3cd998434a5999bab30c224118c273127ff949696ca1"  # secrets.token_hex(32)
 
 
 def build_world_db(path: Path) -> Path:
