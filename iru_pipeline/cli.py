@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from iru_pipeline import __version__
@@ -89,10 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return cmd_check(args)
         if args.command == "run":
+            stop_on_signals()
             return cmd_run(args)
         if args.command == "demo":
             from iru_pipeline.demo import run_demo
 
+            stop_on_signals()
             return run_demo()
         if args.command == "export":
             return cmd_export(args)
@@ -104,9 +109,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"iru-pipeline: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
-        print("iru-pipeline: interrupted", file=sys.stderr)
-        return 130
+        return stopped()
+    except Exception as exc:
+        if type(exc).__name__ == "RunStopped":  # runner.RunStopped, imported lazily with the runner
+            return stopped()
+        raise
     return EXIT_FAILED
+
+
+# --------------------------------------------------------------------------- stopping on signals
+
+_received: list[int] = []
+"""Signals received so far (SIGINT, SIGTERM), in order."""
+_watching: list[bool] = []
+
+
+def stop_on_signals() -> None:
+    """Make SIGINT and SIGTERM stop the process promptly and cleanly.
+
+    Dagster replaces the Python-level SIGINT/SIGTERM handlers while it executes a run (it turns
+    them into its own interruption error, and the run is then marked failed and its pool slot
+    freed), so the signals are also watched below Python's handlers: `signal.set_wakeup_fd`
+    receives every signal whatever handler is installed. A thread reading it asks the window
+    threads to stop on the first signal (`STOP_REQUESTED`, which the runner also checks
+    between Dagster runs), and ends the process at once on the second.
+
+    SIGINT is blocked in every thread but that one, and so in every child process (the mask
+    is inherited): Ctrl-C reaches the whole process group, and Dagster's log-mirroring
+    helpers would each die printing a KeyboardInterrupt traceback. Children are ended by the
+    run itself (Dagster's cleanup, table workers killed on abort)."""
+    from iru_pipeline.intercom_source.windows import STOP_REQUESTED
+
+    if _watching or threading.current_thread() is not threading.main_thread():
+        return
+    _watching.append(True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGINT raises KeyboardInterrupt already
+
+    def watch() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # the one thread that takes it
+        while True:
+            for signum in os.read(read_fd, 64):
+                if signum not in (signal.SIGINT, signal.SIGTERM):
+                    continue
+                _received.append(signum)
+                STOP_REQUESTED.set()
+                if len(_received) > 1:
+                    os._exit(stopped())
+
+    threading.Thread(target=watch, name="iru-signal-watch", daemon=True).start()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stopped() -> int:
+    """Print the one line of a stopped run; its exit status is 128 + the first signal."""
+    signum = _received[0] if _received else signal.SIGINT
+    name = signal.Signals(signum).name
+    print(f"iru-pipeline: stopped by {name}: nothing half-written was kept; run it again to resume "
+          "where it stopped", file=sys.stderr, flush=True)
+    return 128 + signum
 
 
 def cmd_check(args: argparse.Namespace) -> int:
