@@ -187,12 +187,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from iru_pipeline.runner import enable_progress, format_summary, run_pipeline
-    from iru_pipeline.storage import ensure_hosts_reachable, ensure_writable_database
+    from iru_pipeline.storage import check_pii_key, ensure_hosts_reachable, ensure_writable_database
 
     settings = load_settings(only_regions=args.region)
     validate_evidence_inputs(settings)
     ensure_hosts_reachable(settings)
     ensure_writable_database(settings.duckdb_path, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr))
+    check_pii_key(settings)
     enable_progress()
     result = run_pipeline(settings, full_refresh=args.full_refresh, reconcile=args.reconcile)
     print(format_summary(result))
