@@ -17,6 +17,7 @@ import duckdb
 from iru_pipeline.config import load_settings
 from iru_pipeline.evidence.raw import RAW_COLUMNS, create_raw_views
 from iru_pipeline.evidence.session import EvidenceRun, derive_all
+from iru_pipeline.storage import bind_pii_key
 
 DATA = Path(__file__).with_name("data") / "evidence"
 WORLD_SQL = DATA / "world.sql"
@@ -30,6 +31,7 @@ def build_world_db(path: Path) -> Path:
         con.execute(WORLD_SQL.read_text(encoding="utf-8"))
     finally:
         con.close()
+    bind_pii_key(path, WORLD_PII_KEY)  # as the ingestion of the world's contacts would have
     return path
 
 
