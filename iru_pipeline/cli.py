@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from iru_pipeline import __version__
 from iru_pipeline.config import ConfigError, load_dotenv_file, load_settings
@@ -93,11 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "run":
             stop_on_signals()
+            quiet_dlt_logs()
             return cmd_run(args)
         if args.command == "demo":
             from iru_pipeline.demo import run_demo
 
             stop_on_signals()
+            quiet_dlt_logs()
             return run_demo()
         if args.command == "export":
             return cmd_export(args)
@@ -113,7 +116,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if type(exc).__name__ == "RunStopped":  # runner.RunStopped, imported lazily with the runner
             return stopped()
-        raise
+        return storage_failed(exc)
+    return EXIT_FAILED
+
+
+def quiet_dlt_logs() -> None:
+    """dlt logs its own warnings, with tracebacks, to the terminal (e.g. a trace it could not
+    save on a full disk); the run's outcome is already one line and in Dagster's event log."""
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
+
+
+def storage_failed(exc: Exception) -> int:
+    """A full or read-only data folder, wherever it surfaced (DuckDB, dlt, Dagster's storage):
+    one line naming the folder and the fix, exit 1. Any other error is raised again."""
+    from iru_pipeline.config import DEFAULT_DUCKDB_PATH
+    from iru_pipeline.storage import StorageError, storage_error, storage_problem
+
+    if not isinstance(exc, StorageError):
+        problem = storage_problem(exc)
+        if problem is None:
+            raise exc
+        folder = Path(os.environ.get("IRU_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH).parent
+        exc = storage_error(folder, problem)
+    print(f"iru-pipeline: {exc}", file=sys.stderr, flush=True)
     return EXIT_FAILED
 
 
@@ -187,12 +212,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from iru_pipeline.runner import enable_progress, format_summary, run_pipeline
-    from iru_pipeline.storage import check_pii_key, ensure_hosts_reachable, ensure_writable_database
+    from iru_pipeline.storage import (
+        check_pii_key,
+        ensure_hosts_reachable,
+        ensure_writable_database,
+        ensure_writable_folders,
+    )
 
     settings = load_settings(only_regions=args.region)
     validate_evidence_inputs(settings)
     ensure_hosts_reachable(settings)
     ensure_writable_database(settings.duckdb_path, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr))
+    ensure_writable_folders(settings)
     check_pii_key(settings)
     enable_progress()
     result = run_pipeline(settings, full_refresh=args.full_refresh, reconcile=args.reconcile)

@@ -9,6 +9,7 @@ trial connection is the fallback.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
@@ -306,3 +307,64 @@ def check_pii_key(settings: Any) -> None:
         verify_pii_key(con, path, settings.pii_key.reveal())
     finally:
         con.close()
+
+
+# --------------------------------------------------------------------------- full or read-only storage
+
+_STORAGE_PROBLEMS = (
+    ("no space left on device", "the disk is full"),
+    ("database or disk is full", "the disk is full"),
+    ("disk quota exceeded", "the disk quota is used up"),
+    ("disk i/o error", "a disk write failed (is the disk full?)"),
+    ("read-only file system", "it is on a read-only file system"),
+    ("readonly database", "a file in it is read-only"),
+)
+_STORAGE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                   errno.EROFS: "it is on a read-only file system", errno.EACCES: "permission was denied"}
+
+
+class StorageError(Exception):
+    """The data folder cannot be written (full, read-only). The message is one line naming the
+    folder and the fix."""
+
+
+def storage_problem(exc: BaseException | str | None) -> str | None:
+    """What is wrong with the storage, if `exc` (or any exception it was raised from, or its
+    text) says the disk is full or read-only; None for any other error."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+            return _STORAGE_ERRNOS[exc.errno]
+        text = str(exc).lower()
+        for needle, problem in _STORAGE_PROBLEMS:
+            if needle in text:
+                return problem
+        if isinstance(exc, str):
+            return None
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def storage_error(folder: Path, problem: str) -> StorageError:
+    fix = ("free space there (or set IRU_DUCKDB_PATH to a file on a disk with room)" if "full" in problem
+           or "quota" in problem else "make it writable (or set IRU_DUCKDB_PATH to a writable folder)")
+    return StorageError(f"cannot write to {folder}: {problem}; {fix} and run again: the run stopped there, "
+                        "nothing half-written was kept and the next run resumes")
+
+
+def ensure_writable_folders(settings: Any) -> None:
+    """Before any request: the folders a run writes (pipelines dir, Dagster home, exports),
+    where they exist, accept a new file. Only creating one tells: root passes every
+    permission check, but not a read-only mount."""
+    import tempfile
+
+    for folder in (settings.pipelines_dir, settings.dagster_home, settings.exports_dir):
+        if not folder.is_dir():
+            continue
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{folder} is not writable ({exc.strerror}): make it writable, or set "
+                              "IRU_DUCKDB_PATH to a file in a writable folder") from None
