@@ -4,6 +4,7 @@
     iru-pipeline run [--region R ...] [--full-refresh] [--reconcile | --no-reconcile]
     iru-pipeline demo
     iru-pipeline export [--out DIR] [--run RUN_ID]
+    iru-pipeline rekey --old-key-env VAR
     iru-pipeline fake-intercom [--port P] ...
 
 Every bad setting is reported in one line, before any request, with exit status 2.
@@ -19,6 +20,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from iru_pipeline import __version__
 from iru_pipeline.config import ConfigError, load_dotenv_file, load_settings
@@ -69,11 +71,43 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="DIR", help="output folder (default: exports/ beside the DuckDB file)")
     export.add_argument("--run", metavar="RUN_ID", help="export this evidence run instead of the latest")
 
+    _add_rekey_parser(sub)
+
     fake = sub.add_parser("fake-intercom", help="serve the bundled fake Intercom (demos, benchmarks)",
                           description="Serve the bundled fake Intercom API for US, EU and AU on consecutive "
                           "loopback ports, printing each region's base URL and token.")
     _add_fake_arguments(fake)
     return parser
+
+
+def _add_rekey_parser(sub: Any) -> None:
+    rekey = sub.add_parser(
+        "rekey", help="move the stored contact pseudonyms to a new PII key (IRU_PII_KEY)",
+        description="Check the old PII key against the DuckDB file, read every stored workspace's contacts again "
+        "from Intercom, and rewrite every stored pseudonym under IRU_PII_KEY in one transaction (pseudonyms of "
+        "contacts Intercom no longer has are cleared). The old key is read from an environment variable, never "
+        "from the command line.")
+    rekey.add_argument("--old-key-env", required=True, metavar="VAR",
+                       help="name of the environment variable holding the old key (e.g. IRU_OLD_PII_KEY)")
+
+
+def cmd_rekey(args: argparse.Namespace) -> int:
+    from iru_pipeline.rekey import rekey
+
+    var = args.old_key_env
+    old_key = os.environ.get(var, "")
+    if var == "IRU_PII_KEY" or not old_key:
+        raise ConfigError(f"--old-key-env {var}: set {var} to the old key (and IRU_PII_KEY to the new one)"
+                          if var != "IRU_PII_KEY" else
+                          "--old-key-env names IRU_PII_KEY: put the old key in another variable, the new one in IRU_PII_KEY")
+    from iru_pipeline.storage import ensure_writable_database
+
+    settings = load_settings()
+    ensure_writable_database(settings.duckdb_path)  # no other process may write while pseudonyms move
+    enable_log = lambda line: print(f"iru-pipeline: {line}", file=sys.stderr)  # noqa: E731
+    changed = rekey(settings, old_key, enable_log)
+    print(f"re-keyed {changed} stored pseudonyms of {settings.duckdb_path} to the key in IRU_PII_KEY")
+    return EXIT_OK
 
 
 def _add_fake_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo()
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "rekey":
+            return cmd_rekey(args)
         if args.command == "fake-intercom":
             from iru_pipeline.fake_intercom.__main__ import run_from_args
 

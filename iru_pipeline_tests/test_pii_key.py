@@ -138,3 +138,60 @@ def test_a_database_from_before_bindings_is_checked_against_its_old_key_id_then_
             assert verify_chain(con) == []
         finally:
             con.close()
+
+
+def _activity_pseudonyms(db: Path) -> set[str]:
+    import re
+
+    rows = query(db, "select cast(activity_description as varchar) || ' ' || coalesce(cast(metadata as varchar), '') "
+                     "from intercom.activity_logs where region = 'us'")
+    return {m for (text,) in rows for m in re.findall(r"<email:[^@>]*@[^>]*>|<phone:[^>]*>", text or "")}
+
+
+def _expected_activity_pseudonyms(fake: FakeIntercom, db: Path, key: str) -> set[str]:
+    """The activity-log pseudonyms a fresh load with `key` writes (loaded into a copy)."""
+    import re
+
+    pseudo = Pseudonymizer(key, fake.workspace("us").workspace_id)
+    texts = [str(e.get("activity_description") or "") + " " + str(e.get("metadata") or "")
+             for e in fake.workspace("us").activity_logs(0)]
+    return {m for t in texts for m in re.findall(r"<email:[^@>]*@[^>]*>|<phone:[^>]*>", pseudo.scrub_text(t))}
+
+
+def test_rekey_moves_every_stored_pseudonym_to_the_new_key_in_one_go(tmp_path: Path, monkeypatch, capsys) -> None:
+    with small_fake() as fake:
+        _use(monkeypatch, pipeline_env(fake, tmp_path))
+        assert main(["run", "--region", "us", "--no-reconcile"]) == 0
+        db = tmp_path / "iru.duckdb"
+        before_texts = _activity_pseudonyms(db)
+        assert before_texts, "the fake's activity logs mention contacts"
+        capsys.readouterr()
+
+        # The old key is verified first: a wrong one changes nothing.
+        monkeypatch.setenv("IRU_PII_KEY", OTHER_KEY)
+        monkeypatch.setenv("IRU_OLD_PII_KEY", "f" * 8 + OTHER_KEY[8:])
+        assert main(["rekey", "--old-key-env", "IRU_OLD_PII_KEY"]) == 2
+        err = capsys.readouterr().err
+        assert "the old key is not the key" in err and OTHER_KEY[8:] not in err
+        assert _stored_email_pseudonyms(db) == _expected_email_pseudonyms(fake, TEST_PII_KEY)
+
+        monkeypatch.setenv("IRU_OLD_PII_KEY", TEST_PII_KEY)
+        assert main(["rekey", "--old-key-env", "IRU_OLD_PII_KEY"]) == 0
+        assert _stored_email_pseudonyms(db) == _expected_email_pseudonyms(fake, OTHER_KEY)
+        phones = dict(query(db, "select id, phone_hmac from intercom.contacts where region = 'us'"))
+        ws = fake.workspace("us")
+        assert phones == {str(c["id"]): Pseudonymizer(OTHER_KEY, ws.workspace_id).phone(c.get("phone"))
+                          for c in ws.contacts()}
+        after_texts = _activity_pseudonyms(db)
+        assert after_texts and not after_texts & before_texts
+        mapped = {p for p in after_texts if "unmapped" not in p}
+        assert mapped <= _expected_activity_pseudonyms(fake, db, OTHER_KEY)
+        salt, fingerprint = _binding(db)
+        assert fingerprint == pii_key_fingerprint(OTHER_KEY, salt)
+
+        # The new key now runs; the old one is refused.
+        fake.workspace("us").update_contacts(count=10)
+        assert main(["run", "--region", "us", "--no-reconcile"]) == 0
+        assert _stored_email_pseudonyms(db) == _expected_email_pseudonyms(fake, OTHER_KEY)
+        monkeypatch.setenv("IRU_PII_KEY", TEST_PII_KEY)
+        assert main(["run", "--region", "us"]) == 2
