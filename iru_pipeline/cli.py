@@ -94,18 +94,20 @@ def _add_rekey_parser(sub: Any) -> None:
 def cmd_rekey(args: argparse.Namespace) -> int:
     from iru_pipeline.rekey import rekey
 
-    var = args.old_key_env
-    old_key = os.environ.get(var, "")
-    if var == "IRU_PII_KEY" or not old_key:
-        raise ConfigError(f"--old-key-env {var}: set {var} to the old key (and IRU_PII_KEY to the new one)"
-                          if var != "IRU_PII_KEY" else
-                          "--old-key-env names IRU_PII_KEY: put the old key in another variable, the new one in IRU_PII_KEY")
     from iru_pipeline.storage import ensure_writable_database
+
+    var = args.old_key_env
+    if var == "IRU_PII_KEY":
+        raise ConfigError("--old-key-env names IRU_PII_KEY: put the old key in another variable, the new one "
+                          "in IRU_PII_KEY")
+    old_key = os.environ.get(var, "")
+    if not old_key:
+        raise ConfigError(f"--old-key-env {var}: {var} is not set; set it to the old key (and IRU_PII_KEY to "
+                          "the new one)")
 
     settings = load_settings()
     ensure_writable_database(settings.duckdb_path)  # no other process may write while pseudonyms move
-    enable_log = lambda line: print(f"iru-pipeline: {line}", file=sys.stderr)  # noqa: E731
-    changed = rekey(settings, old_key, enable_log)
+    changed = rekey(settings, old_key, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr))
     print(f"re-keyed {changed} stored pseudonyms of {settings.duckdb_path} to the key in IRU_PII_KEY")
     return EXIT_OK
 
@@ -183,6 +185,7 @@ def storage_failed(exc: Exception) -> int:
 _received: list[int] = []
 """Signals received so far (SIGINT, SIGTERM), in order."""
 _watching: list[bool] = []
+_said_stopped: list[bool] = []
 
 
 def stop_on_signals() -> None:
@@ -231,9 +234,10 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def stopped() -> int:
     """Print the one line of a stopped run; its exit status is 128 + the first signal."""
     signum = _received[0] if _received else signal.SIGINT
-    name = signal.Signals(signum).name
-    print(f"iru-pipeline: stopped by {name}: nothing half-written was kept; run it again to resume "
-          "where it stopped", file=sys.stderr, flush=True)
+    if not _said_stopped:  # the main thread and a second signal's exit may both get here
+        _said_stopped.append(True)
+        print(f"iru-pipeline: stopped by {signal.Signals(signum).name}: nothing half-written was kept; "
+              "run it again to resume where it stopped", file=sys.stderr, flush=True)
     return 128 + signum
 
 
