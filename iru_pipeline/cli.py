@@ -6,6 +6,7 @@
     iru-pipeline export [--out DIR] [--run RUN_ID]
     iru-pipeline keygen [--out PATH]
     iru-pipeline verify FOLDER [--public-key FILE] [--previous FOLDER]
+    iru-pipeline rekey --old-key-env VAR
     iru-pipeline fake-intercom [--port P] ...
 
 Every bad setting is reported in one line, before any request, with exit status 2.
@@ -15,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from iru_pipeline import __version__
 from iru_pipeline.config import ConfigError, load_dotenv_file, load_settings
+from iru_pipeline.storage import restrict_umask
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEFAULT_KEY_PATH = Path("~/.config/iru-pipeline/signing-key.pem")
@@ -74,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_keygen_parser(sub)
     _add_verify_parser(sub)
 
+    _add_rekey_parser(sub)
+
     fake = sub.add_parser("fake-intercom", help="serve the bundled fake Intercom (demos, benchmarks)",
                           description="Serve the bundled fake Intercom API for US, EU and AU on consecutive "
                           "loopback ports, printing each region's base URL and token.")
@@ -102,6 +110,35 @@ def _add_verify_parser(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("folder", metavar="FOLDER", help="the export folder (holding manifest.json)")
     verify.add_argument("--public-key", metavar="FILE", help="the signer's public key (the .pub file from keygen)")
     verify.add_argument("--previous", metavar="FOLDER", help="the export of the run just before this one")
+def _add_rekey_parser(sub: Any) -> None:
+    rekey = sub.add_parser(
+        "rekey", help="move the stored contact pseudonyms to a new PII key (IRU_PII_KEY)",
+        description="Check the old PII key against the DuckDB file, read every stored workspace's contacts again "
+        "from Intercom, and rewrite every stored pseudonym under IRU_PII_KEY in one transaction (pseudonyms of "
+        "contacts Intercom no longer has are cleared). The old key is read from an environment variable, never "
+        "from the command line.")
+    rekey.add_argument("--old-key-env", required=True, metavar="VAR",
+                       help="name of the environment variable holding the old key (e.g. IRU_OLD_PII_KEY)")
+
+
+def cmd_rekey(args: argparse.Namespace) -> int:
+    from iru_pipeline.rekey import rekey
+    from iru_pipeline.storage import ensure_writable_database
+
+    var = args.old_key_env
+    if var == "IRU_PII_KEY":
+        raise ConfigError("--old-key-env names IRU_PII_KEY: put the old key in another variable, the new one "
+                          "in IRU_PII_KEY")
+    old_key = os.environ.get(var, "")
+    if not old_key:
+        raise ConfigError(f"--old-key-env {var}: {var} is not set; set it to the old key (and IRU_PII_KEY to "
+                          "the new one)")
+
+    settings = load_settings()
+    ensure_writable_database(settings.duckdb_path)  # no other process may write while pseudonyms move
+    changed = rekey(settings, old_key, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr))
+    print(f"re-keyed {changed} stored pseudonyms of {settings.duckdb_path} to the key in IRU_PII_KEY")
+    return EXIT_OK
 
 
 def _add_fake_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,14 +153,19 @@ def _add_fake_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     load_dotenv_file()
+    restrict_umask()
     try:
         if args.command == "check":
             return cmd_check(args)
         if args.command == "run":
+            stop_on_signals()
+            quiet_dlt_logs()
             return cmd_run(args)
         if args.command == "demo":
             from iru_pipeline.demo import run_demo
 
+            stop_on_signals()
+            quiet_dlt_logs()
             return run_demo()
         if args.command == "export":
             return cmd_export(args)
@@ -131,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_keygen(args)
         if args.command == "verify":
             return cmd_verify(args)
+        if args.command == "rekey":
+            return cmd_rekey(args)
         if args.command == "fake-intercom":
             from iru_pipeline.fake_intercom.__main__ import run_from_args
 
@@ -139,9 +183,95 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"iru-pipeline: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
-        print("iru-pipeline: interrupted", file=sys.stderr)
-        return 130
+        return stopped()
+    except Exception as exc:
+        if type(exc).__name__ == "RunStopped":  # runner.RunStopped, imported lazily with the runner
+            return stopped()
+        return storage_failed(exc)
     return EXIT_FAILED
+
+
+def quiet_dlt_logs() -> None:
+    """dlt logs its own warnings, with tracebacks, to the terminal (e.g. a trace it could not
+    save on a full disk); the run's outcome is already one line and in Dagster's event log."""
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
+
+
+def storage_failed(exc: Exception) -> int:
+    """A full or read-only data folder, wherever it surfaced (DuckDB, dlt, Dagster's storage):
+    one line naming the folder and the fix, exit 1. Any other error is raised again."""
+    from iru_pipeline.config import DEFAULT_DUCKDB_PATH
+    from iru_pipeline.storage import StorageError, storage_error, storage_problem
+
+    if not isinstance(exc, StorageError):
+        problem = storage_problem(exc)
+        if problem is None:
+            raise exc
+        folder = Path(os.environ.get("IRU_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH).parent
+        exc = storage_error(folder, problem)
+    print(f"iru-pipeline: {exc}", file=sys.stderr, flush=True)
+    return EXIT_FAILED
+
+
+# --------------------------------------------------------------------------- stopping on signals
+
+_received: list[int] = []
+"""Signals received so far (SIGINT, SIGTERM), in order."""
+_watching: list[bool] = []
+_said_stopped: list[bool] = []
+
+
+def stop_on_signals() -> None:
+    """Make SIGINT and SIGTERM stop the process promptly and cleanly.
+
+    Dagster replaces the Python-level SIGINT/SIGTERM handlers while it executes a run (it turns
+    them into its own interruption error, and the run is then marked failed and its pool slot
+    freed), so the signals are also watched below Python's handlers: `signal.set_wakeup_fd`
+    receives every signal whatever handler is installed. A thread reading it asks the window
+    threads to stop on the first signal (`STOP_REQUESTED`, which the runner also checks
+    between Dagster runs), and ends the process at once on the second.
+
+    SIGINT is blocked in every thread but that one, and so in every child process (the mask
+    is inherited): Ctrl-C reaches the whole process group, and Dagster's log-mirroring
+    helpers would each die printing a KeyboardInterrupt traceback. Children are ended by the
+    run itself (Dagster's cleanup, table workers killed on abort)."""
+    from iru_pipeline.intercom_source.windows import STOP_REQUESTED
+
+    if _watching or threading.current_thread() is not threading.main_thread():
+        return
+    _watching.append(True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGINT raises KeyboardInterrupt already
+
+    def watch() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # the one thread that takes it
+        while True:
+            for signum in os.read(read_fd, 64):
+                if signum not in (signal.SIGINT, signal.SIGTERM):
+                    continue
+                _received.append(signum)
+                STOP_REQUESTED.set()
+                if len(_received) > 1:
+                    os._exit(stopped())
+
+    threading.Thread(target=watch, name="iru-signal-watch", daemon=True).start()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stopped() -> int:
+    """Print the one line of a stopped run; its exit status is 128 + the first signal."""
+    signum = _received[0] if _received else signal.SIGINT
+    if not _said_stopped:  # the main thread and a second signal's exit may both get here
+        _said_stopped.append(True)
+        print(f"iru-pipeline: stopped by {signal.Signals(signum).name}: nothing half-written was kept; "
+              "run it again to resume where it stopped", file=sys.stderr, flush=True)
+    return 128 + signum
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -155,12 +285,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from iru_pipeline.runner import enable_progress, format_summary, run_pipeline
-    from iru_pipeline.storage import ensure_hosts_reachable, ensure_writable_database
+    from iru_pipeline.storage import (
+        check_pii_key,
+        ensure_hosts_reachable,
+        ensure_writable_database,
+        ensure_writable_folders,
+    )
 
     settings = load_settings(only_regions=args.region)
     validate_evidence_inputs(settings)
     ensure_hosts_reachable(settings)
     ensure_writable_database(settings.duckdb_path, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr))
+    ensure_writable_folders(settings)
+    check_pii_key(settings)
     enable_progress()
     result = run_pipeline(settings, full_refresh=args.full_refresh, reconcile=args.reconcile)
     print(format_summary(result))

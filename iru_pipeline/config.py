@@ -29,7 +29,10 @@ from urllib.parse import urlsplit
 from iru_pipeline.regions import REGION_CODES, REGIONS, Region
 
 DEFAULT_DUCKDB_PATH = Path("data") / "iru.duckdb"
-MIN_PII_KEY_LENGTH = 16
+MIN_PII_KEY_LENGTH = 32
+MIN_PII_KEY_DISTINCT = 8
+PII_KEY_MAX_RUN = 8
+PII_KEY_GENERATOR = "python -c 'import secrets; print(secrets.token_hex(32))'"
 # DuckDB database files carry this magic at byte offset 8 (storage header).
 _DUCKDB_MAGIC = b"DUCK"
 _TOKEN_ENV = re.compile(r"^INTERCOM_ACCESS_TOKEN_(?P<code>[A-Za-z0-9]+)$")
@@ -81,7 +84,7 @@ class RegionSettings:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.base_url).netloc
+        return redact_url(urlsplit(self.base_url).netloc)
 
 
 @dataclass(frozen=True)
@@ -214,23 +217,39 @@ def _region_settings(region: Region, env: Mapping[str, str]) -> RegionSettings |
     return RegionSettings(region=region, token=Secret(raw_token), base_url=base_url)
 
 
+def redact_url(url: str) -> str:
+    """`url` without its user-info (`user:password@`), for messages and logs. Works on
+    malformed input too (no scheme, bad port): everything before the last `@` of the
+    authority part becomes `***`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:authority_end]
+    if "@" in authority:
+        rest = "***@" + authority.rsplit("@", 1)[1] + rest[authority_end:]
+    return f"{scheme}{sep}{rest}"
+
+
 def validate_base_url(region: Region, url: str) -> str:
     setting = region.base_url_env
     parts = urlsplit(url.strip())
+    shown = repr(redact_url(url))  # never echo a password given in the URL
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(
-            f"{setting}={url!r} is not an http(s) URL: use e.g. {region.default_base_url}"
-        )
+        raise ConfigError(f"{setting}={shown} is not an http(s) URL: use e.g. {region.default_base_url}")
     try:
         port_ok = parts.port is None or 0 < parts.port < 65536
     except ValueError:
         port_ok = False
     if not parts.hostname or not port_ok:
-        raise ConfigError(f"{setting}={url!r} has no valid host: use e.g. {region.default_base_url}")
-    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"{setting}={shown} has no valid host: use e.g. {region.default_base_url}")
+    if "@" in parts.netloc:
         raise ConfigError(
-            f"{setting}={url!r} must be a plain base URL without credentials, query or fragment"
+            f"{setting}={shown} carries user-info (user:password@): Intercom takes the access token only; "
+            "remove it (a proxy's credentials belong in HTTPS_PROXY)"
         )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{setting}={shown} must be a plain base URL without query or fragment")
     return url.strip().rstrip("/")
 
 
@@ -274,15 +293,40 @@ def _pii_key(env: Mapping[str, str], required: bool) -> Secret | None:
         if required:
             raise ConfigError(
                 "IRU_PII_KEY is not set: set it to a random secret of 32+ characters kept outside "
-                "the data folder (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`); "
-                "contact pseudonyms depend on it"
+                f"the data folder (e.g. `{PII_KEY_GENERATOR}`); contact pseudonyms depend on it"
             )
         return None
-    if raw != raw.strip() or len(raw) < MIN_PII_KEY_LENGTH:
+    problem = pii_key_weakness(raw)
+    if problem:
         raise ConfigError(
-            f"IRU_PII_KEY must be at least {MIN_PII_KEY_LENGTH} characters without surrounding whitespace"
+            f"IRU_PII_KEY is too weak ({problem}): use {MIN_PII_KEY_LENGTH}+ random characters, e.g. "
+            f"`{PII_KEY_GENERATOR}`"
         )
     return Secret(raw)
+
+
+def pii_key_weakness(key: str) -> str | None:
+    """Why `key` is too weak to be the PII key, or None when it passes.
+
+    The rule (README, The PII key): at least 32 characters without surrounding whitespace,
+    at least 8 distinct characters, no character making up more than a third of the key,
+    and no run of 8 characters that repeat or count up or down (`aaaaaaaa`, `12345678`).
+    A key from `secrets.token_hex(32)` (64 hex characters) passes with near certainty; words,
+    keyboard walks and padded short secrets do not. The reason never quotes the key."""
+    if key != key.strip():
+        return "surrounding whitespace"
+    if len(key) < MIN_PII_KEY_LENGTH:
+        return f"{len(key)} characters, at least {MIN_PII_KEY_LENGTH} needed"
+    if len(set(key)) < MIN_PII_KEY_DISTINCT:
+        return f"only {len(set(key))} distinct characters, at least {MIN_PII_KEY_DISTINCT} needed"
+    if max(key.count(ch) for ch in set(key)) * 3 > len(key):
+        return "one character makes up more than a third of it"
+    steps = [ord(b) - ord(a) for a, b in zip(key, key[1:])]
+    for i in range(len(steps) - PII_KEY_MAX_RUN + 2):
+        window = steps[i:i + PII_KEY_MAX_RUN - 1]
+        if len(set(window)) == 1 and window[0] in (-1, 0, 1):
+            return f"a run of {PII_KEY_MAX_RUN} repeated or consecutive characters"
+    return None
 
 
 def _evidence_config(raw: str | None) -> tuple[Path | None, Mapping[str, object]]:

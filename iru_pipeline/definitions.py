@@ -20,9 +20,12 @@ from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.jobs import daily_refresh, refresh_all_job
 from iru_pipeline.resources import IntercomResource, duckdb_path_from_env
-from iru_pipeline.storage import DUCKDB_MEMORY_LIMIT
+from iru_pipeline.storage import DUCKDB_MEMORY_LIMIT, restrict_umask
 
 load_dotenv_file()
+# `dagster dev` and its run workers import this module: what their runs create (DuckDB,
+# pipelines dir, Dagster storage, exports) is owner-only, as with `iru-pipeline run`.
+restrict_umask()
 
 INGESTION_ASSETS: list = [intercom_assets]
 EVIDENCE_ASSETS: list = [*evidence_assets]

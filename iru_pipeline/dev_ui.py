@@ -20,7 +20,9 @@ def main() -> int:
     from iru_pipeline.config import DEFAULT_DUCKDB_PATH, load_settings
     from iru_pipeline.fake_intercom import FakeIntercom
     from iru_pipeline.runner import prepare_instance
+    from iru_pipeline.storage import restrict_umask
 
+    restrict_umask()  # inherited by `dagster dev` and its daemon, webserver and run processes
     port = int(os.environ.get("IRU_FAKE_PORT", "8710"))
     fake = FakeIntercom(seed=7, contacts=3000, conversations=2000)
     fake.start(ports={r: port + i for i, r in enumerate(REGION_CODES)})

@@ -144,14 +144,42 @@ def run_pipeline(
     }
     result = PipelineResult()
     for rs in settings.regions:
+        _stop_if_requested()
         outcome = _execute(job, instance, f"ingest {rs.code}", run_config,
                            partition_key=rs.code, asset_selection=INGESTION_ASSET_KEYS)
+        _stop_if_storage_failed(settings, outcome)
         result.outcomes.append(outcome)
         result.sync_rows += _sync_rows(settings.duckdb_path, outcome.run_id)
     evidence_keys = evidence_asset_keys()
     if with_evidence and evidence_keys:
-        result.outcomes.append(_execute(job, instance, "evidence", {**QUIET_DAGSTER}, asset_selection=evidence_keys))
+        _stop_if_requested()
+        outcome = _execute(job, instance, "evidence", {**QUIET_DAGSTER}, asset_selection=evidence_keys)
+        _stop_if_storage_failed(settings, outcome)
+        result.outcomes.append(outcome)
+    _stop_if_requested()
     return result
+
+
+def _stop_if_storage_failed(settings: Settings, outcome: RunOutcome) -> None:
+    """A full or read-only disk fails every later region and the evidence too: stop at the
+    first, in one line (StorageError) naming the folder and the fix."""
+    from iru_pipeline.storage import storage_error, storage_problem
+
+    problem = storage_problem(outcome.error) if not outcome.success else None
+    if problem:
+        raise storage_error(settings.data_dir, problem)
+
+
+class RunStopped(Exception):
+    """The process was asked to stop (SIGINT, SIGTERM): the Dagster run in progress ended
+    (failed, its pool slot freed) and no further region or evidence was started."""
+
+
+def _stop_if_requested() -> None:
+    from iru_pipeline.intercom_source.windows import STOP_REQUESTED
+
+    if STOP_REQUESTED.is_set():
+        raise RunStopped("stopped on request")
 
 
 def _execute(job: Any, instance: dg.DagsterInstance, label: str, run_config: dict, **kwargs: Any) -> RunOutcome:

@@ -9,6 +9,9 @@ trial connection is the fallback.
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import hmac
 import os
 import re
 import time
@@ -30,6 +33,23 @@ DUCKDB_MEMORY_LIMIT = "512MB"
 """DuckDB's memory limit for dlt's loads and the evidence queries: with its default (80% of
 RAM) a merge of a million contacts raised the process's RSS by about 350 MB; with this limit
 by under 35 MB, spilling to disk instead (measured by `make bench`)."""
+
+
+OWNER_ONLY_UMASK = 0o077
+"""Bits masked from everything the pipeline creates: the DuckDB file and its WAL, the dlt
+pipelines dir, Dagster home and exports hold admins in clear, pseudonyms and activity logs,
+so they are created 0600 (files) and 0700 (folders), readable by their owner only."""
+
+
+def restrict_umask() -> int:
+    """Make files and folders this process creates from now on owner-only; a umask already
+    stricter keeps its extra bits. Returns the previous umask.
+
+    A umask rather than a chmod after each write: dlt, DuckDB and Dagster create their own
+    files (WAL, load packages, run storage) and none of them takes a mode."""
+    previous = os.umask(OWNER_ONLY_UMASK)
+    os.umask(previous | OWNER_ONLY_UMASK)
+    return previous
 
 
 def duckdb_destination(path: Path) -> Any:
@@ -174,3 +194,162 @@ def ensure_hosts_reachable(settings: Any, timeout: float = 5.0) -> None:
         problem = probe(rs.code, rs.base_url, timeout)
         if problem is not None:
             raise ConfigError(problem)
+
+
+# --------------------------------------------------------------------------- PII key binding
+
+KEY_TABLE = "iru_meta.pii_key"
+"""One row: the salted, slow fingerprint of the PII key the stored pseudonyms were made with."""
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+KEY_SCHEME = "scrypt-n16384-r8-p1"
+KEY_ID_HEX = 16
+"""`key_id`, the part of the fingerprint recorded with evidence runs and exports."""
+
+
+def pii_key_fingerprint(key: str, salt: bytes) -> str:
+    """scrypt of the key with the database's random salt: the same key gives a different
+    fingerprint in every database, and guessing a key from it costs a scrypt per guess."""
+    return hashlib.scrypt(key.encode(), salt=salt, **_SCRYPT).hex()
+
+
+def _key_changed(path: Path) -> ConfigError:
+    return ConfigError(
+        f"IRU_PII_KEY is not the key {path} was written with, so new pseudonyms would not join the stored "
+        "ones: set IRU_PII_KEY back to that key, or re-key the stored pseudonyms with "
+        "`iru-pipeline rekey --old-key-env VAR` (VAR holding the old key)")
+
+
+def _has_table(con: Any, schema: str, table: str) -> bool:
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? "
+                            "and table_name = ?", [schema, table]).fetchone()[0])
+
+
+def _legacy_key_ids(con: Any) -> set[str]:
+    """Key ids of evidence runs written before the binding existed (an unsalted 48-bit hash)."""
+    if not _has_table(con, "evidence", "evidence_collection_run"):
+        return set()
+    rows = con.execute("select distinct hmac_key_id from evidence.evidence_collection_run "
+                       "where length(hmac_key_id) = 12").fetchall()
+    return {r[0] for r in rows}
+
+
+def _legacy_key_id(key: str) -> str:
+    # The fingerprint earlier versions recorded; computed only to recognise it and replace it.
+    return hashlib.sha256(b"iru-pii-key-id:" + key.encode()).hexdigest()[:12]
+
+
+def verify_pii_key(con: Any, path: Path, key: str) -> str | None:
+    """The key id of the database's bound key if `key` is it; None when no key is bound yet
+    (and `key` matches what earlier versions recorded, if anything); else ConfigError."""
+    if _has_table(con, "iru_meta", "pii_key"):
+        row = con.execute(f"select salt, fingerprint from {KEY_TABLE}").fetchone()
+        if row is not None:
+            if not hmac.compare_digest(pii_key_fingerprint(key, bytes(row[0])), row[1]):
+                raise _key_changed(path)
+            return str(row[1])[:KEY_ID_HEX]
+    legacy = _legacy_key_ids(con)
+    if legacy and _legacy_key_id(key) not in legacy:
+        raise _key_changed(path)
+    return None
+
+
+def bind_pii_key(path: Path, key: Any) -> str:
+    """Check the PII key against the one the DuckDB file is bound to, binding it on first use
+    (also on a file written before bindings existed, whose evidence runs recorded an unsalted
+    key id: that id is checked, then replaced by the new key id). Returns the key id.
+    Raises ConfigError, before anything is written, when the key differs."""
+    secret = key.reveal() if hasattr(key, "reveal") else str(key)
+    con = duckdb.connect(str(path))
+    try:
+        known = verify_pii_key(con, path, secret)
+        if known is not None:
+            return known
+        salt = os.urandom(16)
+        fingerprint = pii_key_fingerprint(secret, salt)
+        con.execute("begin")
+        con.execute("create schema if not exists iru_meta")
+        con.execute(f"create table if not exists {KEY_TABLE} (scheme varchar not null, salt blob not null, "
+                    "fingerprint varchar not null, bound_at timestamptz not null)")
+        con.execute(f"insert into {KEY_TABLE} values (?, ?, ?, now())", [KEY_SCHEME, salt, fingerprint])
+        if _legacy_key_ids(con):
+            con.execute("update evidence.evidence_collection_run set hmac_key_id = ? where hmac_key_id = ?",
+                        [fingerprint[:KEY_ID_HEX], _legacy_key_id(secret)])
+        con.execute("commit")
+        return fingerprint[:KEY_ID_HEX]
+    finally:
+        con.close()
+
+
+def check_pii_key(settings: Any) -> None:
+    """Before any request: a run with another PII key than the stored pseudonyms' stops here.
+    Reads only; skipped while another run of the pipeline holds the file (the ingestion
+    asset checks again, and binds the key on first use, before it writes)."""
+    path = settings.duckdb_path
+    if settings.pii_key is None or not path.exists() or path.stat().st_size == 0 or lock_holders(path):
+        return
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        verify_pii_key(con, path, settings.pii_key.reveal())
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------- full or read-only storage
+
+_STORAGE_PROBLEMS = (
+    ("no space left on device", "the disk is full"),
+    ("database or disk is full", "the disk is full"),
+    ("disk quota exceeded", "the disk quota is used up"),
+    ("disk i/o error", "a disk write failed (is the disk full?)"),
+    ("read-only file system", "it is on a read-only file system"),
+    ("readonly database", "a file in it is read-only"),
+)
+_STORAGE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                   errno.EROFS: "it is on a read-only file system", errno.EACCES: "permission was denied"}
+
+
+class StorageError(Exception):
+    """The data folder cannot be written (full, read-only). The message is one line naming the
+    folder and the fix."""
+
+
+def storage_problem(exc: BaseException | str | None) -> str | None:
+    """What is wrong with the storage, if `exc` (or any exception it was raised from, or its
+    text) says the disk is full or read-only; None for any other error."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+            return _STORAGE_ERRNOS[exc.errno]
+        text = str(exc).lower()
+        for needle, problem in _STORAGE_PROBLEMS:
+            if needle in text:
+                return problem
+        if isinstance(exc, str):
+            return None
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def storage_error(folder: Path, problem: str) -> StorageError:
+    fix = ("free space there (or set IRU_DUCKDB_PATH to a file on a disk with room)" if "full" in problem
+           or "quota" in problem else "make it writable (or set IRU_DUCKDB_PATH to a writable folder)")
+    return StorageError(f"cannot write to {folder}: {problem}; {fix} and run again: the run stopped there, "
+                        "nothing half-written was kept and the next run resumes")
+
+
+def ensure_writable_folders(settings: Any) -> None:
+    """Before any request: the folders a run writes (pipelines dir, Dagster home, exports),
+    where they exist, accept a new file. Only creating one tells: root passes every
+    permission check, but not a read-only mount."""
+    import tempfile
+
+    for folder in (settings.pipelines_dir, settings.dagster_home, settings.exports_dir):
+        if not folder.is_dir():
+            continue
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{folder} is not writable ({exc.strerror}): make it writable, or set "
+                              "IRU_DUCKDB_PATH to a file in a writable folder") from None

@@ -9,11 +9,13 @@ By topic, implemented in `iru_pipeline_tests/support/`:
 - processes: `PipelineProcess` runs `python -m iru_pipeline.cli ...` in its own process group
   (SIGKILL at a chosen moment), `dlt_phase`, DuckDB's lock holders, `on_nth_request`;
 - dagster: runs, materialisations and pool slots through Dagster's instance API;
-- world: the hand-made evidence world and its human inputs.
+- world: the hand-made evidence world and its human inputs;
+- chain: databases as the previous version wrote them (evidence chained by version 1).
 """
 
 from __future__ import annotations
 
+from iru_pipeline_tests.support.chain import V1_TABLES, write_as_chain_version_1
 from iru_pipeline_tests.support.dagster import (
     evidence_materializations,
     finish_unless_stuck_behind,
@@ -86,7 +88,7 @@ from iru_pipeline_tests.support.world import (
 
 __all__ = [
     "COMPARED", "CURSORS", "DATA", "FAST", "FAST_RETRY", "HOLD_DUCKDB", "ROOT", "SMALL", "SNAPSHOT_TABLES",
-    "SPEC_PATH", "TEST_PII_KEY", "VALUE_TABLES", "WORLD_PII_KEY", "WORLD_SQL",
+    "SPEC_PATH", "TEST_PII_KEY", "V1_TABLES", "VALUE_TABLES", "WORLD_PII_KEY", "WORLD_SQL",
     "Loaded", "PipelineProcess", "WorldFiles",
     "api_totals", "assert_matches_fake", "assert_no_cursor_passed_unloaded_data", "assert_nothing_leaked",
     "assert_values_match_fake", "build_world_db", "cli_env", "committed_cursors", "contact_updated_at",
@@ -95,5 +97,5 @@ __all__ = [
     "hold_duckdb_open", "ingestion_run_ids", "instance_at", "latest_materialization_metadata", "lock_holders",
     "on_nth_request", "pipeline_env", "query", "run_ids", "run_with_env", "secret_needles", "slots_held",
     "small_fake", "steps_waiting_for_a_slot", "stored_values", "sync_results", "table_fingerprint",
-    "tables_containing", "world_run", "write_world_inputs",
+    "tables_containing", "world_run", "write_as_chain_version_1", "write_world_inputs",
 ]

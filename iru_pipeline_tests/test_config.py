@@ -10,8 +10,9 @@ import duckdb
 import pytest
 
 from iru_pipeline.config import ConfigError, Secret, load_settings
+from iru_pipeline_tests.conftest import TEST_PII_KEY
 
-GOOD = {"INTERCOM_ACCESS_TOKEN_US": "tok_us_123", "IRU_PII_KEY": "k" * 32}
+GOOD = {"INTERCOM_ACCESS_TOKEN_US": "tok_us_123", "IRU_PII_KEY": TEST_PII_KEY}
 
 
 def settings_error(env: dict[str, str], **kwargs) -> str:
@@ -30,14 +31,14 @@ def test_token_enables_region_with_default_host(tmp_path: Path) -> None:
 
 
 def test_eu_and_au_use_their_own_hosts(tmp_path: Path) -> None:
-    env = {"INTERCOM_ACCESS_TOKEN_EU": "a", "INTERCOM_ACCESS_TOKEN_AU": "b", "IRU_PII_KEY": "k" * 32,
+    env = {"INTERCOM_ACCESS_TOKEN_EU": "a", "INTERCOM_ACCESS_TOKEN_AU": "b", "IRU_PII_KEY": TEST_PII_KEY,
            "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb")}
     hosts = {r.code: r.host for r in load_settings(env=env).regions}
     assert hosts == {"eu": "api.eu.intercom.io", "au": "api.au.intercom.io"}
 
 
 def test_no_region_enabled_names_the_variables() -> None:
-    msg = settings_error({"IRU_PII_KEY": "k" * 32})
+    msg = settings_error({"IRU_PII_KEY": TEST_PII_KEY})
     assert "INTERCOM_ACCESS_TOKEN_US" in msg and "demo" in msg
 
 
@@ -79,8 +80,47 @@ def test_missing_pii_key_explains_how_to_make_one() -> None:
     assert "IRU_PII_KEY is not set" in msg and "token_hex" in msg
 
 
-def test_short_pii_key_is_an_error() -> None:
-    assert "at least 16" in settings_error({**GOOD, "IRU_PII_KEY": "short"})
+@pytest.mark.parametrize(("key", "reason"), [
+    ("short", "5 characters, at least 32 needed"),
+    ("test-pii-key-6d2f0c4e9a8b7f1e", "29 characters, at least 32 needed"),  # accepted before: 16 were enough
+    (" " + TEST_PII_KEY, "surrounding whitespace"),
+    ("k" * 32, "only 1 distinct characters"),
+    ("passwordpasswordpasswordpassword", "only 7 distinct characters"),
+    ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabcdefghijk", "more than a third"),
+    ("pii-key-0123456789abcdef0123456789abcdef", "a run of 8 repeated or consecutive characters"),
+    ("zyxwvutsrq-my-workspace-secret-key", "a run of 8 repeated or consecutive characters"),
+])
+def test_a_weak_pii_key_is_refused_in_one_line_without_quoting_it(key: str, reason: str) -> None:
+    msg = settings_error({**GOOD, "IRU_PII_KEY": key})
+    assert msg.startswith("IRU_PII_KEY is too weak (") and reason in msg
+    assert "secrets.token_hex(32)" in msg
+    assert key.strip() not in msg
+
+
+def test_keys_from_the_documented_generator_are_accepted() -> None:
+    import secrets
+
+    for _ in range(2000):
+        key = secrets.token_hex(32)
+        assert load_settings(env={**GOOD, "IRU_PII_KEY": key}).pii_key == Secret(key)
+
+
+@pytest.mark.parametrize("var", ["INTERCOM_BASE_URL_US", "INTERCOM_BASE_URL_EU", "INTERCOM_BASE_URL_AU"])
+@pytest.mark.parametrize("url", ["https://ops:Hunter2-pw@api.intercom.io", "http://ops:Hunter2-pw@127.0.0.1:99999/x",
+                                 "ops:Hunter2-pw@api.intercom.io", "https://:Hunter2-pw@h?q=1"])
+def test_a_password_in_a_base_url_is_refused_without_printing_it(var: str, url: str) -> None:
+    region = var.rsplit("_", 1)[1]
+    msg = settings_error({**GOOD, f"INTERCOM_ACCESS_TOKEN_{region}": "tok", var: url})
+    assert var in msg and "Hunter2" not in msg and "ops:" not in msg
+
+
+def test_redact_url_drops_user_info_only() -> None:
+    from iru_pipeline.config import redact_url
+
+    assert redact_url("https://u:p@h:8443/v1?x=1") == "https://***@h:8443/v1?x=1"
+    assert redact_url("u:p@h/a") == "***@h/a"
+    assert redact_url("http://h/a@b") == "http://h/a@b"  # an @ in the path is not user-info
+    assert redact_url("https://api.intercom.io") == "https://api.intercom.io"
 
 
 def test_duckdb_path_in_missing_folder(tmp_path: Path) -> None:

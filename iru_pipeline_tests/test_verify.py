@@ -15,7 +15,13 @@ import pytest
 from iru_pipeline.cli import main
 from iru_pipeline.evidence.signing import generate_key_pair, load_signer
 from iru_pipeline.export import export_run
-from iru_pipeline_tests.test_evidence_world import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import (
+    build_world_db,
+    derive_world,
+    world_run,
+    write_as_chain_version_1,
+    write_world_inputs,
+)
 
 RUNS = ("run-1", "run-2", "run-3")
 
@@ -104,7 +110,7 @@ def test_an_edited_summary_with_manifest_rehashed_without_the_key_fails_the_sign
     rehash_manifest(folder)
     rewrite_sums(folder)
     code, lines = verify(folder, "--public-key", str(chain["pub"]), capsys=capsys)
-    assert (code, lines) == (1, [f"export: manifest.sig is not a valid signature of manifest.json by the given key"])
+    assert (code, lines) == (1, ["export: manifest.sig is not a valid signature of manifest.json by the given key"])
 
 
 def test_an_edited_table_with_every_hash_rewritten_breaks_the_chain_even_unsigned(chain, tmp_path: Path,
@@ -151,46 +157,6 @@ def test_a_missing_folder_or_unreadable_key_is_a_one_line_usage_error(chain, tmp
 
 
 # ------------------------------------------------------------- runs written before chain version 2
-
-V1_TABLES = ("evidence_collection_stream", "evidence_admin_access_review", "evidence_offboarding_check",
-             "evidence_access_change_events", "evidence_workspace_security_config", "evidence_high_risk_activity",
-             "evidence_data_retention", "evidence_personal_data_inventory", "evidence_support_request_sla",
-             "evidence_control_tests")
-"""The tables the previous version chained (it had no evidence_collection_proof)."""
-
-
-def write_as_chain_version_1(db: Path, exports: Path) -> dict[str, str]:
-    """Turn a database into what the previous version wrote: no proof table, no files_sha256,
-    chain_version or chain_columns column, and every run chained by the version 1 definition, computed here from
-    its documentation: sha256 of the canonical JSON of {schema, run_id, as_of, params_sha256,
-    previous_manifest_sha256, tables: {table: sha256 of tables/<table>.csv}} (the CSV bytes are
-    those of an export, which the previous version wrote the same). Returns run id -> hash."""
-    con = duckdb.connect(str(db))
-    try:
-        runs = con.execute("select run_id from evidence.evidence_collection_run group by run_id "
-                           "order by max(chain_seq)").fetchall()
-        folders = {run_id: export_run(con, run_id, exports).folder for (run_id,) in runs}
-        con.execute("drop view evidence.latest_evidence_collection_proof; drop table evidence.evidence_collection_proof")
-        con.execute("alter table evidence.evidence_collection_run drop column files_sha256")
-        con.execute("alter table evidence.evidence_collection_run drop column chain_version")
-        con.execute("alter table evidence.evidence_collection_run drop column chain_columns")
-        previous, hashes = None, {}
-        for run_id, folder in folders.items():
-            manifest = json.loads((folder / "manifest.json").read_text())
-            tables = {t: sha((folder / "tables" / f"{t}.csv").read_bytes()) for t in V1_TABLES}
-            body = {"schema": "iru-evidence-manifest/1", "run_id": run_id, "as_of": manifest["as_of"],
-                    "params_sha256": manifest["params_sha256"], "previous_manifest_sha256": previous,
-                    "tables": tables}
-            digest = sha(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
-            con.execute("update evidence.evidence_collection_run set tables_sha256 = ?::json, "
-                        "previous_manifest_sha256 = ?, manifest_sha256 = ? where run_id = ?",
-                        [json.dumps(tables, sort_keys=True, separators=(",", ":")), previous, digest, run_id])
-            previous = hashes[run_id] = digest
-    finally:
-        con.close()
-    shutil.rmtree(exports)
-    return hashes
-
 
 def test_runs_chained_by_version_1_still_verify_and_a_new_run_chains_onto_them(tmp_path: Path, capsys) -> None:
     from iru_pipeline.evidence.manifest import verify_chain

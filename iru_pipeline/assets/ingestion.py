@@ -28,7 +28,7 @@ from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncRepor
 from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, UPSERT, resource_spec
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
-from iru_pipeline.storage import duckdb_destination, wait_for_database
+from iru_pipeline.storage import bind_pii_key, duckdb_destination, wait_for_database
 from iru_pipeline.sync_results import write_sync_results
 
 progress = logging.getLogger("iru_pipeline.progress")
@@ -113,6 +113,8 @@ def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, int
     context.log.info(f"[{region}] loading from {client.host} into {settings.duckdb_path}")
     pipeline = make_pipeline(region, settings, notice=lambda line: _notice(context, region, line))
     wait_for_database(settings.duckdb_path, log=context.log.info)
+    if settings.pii_key is not None:
+        bind_pii_key(settings.duckdb_path, settings.pii_key)  # another key stops here, before any write
     error: BaseException | None = None
     try:
         check_committed_state(settings.duckdb_path, DATASET_NAME, pipeline.pipeline_name)

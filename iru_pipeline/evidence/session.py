@@ -30,7 +30,6 @@ from iru_pipeline.evidence.manifest import register_prior_runs, write_run_manife
 from iru_pipeline.evidence.params import EvidenceParams, canonical_json, load_params
 from iru_pipeline.evidence.raw import create_raw_views
 from iru_pipeline.evidence.tables import COMMON_SQL, EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
-from iru_pipeline.intercom_records.pii import key_fingerprint
 from iru_pipeline.intercom_source.settings import RESOURCES
 from iru_pipeline.regions import REGIONS
 
@@ -56,9 +55,9 @@ class EvidenceRun:
     @classmethod
     def from_settings(cls, run_id: str, as_of: datetime, settings: Settings) -> EvidenceRun:
         params = load_params(settings.evidence_config, settings.evidence_config_path)
-        # Only the key's fingerprint is recorded, never the key (§8.2).
-        key_id = key_fingerprint(settings.pii_key.reveal().encode()) if settings.pii_key is not None else None
-        return cls(run_id, as_of.astimezone(UTC), params, load_inputs(params.inputs), key_id)
+        # The key id is read from the database's key binding (prepare_connection), never
+        # computed from the key here.
+        return cls(run_id, as_of.astimezone(UTC), params, load_inputs(params.inputs))
 
     @classmethod
     def from_environment(cls, run_id: str, as_of: datetime) -> EvidenceRun:
@@ -87,6 +86,7 @@ def prepare_connection(con: Any, run: EvidenceRun) -> None:
     create_raw_views(con)
     _register_params(con, run)
     register_prior_runs(con, run.run_id, run.as_of)
+    _register_key_id(con)
     register_inputs(con, run.inputs)
     _register_catalogs(con, run.params)
     con.execute(COMMON_SQL.read_text(encoding="utf-8"))
@@ -124,6 +124,18 @@ def _register_params(con: Any, run: EvidenceRun) -> None:
     ]
     select = ", ".join(f"?::{sql_type} as {name}" for name, sql_type, _ in values)
     con.execute(f"create or replace temp table evidence_params as select {select}", [v for _, _, v in values])
+
+
+def _register_key_id(con: Any) -> None:
+    """`hmac_key_id`: the id of the PII key the stored pseudonyms were made with, from the
+    database's key binding (a salted scrypt fingerprint: `storage.bind_pii_key`)."""
+    from iru_pipeline.storage import KEY_ID_HEX, KEY_TABLE
+
+    bound = con.execute("select count(*) from information_schema.tables where table_schema = 'iru_meta' "
+                        "and table_name = 'pii_key'").fetchone()[0]
+    if bound:
+        con.execute(f"update evidence_params set hmac_key_id = (select left(fingerprint, {KEY_ID_HEX}) "
+                    f"from {KEY_TABLE} limit 1)")
 
 
 def _sql_type(value: Any) -> str:

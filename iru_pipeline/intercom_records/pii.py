@@ -2,8 +2,8 @@
 
 Email, phone and external id are stored only as keyed HMAC-SHA256 values. The key of each
 workspace is derived from the master key (`IRU_PII_KEY`) and the workspace id, so pseudonyms
-cannot be linked across workspaces. Only a fingerprint of the master key (`key_id`) is ever
-recorded. Flags that need the clear value (internal domain, test-looking address) are
+cannot be linked across workspaces. The key itself is never recorded: the DuckDB file holds
+a salted scrypt fingerprint of it (`storage.bind_pii_key`), so a run with another key stops. Flags that need the clear value (internal domain, test-looking address) are
 computed here, before the clear value is dropped.
 """
 
@@ -26,7 +26,7 @@ PHONE_RE = re.compile(r"(?<![\w@])\+?\d[\d\s().\-]{6,}\d(?![\w@])")
 class Pseudonymizer:
     """Keyed pseudonyms for one workspace. Holds the derived key only, never prints it."""
 
-    __slots__ = ("_key", "key_id", "internal_domains", "known_clear_emails")
+    __slots__ = ("_key", "internal_domains", "known_clear_emails")
 
     def __init__(
         self,
@@ -37,12 +37,11 @@ class Pseudonymizer:
     ) -> None:
         master = master_key.encode() if isinstance(master_key, str) else master_key
         self._key = hmac.new(master, f"workspace:{workspace_id}".encode(), hashlib.sha256).digest()
-        self.key_id = key_fingerprint(master)
         self.internal_domains = frozenset(d.lower().lstrip("@") for d in internal_domains)
         self.known_clear_emails = frozenset(e.strip().lower() for e in known_clear_emails)
 
     def __repr__(self) -> str:
-        return f"Pseudonymizer(key_id={self.key_id!r})"
+        return "Pseudonymizer(<key not shown>)"
 
     def __reduce__(self):
         raise TypeError("Pseudonymizer holds key material and cannot be pickled")
@@ -121,11 +120,6 @@ class Pseudonymizer:
         if isinstance(value, list):
             return [self.scrub(v, depth + 1) for v in value]
         return value
-
-
-def key_fingerprint(master: bytes) -> str:
-    """A non-reversible id of the master key, safe to record with each run."""
-    return hashlib.sha256(b"iru-pii-key-id:" + master).hexdigest()[:12]
 
 
 def normalize_email(value: Any) -> str | None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import os
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -111,16 +112,18 @@ class TableWorkers:
             block = False
             yield self._in_flight.popleft().result()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """End the workers: after their queued tasks, or at once with `abort` (the sync failed
+        or the process is stopping, so nothing they would still build is wanted)."""
         for worker in self._workers:
-            worker.close()
+            worker.close(abort=abort)
         self._in_flight.clear()
 
     def __enter__(self) -> TableWorkers:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(abort=exc_type is not None)
 
 
 class _Worker:
@@ -187,7 +190,9 @@ class _Worker:
             status = self._proc.wait()
             self._answers.put((_ERROR, f"a table worker process ended unexpectedly (exit status {status})".encode()))
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            self._proc.kill()
         self._tasks.put(None)
         self._writer.join(timeout=10)
         try:
@@ -305,4 +310,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the parent decides when a worker ends (it
+    # kills it when the run stops), so a worker neither dies mid-answer nor prints a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -525,9 +525,9 @@ class _Builders:
             progress.info("[%s] %s: building tables in %d worker processes", self.ctx.region, self.spec.name,
                           self.workers.processes)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         if self.workers is not None:
-            self.workers.close()
+            self.workers.close(abort=abort)
 
 
 def _on_split(builders: _Builders, overlap: OverlapFilter) -> Callable[[int, Any], None]:
@@ -556,6 +556,7 @@ def _tables(
     task: list[bytes] = []
     tables: list[pa.Table] = []
     seen = 0
+    completed = False
     try:
         for page in pages:
             report.pages += 1
@@ -588,6 +589,7 @@ def _tables(
             tables.append(spec.table(items, ctx.region, ctx.workspace_id, _pseudo_for(ctx, spec)))
         if sum(t.num_rows for t in tables):
             yield _concat(tables)
+        completed = True
     except TableWorkerError as exc:
         raise IntercomResponseError(str(exc), region=ctx.region, endpoint=f"POST /{spec.name}/search",
                                     resource=spec.name) from None
@@ -597,7 +599,7 @@ def _tables(
         close = getattr(pages, "close", None)
         if close is not None:
             close()
-        builders.close()
+        builders.close(abort=not completed)  # a failed or stopped sync waits for no worker
 
 
 def _kept(overlap: OverlapFilter, items: list[dict[str, Any]], cursor: str, floor: int | None,

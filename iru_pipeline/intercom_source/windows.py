@@ -272,24 +272,52 @@ def _probe_counts(client: IntercomClient, spec: SearchSpec, windows: list[Window
 _DONE = object()
 
 
+STOP_REQUESTED = threading.Event()
+"""Set when the process is asked to stop (SIGINT, SIGTERM; see `iru_pipeline.cli`): window
+threads end after their current request, start no further window, and never wait on a full
+queue, so the process can exit within seconds."""
+
+_PUT_WAIT_S = 0.1
+"""How long a window thread waits on a full queue before checking whether to stop."""
+
+
+class ExtractionStopped(Exception):
+    """The process was asked to stop while pages were being fetched."""
+
+
 def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
     """Run page iterators on `workers` threads and yield their pages as they arrive.
 
     The queue is bounded, so memory stays flat however large the sync; an error in any job
-    stops the others and is raised here."""
+    stops the others and is raised here. When the consumer goes away (the generator is
+    closed) or the process is asked to stop, threads end after their current request: they
+    never block on the full queue, and windows not started are cancelled."""
     pages: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers * 2))
     stop = threading.Event()
 
+    def stopped() -> bool:
+        return stop.is_set() or STOP_REQUESTED.is_set()
+
+    def offer(item: Any) -> bool:
+        while not stopped():
+            try:
+                pages.put(item, timeout=_PUT_WAIT_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def run(job: Callable[[], Iterator[Any]]) -> None:
         try:
+            if stopped():
+                return
             for items in job():
-                if stop.is_set():
+                if not offer(items):
                     return
-                pages.put(items)
         except BaseException as exc:  # handed to the consumer
-            pages.put(_Failure(exc))
+            offer(_Failure(exc))
         finally:
-            pages.put(_DONE)
+            offer(_DONE)
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="intercom-window")
     for job in jobs:
@@ -298,7 +326,12 @@ def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Ite
     failure: BaseException | None = None
     try:
         while remaining:
-            got = pages.get()
+            if STOP_REQUESTED.is_set():
+                raise ExtractionStopped("stopped on request")
+            try:
+                got = pages.get(timeout=_PUT_WAIT_S)
+            except queue.Empty:
+                continue
             if got is _DONE:
                 remaining -= 1
             elif isinstance(got, _Failure):
@@ -309,11 +342,8 @@ def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Ite
         if failure is not None:
             raise failure
     finally:
-        stop.set()
-        while remaining:  # let blocked producers finish
-            if pages.get() is _DONE:
-                remaining -= 1
-        pool.shutdown(wait=True)
+        stop.set()  # running threads end after their current request; queued windows never start
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Failure:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-PII_KEY = "bench-pii-key-0123456789abcdef0123456789"
+PII_KEY = "ae64ec22b8acb91f8db773ccfcd8b91933c6f1366b6471b9c551e25aa165a9ed"  # secrets.token_hex(32)
 
 
 def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from iru_pipeline.config import Settings, load_settings
 from iru_pipeline.fake_intercom import FakeIntercom
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_PII_KEY = "test-pii-key-6d2f0c4e9a8b7f1e"
+TEST_PII_KEY = "e95f09e8a0bcd894259eb923605ba55128f5557365ed4ef877e1a37074e8aca5"  # secrets.token_hex(32)
 FAST_RETRY = {"max_retries": 4, "backoff_base_seconds": 0.01}
 FAST = {"max_retries": 6, "backoff_base_seconds": 0.01}
 """Retry options for in-process runs: the product's bounds, with millisecond backoff."""

@@ -14,10 +14,11 @@ import duckdb
 
 from iru_pipeline.config import load_settings
 from iru_pipeline.evidence.session import EvidenceRun, derive_all
+from iru_pipeline.storage import bind_pii_key
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "evidence"
 WORLD_SQL = DATA / "world.sql"
-WORLD_PII_KEY = "world-pii-key-0123456789abcdef"
+WORLD_PII_KEY = "b75044242f78d7df591e3cd998434a5999bab30c224118c273127ff949696ca1"  # secrets.token_hex(32)
 
 
 def build_world_db(path: Path) -> Path:
@@ -27,6 +28,7 @@ def build_world_db(path: Path) -> Path:
         con.execute(WORLD_SQL.read_text(encoding="utf-8"))
     finally:
         con.close()
+    bind_pii_key(path, WORLD_PII_KEY)  # as the ingestion of the world's contacts would have
     return path
 
 

@@ -1,0 +1,146 @@
+"""`iru-pipeline rekey --old-key-env VAR`: move the stored pseudonyms to a new PII key.
+
+Pseudonyms are one-way (HMAC), so they cannot be converted by themselves. The old key (read
+from the environment variable VAR, never from the command line) is checked against the
+DuckDB file's key binding; every contact of every stored workspace is then read again from
+Intercom (clear e-mail, phone and external id, held in memory only), which maps each old
+pseudonym to the new one. In one transaction: the contacts' HMAC columns and the pseudonyms
+inside activity-log texts are rewritten, pseudonyms that no current contact maps (contacts
+deleted since) are cleared, and the binding moves to the new key. Any failure before the
+commit leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+
+from iru_pipeline.config import ConfigError, Settings
+from iru_pipeline.intercom_client import IntercomClient
+from iru_pipeline.intercom_records.pii import Pseudonymizer
+from iru_pipeline.storage import KEY_SCHEME, KEY_TABLE, pii_key_fingerprint, verify_pii_key
+
+HMAC_COLUMNS = {"email_hmac": ("email", "email"), "phone_hmac": ("phone", "phone"),
+                "external_id_hmac": ("external_id", "external_id")}
+"""Contacts' pseudonym columns: column -> (Pseudonymizer method, contact field)."""
+_TEXT_PSEUDONYM = re.compile(r"<(email|phone):([0-9a-f]{8})(@[^>]*)?>")
+"""How `Pseudonymizer.scrub_text` writes a pseudonym into free text."""
+_UNMAPPED = "unmapped"
+Mapping = dict[tuple[str, str, str], str | None]
+"""(region, kind, old pseudonym) -> new pseudonym."""
+
+
+def rekey(settings: Settings, old_key: str, log: Callable[[str], None]) -> int:
+    """Re-pseudonymise the DuckDB file of `settings` from `old_key` to IRU_PII_KEY.
+    Returns how many stored pseudonyms were rewritten."""
+    if settings.pii_key is None:
+        raise ConfigError("IRU_PII_KEY is not set: set it to the new key")
+    new_key = settings.pii_key.reveal()
+    if old_key == new_key:
+        raise ConfigError("the old key and IRU_PII_KEY are the same: set IRU_PII_KEY to the new key")
+    workspaces = _check_old_key(settings, old_key)
+    mapping: Mapping = {}
+    for region, workspace_id in workspaces:
+        mapping.update(_read_mapping(settings, region, workspace_id, old_key, new_key))
+        log(f"[{region}] {sum(1 for k in mapping if k[0] == region)} pseudonyms mapped from the contacts in Intercom")
+    return _rewrite(settings, mapping, new_key)
+
+
+def _check_old_key(settings: Settings, old_key: str) -> list[tuple[str, str]]:
+    path = settings.duckdb_path
+    if not path.exists():
+        raise ConfigError(f"IRU_DUCKDB_PATH={path} does not exist: there is nothing to re-key")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        try:
+            bound = verify_pii_key(con, path, old_key)
+        except ConfigError:
+            raise ConfigError(f"the old key is not the key {path} was written with: nothing was changed; "
+                              "set the --old-key-env variable to that key") from None
+        if bound is None:
+            raise ConfigError(f"{path} has no PII key binding to check the old key against: run "
+                              "`iru-pipeline run` once with the old key, then re-key") from None
+        has_contacts = con.execute("select count(*) from information_schema.tables where table_schema = "
+                                   "'intercom' and table_name = 'contacts'").fetchone()[0]
+        rows = con.execute("select distinct region, workspace_id from intercom.contacts order by 1, 2"
+                           ).fetchall() if has_contacts else []
+    finally:
+        con.close()
+    enabled = {rs.code for rs in settings.regions}
+    for region, _ws in rows:
+        if region not in enabled:
+            raise ConfigError(f"{path} holds contacts of region {region}, which is not enabled: set "
+                              f"INTERCOM_ACCESS_TOKEN_{region.upper()} so its contacts can be read again")
+    return [(str(r), str(w)) for r, w in rows]
+
+
+def _read_mapping(settings: Settings, region: str, workspace_id: str, old_key: str, new_key: str) -> Mapping:
+    old, new = Pseudonymizer(old_key, workspace_id), Pseudonymizer(new_key, workspace_id)
+    rs = settings.region(region)
+    mapping: Mapping = {}
+    with IntercomClient(region, rs.base_url, rs.token) as client:
+        for page in client.iter_cursor("/contacts", "data", per_page=150, resource="contacts"):
+            for contact in page.items:
+                for kind, fld in HMAC_COLUMNS.values():
+                    before = getattr(old, kind)(contact.get(fld))
+                    if before:
+                        mapping[(region, kind, before)] = getattr(new, kind)(contact.get(fld))
+    return mapping
+
+
+def _rewrite(settings: Settings, mapping: Mapping, new_key: str) -> int:
+    """One transaction: contacts' HMAC columns, activity-log texts, the key binding."""
+    import os
+
+    con = duckdb.connect(str(settings.duckdb_path))
+    try:
+        con.execute("begin")
+        con.execute("create temp table rekey_map (region varchar, kind varchar, old varchar, new varchar)")
+        con.executemany("insert into rekey_map values (?, ?, ?, ?)", [(*k, v) for k, v in mapping.items()])
+        changed = 0
+        for column, (kind, _field) in HMAC_COLUMNS.items():
+            changed += con.execute(
+                f"update intercom.contacts c set {column} = (select m.new from rekey_map m where m.region = c.region "
+                f"and m.kind = ? and m.old = c.{column}) where c.{column} is not null", [kind]).fetchone()[0]
+        staged = con.execute("select count(*) from information_schema.tables where table_schema = "
+                             "'intercom_staging' and table_name = 'contacts'").fetchone()[0]
+        if staged:  # dlt's merge staging keeps the last load's rows: no old-key pseudonym may stay there
+            con.execute("delete from intercom_staging.contacts")
+        changed += _rewrite_activity_texts(con, mapping)
+        salt = os.urandom(16)
+        con.execute(f"delete from {KEY_TABLE}")
+        con.execute(f"insert into {KEY_TABLE} values (?, ?, ?, now())",
+                    [KEY_SCHEME, salt, pii_key_fingerprint(new_key, salt)])
+        con.execute("commit")
+        return changed
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+
+
+def _rewrite_activity_texts(con: Any, mapping: Mapping) -> int:
+    exists = con.execute("select count(*) from information_schema.tables where table_schema = 'intercom' "
+                         "and table_name = 'activity_logs'").fetchone()[0]
+    if not exists:
+        return 0
+    short = {(r, kind, old[:8]): (new or _UNMAPPED)[:8] for (r, kind, old), new in mapping.items()}
+    rows = con.execute("select region, id, cast(activity_description as varchar), cast(metadata as varchar) "
+                       "from intercom.activity_logs where contains(coalesce(cast(activity_description as varchar), '') "
+                       "|| coalesce(cast(metadata as varchar), ''), '<email:') or contains(coalesce(cast("
+                       "activity_description as varchar), '') || coalesce(cast(metadata as varchar), ''), '<phone:')"
+                       ).fetchall()
+    for region, log_id, description, metadata in rows:
+        def swap(m: re.Match[str], region: str = region) -> str:
+            new = short.get((region, m.group(1), m.group(2)), _UNMAPPED)
+            return f"<{m.group(1)}:{new}{m.group(3) or ''}>"
+
+        con.execute("update intercom.activity_logs set activity_description = ?, metadata = ? "
+                    "where region = ? and id = ?",
+                    [_TEXT_PSEUDONYM.sub(swap, description) if description else description,
+                     _TEXT_PSEUDONYM.sub(swap, metadata) if metadata else metadata, region, log_id])
+    return len(rows)
