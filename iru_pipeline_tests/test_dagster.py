@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
+from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_source import RESOURCE_NAMES
 from iru_pipeline_tests.conftest import Loaded, pipeline_env
@@ -140,3 +141,49 @@ def test_three_regions_launched_at_once_all_succeed(fresh_fake: FakeIntercom, tm
         errors = [line for line in out.splitlines() if "Error" in line or "error" in line]
         assert proc.returncode == 0, "\n".join(errors[-15:]) or out[-3000:]
     assert_matches_fake(settings.duckdb_path, fresh_fake)
+
+
+def refresh_job_of_this_environment() -> dg.JobDefinition:
+    """`refresh_all` on the DuckDB file the environment names (module level, so that
+    `dg.reconstructable` can rebuild it in another process, as a run launcher does)."""
+    from iru_pipeline.definitions import build_definitions
+
+    return build_definitions(duckdb_path=Path(os.environ["IRU_DUCKDB_PATH"])).resolve_job_def("refresh_all")
+
+
+def test_jobs_and_ui_materialisations_run_their_steps_in_process() -> None:
+    from iru_pipeline.definitions import defs
+
+    repo = defs.get_repository_def()
+    for job_name in repo.job_names:  # refresh_all and the UI's implicit asset job(s)
+        assert defs.resolve_job_def(job_name).executor_def is dg.in_process_executor, job_name
+
+
+def test_a_refresh_runs_every_step_in_one_process_with_each_materialisation_and_check(
+        fresh_fake: FakeIntercom, tmp_path: Path, monkeypatch) -> None:
+    """The schedule's run of one region, executed from a reconstructable job as a launched run
+    is: every step (ingestion, each evidence table, the export, each check) runs in the run's
+    own process, and each asset and check still reports on its own."""
+    from iru_pipeline.config import load_settings
+    from iru_pipeline.definitions import evidence_asset_keys
+    from iru_pipeline.evidence.checks import control_test_checks
+    from iru_pipeline.runner import prepare_instance
+
+    for name, value in pipeline_env(fresh_fake, tmp_path, regions=("us",)).items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    with prepare_instance(settings) as instance:
+        result = dg.execute_job(dg.reconstructable(refresh_job_of_this_environment), instance=instance,
+                                tags={"dagster/partition": "us"}, raise_on_error=False)
+        events = result.all_events
+        assert result.success, [e.message for e in events if e.is_failure][:3]
+        step_pids = {e.step_key: e.pid for e in events if e.event_type == dg.DagsterEventType.STEP_START}
+        # one step for the ingestion assets, one per evidence asset, one per check
+        assert len(step_pids) == 1 + len(evidence_asset_keys()) + len(control_test_checks), sorted(step_pids)
+        assert set(step_pids.values()) == {os.getpid()}, step_pids
+        materialised = {e.asset_key for e in events if e.is_step_materialization}
+        assert set(INGESTION_ASSET_KEYS) | set(evidence_asset_keys()) <= materialised
+        checks = {e.asset_check_evaluation_data.check_name for e in events
+                  if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+        assert checks == {c.check_key.name for c in control_test_checks}
+    assert_matches_fake(settings.duckdb_path, fresh_fake, regions=("us",))
