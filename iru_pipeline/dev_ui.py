@@ -7,10 +7,9 @@ writer pool is limited to one step at a time).
 Stopping: Ctrl-C or SIGTERM stops everything it started (webserver, daemon, code servers,
 runs in progress, the fake) within seconds. `dagster dev` runs in a process group of its
 own, so this process decides how it stops: first an interrupt to the whole group, as Ctrl-C
-in a terminal would send (each Dagster process shuts down cleanly, a run in progress is
-marked failed and gives back its pool slot), then SIGKILL for whatever is still there after
-`STOP_GRACE_S`. A second Ctrl-C or SIGTERM skips the wait.
-"""
+in a terminal would send to `dagster dev` (each Dagster process shuts down on it, a run in
+progress is interrupted), then SIGKILL for whatever is still there after `STOP_GRACE_S`.
+A second Ctrl-C or SIGTERM skips the wait."""
 
 from __future__ import annotations
 
@@ -31,8 +30,13 @@ from iru_pipeline.regions import REGION_CODES
 
 STOP_GRACE_S = 20.0
 """How long the Dagster processes get to shut down on their own before SIGKILL."""
-UI_SETTINGS = {"telemetry": {"enabled": False}, "nux": {"enabled": False}}
-"""Instance settings the UI needs: no telemetry, and no newsletter sign-up modal (`nux`)."""
+UI_SETTINGS = {
+    "telemetry": {"enabled": False},
+    "nux": {"enabled": False},
+    "python_logs": {"managed_python_loggers": ["iru_pipeline.progress"], "python_log_level": "INFO"},
+}
+"""Instance settings the UI needs: no telemetry, no newsletter sign-up modal (`nux`), and the
+ingestion's progress lines in the run log (as in iru_pipeline/dagster.yaml)."""
 
 
 class _Stop(Exception):

@@ -186,4 +186,8 @@ def test_a_refresh_runs_every_step_in_one_process_with_each_materialisation_and_
         checks = {e.asset_check_evaluation_data.check_name for e in events
                   if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
         assert checks == {c.check_key.name for c in control_test_checks}
+        # the ingestion's progress lines, as the terminal shows them, are in the run's log
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+        for name in RESOURCE_NAMES:
+            assert any(m.startswith(f"[us] {name}: ") for m in messages), name
     assert_matches_fake(settings.duckdb_path, fresh_fake, regions=("us",))

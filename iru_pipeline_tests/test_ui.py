@@ -86,6 +86,7 @@ def test_the_ui_instance_has_no_telemetry_and_no_newsletter_modal(tmp_path: Path
     shutil.copyfile(INSTANCE_TEMPLATE, home / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.telemetry_enabled is False and instance.nux_enabled is False
+        assert instance.managed_python_loggers == ["iru_pipeline.progress"]
 
 
 def test_an_earlier_instance_config_gains_the_ui_settings_and_keeps_its_own(tmp_path: Path) -> None:
@@ -97,7 +98,8 @@ def test_an_earlier_instance_config_gains_the_ui_settings_and_keeps_its_own(tmp_
     assert text.startswith(earlier + "\n")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.nux_enabled is False and instance.telemetry_enabled is False
+        assert instance.managed_python_loggers == ["iru_pipeline.progress"]
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
     ensure_ui_settings(config)
     assert config.read_text(encoding="utf-8") == text  # nothing added twice
-    assert set(UI_SETTINGS) == {"telemetry", "nux"}
+    assert set(UI_SETTINGS) == {"telemetry", "nux", "python_logs"}
