@@ -34,9 +34,12 @@ UI_SETTINGS = {
     "telemetry": {"enabled": False},
     "nux": {"enabled": False},
     "python_logs": {"managed_python_loggers": ["iru_pipeline.progress"], "python_log_level": "INFO"},
+    "run_coordinator": {"module": "dagster", "class": "QueuedRunCoordinator",
+                        "config": {"dequeue_interval_seconds": 1}},
 }
-"""Instance settings the UI needs: no telemetry, no newsletter sign-up modal (`nux`), and the
-ingestion's progress lines in the run log (as in iru_pipeline/dagster.yaml)."""
+"""Instance settings the UI needs: no telemetry, no newsletter sign-up modal (`nux`), the
+ingestion's progress lines in the run log, queued runs started within a second (as in
+iru_pipeline/dagster.yaml)."""
 
 
 class _Stop(Exception):

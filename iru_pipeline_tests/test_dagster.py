@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -191,3 +193,54 @@ def test_a_refresh_runs_every_step_in_one_process_with_each_materialisation_and_
         for name in RESOURCE_NAMES:
             assert any(m.startswith(f"[us] {name}: ") for m in messages), name
     assert_matches_fake(settings.duckdb_path, fresh_fake, regions=("us",))
+
+
+def test_a_launched_run_killed_holding_the_pool_slot_gets_it_back_through_run_monitoring(
+        fresh_fake: FakeIntercom, tmp_path: Path) -> None:
+    """With every step in the run's process, killing that process mid-ingestion leaves the
+    `duckdb_writer` slot claimed by the run; once the run is terminated (the UI's Terminate),
+    the daemon's run monitoring frees the slot (after `free_slots_after_run_end_seconds`,
+    shortened here from the instance config's 60 s)."""
+    from types import SimpleNamespace
+
+    from dagster._daemon.monitoring.concurrency import execute_concurrency_slots_iteration
+
+    from iru_pipeline.assets.ingestion import DUCKDB_POOL
+    from iru_pipeline.config import load_settings
+    from iru_pipeline.runner import prepare_instance
+
+    env = {**os.environ, **pipeline_env(fresh_fake, tmp_path, regions=("us",))}
+    settings = load_settings(env=env)
+    prepare_instance(settings).dispose()
+    config = settings.dagster_home / "dagster.yaml"
+    text = config.read_text()
+    assert "free_slots_after_run_end_seconds: 60" in text
+    config.write_text(text.replace("free_slots_after_run_end_seconds: 60", "free_slots_after_run_end_seconds: 1"))
+    env["DAGSTER_HOME"] = str(settings.dagster_home)
+    fresh_fake.faults("us").update(latency_ms=300)  # the ingestion step holds the slot for a while
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "job", "execute", "-m", "iru_pipeline.definitions", "-j", "refresh_all",
+         "--tags", json.dumps({"dagster/partition": "us"})],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        storage = instance.event_log_storage
+        try:
+            deadline, holders = time.monotonic() + 180, set()
+            while not holders and time.monotonic() < deadline and proc.poll() is None:
+                holders = storage.get_concurrency_info(DUCKDB_POOL).active_run_ids
+                time.sleep(0.1)
+            assert holders, "the run never claimed the duckdb_writer slot"
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            fresh_fake.faults("us").update(latency_ms=0)
+        (run_id,) = holders
+        run = instance.get_run_by_id(run_id)
+        assert run.status == dg.DagsterRunStatus.STARTED
+        assert storage.get_concurrency_info(DUCKDB_POOL).active_run_ids == {run_id}  # the slot outlived the process
+
+        instance.report_run_canceled(run, message="terminated in the UI")
+        time.sleep(2.5)  # past free_slots_after_run_end_seconds
+        monitoring = SimpleNamespace(instance=instance)
+        list(execute_concurrency_slots_iteration(monitoring, logging.getLogger("test")))
+        assert storage.get_concurrency_info(DUCKDB_POOL).active_run_ids == set()

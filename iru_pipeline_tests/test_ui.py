@@ -87,6 +87,7 @@ def test_the_ui_instance_has_no_telemetry_and_no_newsletter_modal(tmp_path: Path
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.telemetry_enabled is False and instance.nux_enabled is False
         assert instance.managed_python_loggers == ["iru_pipeline.progress"]
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
 
 
 def test_an_earlier_instance_config_gains_the_ui_settings_and_keeps_its_own(tmp_path: Path) -> None:
@@ -99,7 +100,8 @@ def test_an_earlier_instance_config_gains_the_ui_settings_and_keeps_its_own(tmp_
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.nux_enabled is False and instance.telemetry_enabled is False
         assert instance.managed_python_loggers == ["iru_pipeline.progress"]
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
     ensure_ui_settings(config)
     assert config.read_text(encoding="utf-8") == text  # nothing added twice
-    assert set(UI_SETTINGS) == {"telemetry", "nux", "python_logs"}
+    assert set(UI_SETTINGS) == {"telemetry", "nux", "python_logs", "run_coordinator"}
