@@ -42,8 +42,10 @@ sql: $(STAMP)  ## read-only SQL on the DuckDB file: make sql, or make sql Q="sel
 soak: $(STAMP)  ## longer fault-matrix variants
 	$(BIN)/python -m pytest -q -m slow
 
-ui: $(STAMP)  ## Dagster UI against the bundled fake with demo tokens, offline
-	$(BIN)/python -m iru_pipeline.dev_ui
+# `exec`: the shell becomes the Python process, so the SIGTERM make passes on to its recipe
+# reaches dev_ui, which stops every process it started. UI_ARGS: e.g. "--port 3001 --fake-port 8720".
+ui: $(STAMP)  ## Dagster UI against the bundled fake with demo tokens, offline; Ctrl-C stops it
+	exec $(BIN)/python -m iru_pipeline.dev_ui $(UI_ARGS)
 
 bench: $(STAMP)  ## benchmarks; prints a table and writes data/bench/*.json
 	$(BIN)/python -m iru_pipeline_tests.bench

@@ -18,7 +18,7 @@ from iru_pipeline.assets.ingestion import intercom_assets
 from iru_pipeline.config import load_dotenv_file
 from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
-from iru_pipeline.jobs import daily_refresh, refresh_all_job
+from iru_pipeline.jobs import RUN_EXECUTOR, daily_refresh, refresh_all_job
 from iru_pipeline.resources import IntercomResource, duckdb_path_from_env
 from iru_pipeline.storage import DUCKDB_MEMORY_LIMIT, restrict_umask
 
@@ -42,6 +42,8 @@ def build_definitions(duckdb_path: Path | None = None) -> dg.Definitions:
         asset_checks=ASSET_CHECKS,
         jobs=[refresh_all_job],
         schedules=[daily_refresh],
+        # Also the executor of the UI's "Materialize" runs (the implicit asset job).
+        executor=RUN_EXECUTOR,
         resources={
             "dlt": DagsterDltResource(),
             "intercom": IntercomResource(),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
+from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_source import RESOURCE_NAMES
 from iru_pipeline_tests.helpers import Loaded, assert_matches_fake, pipeline_env
@@ -139,3 +142,104 @@ def test_three_regions_launched_at_once_all_succeed(fresh_fake: FakeIntercom, tm
         errors = [line for line in out.splitlines() if "Error" in line or "error" in line]
         assert proc.returncode == 0, "\n".join(errors[-15:]) or out[-3000:]
     assert_matches_fake(settings.duckdb_path, fresh_fake)
+
+
+def refresh_job_of_this_environment() -> dg.JobDefinition:
+    """`refresh_all` on the DuckDB file the environment names (module level, so that
+    `dg.reconstructable` can rebuild it in another process, as a run launcher does)."""
+    from iru_pipeline.definitions import build_definitions
+
+    return build_definitions(duckdb_path=Path(os.environ["IRU_DUCKDB_PATH"])).resolve_job_def("refresh_all")
+
+
+def test_jobs_and_ui_materialisations_run_their_steps_in_process() -> None:
+    from iru_pipeline.definitions import defs
+
+    repo = defs.get_repository_def()
+    for job_name in repo.job_names:  # refresh_all and the UI's implicit asset job(s)
+        assert defs.resolve_job_def(job_name).executor_def is dg.in_process_executor, job_name
+
+
+def test_a_refresh_runs_every_step_in_one_process_with_each_materialisation_and_check(
+        fresh_fake: FakeIntercom, tmp_path: Path, monkeypatch) -> None:
+    """The schedule's run of one region, executed from a reconstructable job as a launched run
+    is: every step (ingestion, each evidence table, the export, each check) runs in the run's
+    own process, and each asset and check still reports on its own."""
+    from iru_pipeline.config import load_settings
+    from iru_pipeline.definitions import evidence_asset_keys
+    from iru_pipeline.evidence.checks import control_test_checks
+    from iru_pipeline.runner import prepare_instance
+
+    for name, value in pipeline_env(fresh_fake, tmp_path, regions=("us",)).items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    with prepare_instance(settings) as instance:
+        result = dg.execute_job(dg.reconstructable(refresh_job_of_this_environment), instance=instance,
+                                tags={"dagster/partition": "us"}, raise_on_error=False)
+        events = result.all_events
+        assert result.success, [e.message for e in events if e.is_failure][:3]
+        step_pids = {e.step_key: e.pid for e in events if e.event_type == dg.DagsterEventType.STEP_START}
+        # one step for the ingestion assets, one per evidence asset, one per check
+        assert len(step_pids) == 1 + len(evidence_asset_keys()) + len(control_test_checks), sorted(step_pids)
+        assert set(step_pids.values()) == {os.getpid()}, step_pids
+        materialised = {e.asset_key for e in events if e.is_step_materialization}
+        assert set(INGESTION_ASSET_KEYS) | set(evidence_asset_keys()) <= materialised
+        checks = {e.asset_check_evaluation_data.check_name for e in events
+                  if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+        assert checks == {c.check_key.name for c in control_test_checks}
+        # the ingestion's progress lines, as the terminal shows them, are in the run's log
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+        for name in RESOURCE_NAMES:
+            assert any(m.startswith(f"[us] {name}: ") for m in messages), name
+    assert_matches_fake(settings.duckdb_path, fresh_fake, regions=("us",))
+
+
+def test_a_launched_run_killed_holding_the_pool_slot_gets_it_back_through_run_monitoring(
+        fresh_fake: FakeIntercom, tmp_path: Path) -> None:
+    """With every step in the run's process, killing that process mid-ingestion leaves the
+    `duckdb_writer` slot claimed by the run; once the run is terminated (the UI's Terminate),
+    the daemon's run monitoring frees the slot (after `free_slots_after_run_end_seconds`,
+    shortened here from the instance config's 60 s)."""
+    from types import SimpleNamespace
+
+    from dagster._daemon.monitoring.concurrency import execute_concurrency_slots_iteration
+
+    from iru_pipeline.assets.ingestion import DUCKDB_POOL
+    from iru_pipeline.config import load_settings
+    from iru_pipeline.runner import prepare_instance
+
+    env = {**os.environ, **pipeline_env(fresh_fake, tmp_path, regions=("us",))}
+    settings = load_settings(env=env)
+    prepare_instance(settings).dispose()
+    config = settings.dagster_home / "dagster.yaml"
+    text = config.read_text()
+    assert "free_slots_after_run_end_seconds: 60" in text
+    config.write_text(text.replace("free_slots_after_run_end_seconds: 60", "free_slots_after_run_end_seconds: 1"))
+    env["DAGSTER_HOME"] = str(settings.dagster_home)
+    fresh_fake.faults("us").update(latency_ms=300)  # the ingestion step holds the slot for a while
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "job", "execute", "-m", "iru_pipeline.definitions", "-j", "refresh_all",
+         "--tags", json.dumps({"dagster/partition": "us"})],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        storage = instance.event_log_storage
+        try:
+            deadline, holders = time.monotonic() + 180, set()
+            while not holders and time.monotonic() < deadline and proc.poll() is None:
+                holders = storage.get_concurrency_info(DUCKDB_POOL).active_run_ids
+                time.sleep(0.1)
+            assert holders, "the run never claimed the duckdb_writer slot"
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            fresh_fake.faults("us").update(latency_ms=0)
+        (run_id,) = holders
+        run = instance.get_run_by_id(run_id)
+        assert run.status == dg.DagsterRunStatus.STARTED
+        assert storage.get_concurrency_info(DUCKDB_POOL).active_run_ids == {run_id}  # the slot outlived the process
+
+        instance.report_run_canceled(run, message="terminated in the UI")
+        time.sleep(2.5)  # past free_slots_after_run_end_seconds
+        monitoring = SimpleNamespace(instance=instance)
+        list(execute_concurrency_slots_iteration(monitoring, logging.getLogger("test")))
+        assert storage.get_concurrency_info(DUCKDB_POOL).active_run_ids == set()

@@ -2,7 +2,7 @@
 
     python -m iru_pipeline_tests.bench [--quick] [--contacts 100k,1M] [--conversations 100k]
         [--latency-ms 50] [--rate-limit 1000] [--workers 16] [--sweep 1,4,8,32 | --no-sweep]
-        [--no-peers] [--no-product] [--no-profile] [--out data/bench]
+        [--no-peers] [--no-product] [--no-profile] [--no-ui-path] [--out data/bench]
 
 Prints progress, then one table row per scenario and the targets with PASS/MISS, and writes
 the whole report as JSON to data/bench/bench-<UTC>.json and data/bench/latest.json. See
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from iru_pipeline.intercom_source.settings import EXTRACT_WORKERS
-from iru_pipeline_tests.bench import peers
+from iru_pipeline_tests.bench import peers, ui_path
 from iru_pipeline_tests.bench.fake import FakeProcess
 from iru_pipeline_tests.bench.probe import fake_throughput
 from iru_pipeline_tests.bench.proc import REPO_ROOT, OtherLoad, log_tail, run_measured
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-timeout", type=float, default=600.0, help="seconds per peer sync (default: 600)")
     p.add_argument("--no-product", action="store_true", help="skip the `iru-pipeline run` scenarios")
     p.add_argument("--no-profile", action="store_true", help="skip the sampled profile of contacts at 0 ms")
+    p.add_argument("--no-ui-path", action="store_true",
+                   help="skip the UI-path scenario (a refresh launched through the Dagster UI against the CLI)")
     p.add_argument("--out", default=str(REPO_ROOT / "data" / "bench"), help="folder of the JSON reports")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary DuckDB files and logs")
     return p
@@ -108,6 +111,8 @@ class Bench:
     def run(self, workspaces: list[tuple[int, int]]) -> None:
         for k, (contacts, conversations) in enumerate(workspaces):
             self.workspace(contacts, conversations, first=(k == 0))
+        if not self.args.no_ui_path:
+            ui_path.bench_scenario(self)
 
     def workspace(self, contacts: int, conversations: int, first: bool) -> None:
         a = self.args
@@ -486,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     conversations = size(args.conversations or "100k")
     workspaces = [(n, conversations if k == 0 else 1000) for k, n in enumerate(contacts)]
     bench = Bench(args)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM too stops what the bench started
     m = bench.machine_at_start
     bench.say(f"iru-pipeline bench on {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
               f"dlt {m['packages']['dlt']}, dagster {m['packages']['dagster']}; workspaces "
