@@ -30,7 +30,7 @@ from iru_pipeline.intercom_client.errors import (
     IntercomServerError,
     IntercomVersionError,
 )
-from iru_pipeline.intercom_client.rate_limit import RateLimiter, RetryPolicy, retry_after_seconds
+from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT, RateLimiter, RetryPolicy, retry_after_seconds
 
 API_VERSION = "2.16"
 MAX_PER_PAGE = 150  # "the max amount for any API is 150" (notes §2.1)
@@ -136,7 +136,7 @@ class IntercomClient:
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        max_connections: int = 16,
+        max_connections: int = MAX_IN_FLIGHT,
         transport: httpx.BaseTransport | None = None,
         api_version: str = API_VERSION,
     ) -> None:
@@ -145,7 +145,8 @@ class IntercomClient:
         self.host = urlsplit(self.base_url).netloc
         self.api_version = api_version
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter or RateLimiter()
+        # The limiter keeps requests in flight within the connection pool.
+        self.limiter = limiter or RateLimiter(max_in_flight=max_connections)
         self._rng = random.Random()
         self._stats: dict[str, EndpointStats] = {}
         self._resource_stats: dict[str, EndpointStats] = {}

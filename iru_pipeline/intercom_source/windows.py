@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from iru_pipeline.intercom_client import IntercomClient, Page
+from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT
 
 Items = list[dict[str, Any]]
 
@@ -99,7 +100,7 @@ def windowed_search(
     now: int,
     *,
     tz: str = "UTC",
-    workers: int = 16,
+    workers: int = MAX_IN_FLIGHT,
     split_above: int = 3000,
     per_page: int = 150,
     on_plan: Callable[[list[Window], int], None] | None = None,
@@ -154,7 +155,11 @@ def windowed_search(
     if on_split:
         on_split(total, newest)
     sort = {"field": spec.field, "order": "ascending"}
-    windows = plan_windows(client, spec, lo, now, total, workers, days, per_page)
+    # Planned for the requests in flight that the rate limit and the response times measured
+    # so far call for; `workers` threads page through them, and the limiter lets as many
+    # requests out as its (moving) target allows.
+    planned = max(2, min(workers, client.limiter.in_flight_target()))
+    windows = plan_windows(client, spec, lo, now, total, planned, days, per_page)
     if on_plan:
         on_plan(windows, total)
 
@@ -260,12 +265,18 @@ def _probe_counts(client: IntercomClient, spec: SearchSpec, windows: list[Window
 _DONE = object()
 
 
+QUEUED_PAGES = 32
+"""Most pages fetched and waiting for the consumer. With one page held by each of `workers`
+threads at most, a sync holds at most workers + 32 pages (96 at the default 64: about 32 MB
+of contacts pages)."""
+
+
 def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
     """Run page iterators on `workers` threads and yield their pages as they arrive.
 
     The queue is bounded, so memory stays flat however large the sync; an error in any job
     stops the others and is raised here."""
-    pages: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers * 2))
+    pages: queue.Queue[Any] = queue.Queue(maxsize=max(2, min(workers * 2, QUEUED_PAGES)))
     stop = threading.Event()
 
     def run(job: Callable[[], Iterator[Any]]) -> None:
