@@ -118,6 +118,7 @@ class RateLimiter:
         """Record a response's window (or none, for errors without headers)."""
         with self._cond:
             self._in_flight = max(0, self._in_flight - 1)
+            target, reset_before = self._target(), self._reset_at
             self._measure(headers)
             window = parse_window(headers) if headers is not None else None
             if window is not None:
@@ -128,7 +129,13 @@ class RateLimiter:
                 elif reset_at == self._reset_at:
                     # Responses of one window can arrive out of order: the lowest count is newest.
                     self._remaining = min(self._remaining if self._remaining is not None else remaining, remaining)
-            self._cond.notify_all()
+            # One request ended, so one waiter may take its place; all may go only on a new
+            # window or a higher target. Waking every idle window thread on every answer took
+            # CPU from the loader.
+            if self._target() > target or self._reset_at != reset_before:
+                self._cond.notify_all()
+            else:
+                self._cond.notify()
 
     def in_flight_target(self) -> int:
         """How many requests should be in flight to use the whole allowance (see the module)."""
