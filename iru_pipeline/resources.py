@@ -21,7 +21,9 @@ class IntercomResource(dg.ConfigurableResource):
     reconcile: bool | None = None
     """True: sweep contact ids and remove deleted contacts; False: never; None: on cadence."""
     extract_workers: int = EXTRACT_WORKERS
-    """Search windows of contacts and conversations fetched at once."""
+    """Upper bound of requests in flight to one workspace (search windows of contacts and
+    conversations fetched at once); within it, how many are out follows the rate limit and
+    the measured response times."""
     window_split_above: int = 3000
     """A contacts or conversations search matching more records is split into windows."""
     table_workers_above: int | None = TABLE_WORKERS_ABOVE
@@ -43,6 +45,7 @@ class IntercomResource(dg.ConfigurableResource):
             region, rs.base_url, rs.token,
             retry=RetryPolicy(max_retries=self.max_retries, backoff_base=self.backoff_base_seconds),
             timeout=httpx.Timeout(self.read_timeout_seconds, connect=min(10.0, self.read_timeout_seconds)),
+            max_connections=max(1, self.extract_workers),
         )
 
 

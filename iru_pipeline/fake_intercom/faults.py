@@ -193,6 +193,8 @@ class RegionStats:
     rate_limited: int = 0
     server_errors: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    peak_in_flight: int = 0
+    """Most API requests being answered at once (latency included)."""
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -202,6 +204,7 @@ class RegionStats:
             "rate_limited": self.rate_limited,
             "server_errors": self.server_errors,
             "faults": dict(self.faults),
+            "peak_in_flight": self.peak_in_flight,
         }
 
 

@@ -62,6 +62,7 @@ class RegionServer:
         self.limiter = RateLimiter(rate_limit, clock)
         self.stats = RegionStats()
         self._stats_lock = threading.Lock()
+        self._in_flight = 0
         self.clock = clock
         self.host = host
         self.port = 0
@@ -136,6 +137,17 @@ class RegionServer:
 
     def handle_api(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
                    headers: Any) -> Outcome:
+        with self._stats_lock:
+            self._in_flight += 1
+            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._in_flight)
+        try:
+            return self._answer(method, path, query, body, headers)
+        finally:
+            with self._stats_lock:
+                self._in_flight -= 1
+
+    def _answer(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
+                headers: Any) -> Outcome:
         cfg, state = self.faults, self.fault_state
         self._count(self.api.route_name(method, path))
         if cfg.latency_ms > 0:

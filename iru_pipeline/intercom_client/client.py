@@ -33,8 +33,8 @@ from iru_pipeline.intercom_client.errors import (
 )
 from iru_pipeline.intercom_client.page_bound import PageBound
 from iru_pipeline.intercom_client.proofs import ProofLog
+from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT, RateLimiter, RetryPolicy, retry_after_seconds
 from iru_pipeline.intercom_client.reach import unreachable_message
-from iru_pipeline.intercom_client.rate_limit import RateLimiter, RetryPolicy, retry_after_seconds
 from iru_pipeline.regions import REGIONS
 
 API_VERSION = "2.16"
@@ -141,7 +141,7 @@ class IntercomClient:
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        max_connections: int = 16,
+        max_connections: int = MAX_IN_FLIGHT,
         transport: httpx.BaseTransport | None = None,
         api_version: str = API_VERSION,
     ) -> None:
@@ -155,7 +155,8 @@ class IntercomClient:
         self.intercom_host = urlsplit(known.default_base_url).netloc if known else None
         self.api_version = api_version
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter or RateLimiter()
+        # The limiter keeps requests in flight within the connection pool.
+        self.limiter = limiter or RateLimiter(max_in_flight=max_connections)
         self._rng = random.Random()
         self._stats: dict[str, EndpointStats] = {}
         self._resource_stats: dict[str, EndpointStats] = {}

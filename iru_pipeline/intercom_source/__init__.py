@@ -128,7 +128,9 @@ def intercom_source(
             last sweep is older than RECONCILE_EVERY_DAYS.
         known_contact_ids: returns the contact ids already stored for this region (for the sweep).
         report: collects per-resource outcomes (rows, cursors, skipped resources).
-        workers: how many search windows of contacts and conversations are fetched at once.
+        workers: upper bound of search windows of contacts and conversations fetched at once;
+            within it the client's limiter sets how many requests are out (rate limit x
+            measured response time).
         split_above: a search matching more records than this is split into windows.
         table_workers_above: a contacts or conversations sync of more records builds its
             tables in worker processes (None: never).

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iru_pipeline.intercom_client import PERMISSIONS
+from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT
 
 DATASET_NAME = "intercom"
 """DuckDB schema of the raw tables."""
@@ -35,9 +36,10 @@ PAGES_PER_TASK = 10
 """Search pages a table worker builds as one table: each column of a table has a fixed cost
 (Arrow calls, type checks) whatever its size; measured on the fake's contacts, 20 µs per
 contact in tables of one page against 15.6 µs in tables of ten."""
-EXTRACT_WORKERS = 16
-"""Search windows of contacts and conversations fetched at once (see windows.py); the
-client's rate limiter keeps them within the workspace's limit."""
+EXTRACT_WORKERS = MAX_IN_FLIGHT
+"""Upper bound of search requests of contacts and conversations in flight at once (see
+windows.py). How many are actually out follows the rate limit and the measured response
+times (the client's RateLimiter, by Little's law), between 16 and this bound."""
 DELETED_CONVERSATIONS_PAGE_SIZE = 60  # the endpoint's maximum (notes §2)
 ACTIVITY_LOG_PAGE_SIZE = 150
 INITIAL_ACTIVITY_LOG_DAYS = 365 * 3

@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from iru_pipeline.intercom_client import IntercomClient, Page
+from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT
 from iru_pipeline.intercom_records.transforms import CURSOR_SKEW_SECONDS, readable_cursor
 
 Items = list[dict[str, Any]]
@@ -104,7 +105,7 @@ def windowed_search(
     now: int,
     *,
     tz: str = "UTC",
-    workers: int = 16,
+    workers: int = MAX_IN_FLIGHT,
     split_above: int = 3000,
     per_page: int = 150,
     on_plan: Callable[[list[Window], int], None] | None = None,
@@ -160,7 +161,11 @@ def windowed_search(
     if on_split:
         on_split(total, newest)
     sort = {"field": spec.field, "order": "ascending"}
-    windows = plan_windows(client, spec, lo, now, total, workers, days, per_page)
+    # Planned for the requests in flight that the rate limit and the response times measured
+    # so far call for; `workers` threads page through them, and the limiter lets as many
+    # requests out as its (moving) target allows.
+    planned = max(2, min(workers, client.limiter.in_flight_target()))
+    windows = plan_windows(client, spec, lo, now, total, planned, days, per_page)
     if on_plan:
         on_plan(windows, total)
 
@@ -195,32 +200,26 @@ def plan_windows(
     Counts only guide the split: they come from a search index that lags and may disagree
     with the rows (a test pins a lying `total_count`), so no window is ever dropped for
     looking empty (adjacent small windows are merged instead) and the number of windows,
-    hence of probes, is bounded. Each probe is a call the rate limit counts: at 100k contacts
-    and 16 workers, a finer plan (a third of a worker's share, 16 windows per worker at most)
-    cost 17% more calls than the pages themselves, for no faster sync (`make bench`)."""
+    hence of probes, is bounded. Each probe is a call the rate limit counts, and with 64
+    requests in flight, probing every cut piece again cost 400 calls for 667 pages at 100k
+    contacts (`make bench`): so only the first, even split (workers/2 windows) is probed, and
+    a window holding too many is cut in even pieces whose counts are estimated from its own."""
     target = max(4 * per_page, total // (2 * workers))
     max_windows = 8 * workers
-    bounds = _even_bounds(spec, lo, now, max(2, workers), days)
+    bounds = _even_bounds(spec, lo, now, max(2, workers // 2), days)
     windows = [Window(a, b) for a, b in zip(bounds, bounds[1:])] + [Window(bounds[-1], None)]
-    counts = dict(zip(windows, _probe_counts(client, spec, windows, workers)))
-    while len(counts) < max_windows:
-        # Each window holding too many is cut into as many pieces as its count asks for at
-        # once (one round of probes, where halving took one round per level).
-        room = max_windows - len(counts)
-        pieces: dict[Window, list[Window]] = {}
-        for window, count in sorted(counts.items(), key=lambda wc: -wc[1]):
-            if count <= target or window.hi is None or room <= 0:
-                continue
+    probed = dict(zip(windows, _probe_counts(client, spec, windows, workers)))
+    room = max_windows - len(probed)
+    counts: dict[Window, int] = {}
+    for window, count in sorted(probed.items(), key=lambda wc: -wc[1]):
+        cut = None
+        if count > target and window.hi is not None and room > 0:
             cut = _cut(spec, window, min(-(-count // target), room + 1), days)
-            if cut:
-                pieces[window] = cut
-                room -= len(cut) - 1
-        if not pieces:
-            break
-        new = [piece for cut in pieces.values() for piece in cut]
-        for window in pieces:
-            del counts[window]
-        counts.update(zip(new, _probe_counts(client, spec, new, workers)))
+        if not cut:
+            counts[window] = count
+            continue
+        room -= len(cut) - 1
+        counts.update((piece, -(-count // len(cut))) for piece in cut)
     ordered = sorted(counts.items(), key=lambda wc: wc[0].lo)
     merged: list[tuple[Window, int]] = []
     for window, count in ordered:
@@ -239,9 +238,10 @@ def _even_bounds(spec: SearchSpec, lo: int, now: int, pieces: int, days: DayCloc
         n_days = days.days_between(lo, days.day_start(now))
         step = max(1, n_days // pieces)
         bounds = [days.add_days(lo, i * step) for i in range(0, n_days // step + 1)]
-        return sorted(set(b for b in bounds if b <= days.day_start(now)))
+        # Up to today's start: the open tail (which cannot be cut) holds one day, not a step.
+        return sorted(set(b for b in bounds if b <= days.day_start(now)) | {days.day_start(now)})
     step = max(1, (now - lo) // pieces)
-    return list(range(lo, now + 1, step))
+    return sorted(set(range(lo, now + 1, step)) | {now})
 
 
 def _cut(spec: SearchSpec, window: Window, pieces: int, days: DayClock) -> list[Window] | None:
@@ -285,6 +285,12 @@ class ExtractionStopped(Exception):
     """The process was asked to stop while pages were being fetched."""
 
 
+QUEUED_PAGES = 32
+"""Most pages fetched and waiting for the consumer. With one page held by each of `workers`
+threads at most, a sync holds at most workers + 32 pages (96 at the default 64: about 32 MB
+of contacts pages)."""
+
+
 def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
     """Run page iterators on `workers` threads and yield their pages as they arrive.
 
@@ -292,7 +298,7 @@ def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Ite
     stops the others and is raised here. When the consumer goes away (the generator is
     closed) or the process is asked to stop, threads end after their current request: they
     never block on the full queue, and windows not started are cancelled."""
-    pages: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers * 2))
+    pages: queue.Queue[Any] = queue.Queue(maxsize=max(2, min(workers * 2, QUEUED_PAGES)))
     stop = threading.Event()
 
     def stopped() -> bool:

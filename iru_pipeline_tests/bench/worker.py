@@ -34,7 +34,8 @@ def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:
 
     workdir = Path(spec["workdir"])
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    client = IntercomClient("us", spec["base_url"], spec["token"])
+    # `workers` bounds the requests in flight, as `extract_workers` does in the product.
+    client = IntercomClient("us", spec["base_url"], spec["token"], max_connections=int(spec.get("workers", 8)))
     report = SyncReport("us")
     source = intercom_source(region="us", client=client, pii_key=PII_KEY, reconcile=False, report=report,
                              workers=int(spec.get("workers", 8))).with_resources(*spec["resources"])
@@ -81,6 +82,8 @@ def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:
         "api_429s": sum(v["rate_limited"] for v in client.stats().values()),
         "limiter_waits": client.limiter.waits,
         "limiter_waited_s": round(client.limiter.waited_seconds, 2),
+        "limiter_peak_in_flight": client.limiter.peak_in_flight,
+        "limiter_target_in_flight": client.limiter.in_flight_target(),
         "status": {name: rr.status for name, rr in report.resources.items()},
     }
 
