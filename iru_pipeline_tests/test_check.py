@@ -15,7 +15,7 @@ import pytest
 
 from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import FakeIntercom
-from iru_pipeline_tests.fault_helpers import fresh_progress_handler  # noqa: F401 (autouse fixture)
+from iru_pipeline_tests.helpers import TEST_PII_KEY
 
 
 def set_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
@@ -172,7 +172,7 @@ def _head(line: str) -> str:
 def test_check_and_run_word_each_class_of_failure_the_same(kind: str, words: str, fresh_fake: FakeIntercom,
                                                            monkeypatch, capsys, tmp_path) -> None:
     with _setup(kind, fresh_fake) as (env, details):
-        set_env(monkeypatch, {**env, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb"), "IRU_PII_KEY": "k" * 20})
+        set_env(monkeypatch, {**env, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb"), "IRU_PII_KEY": TEST_PII_KEY})
         assert main(["check"]) == 1
         check_out = capsys.readouterr().out
         run_code = main(["run"])
@@ -209,7 +209,7 @@ def test_without_network_check_and_run_say_the_same_and_run_blames_no_unset_vari
     """No base URL set: the default host does not resolve (no network here); neither command
     may name INTERCOM_BASE_URL_US, which the user never set."""
     set_env(monkeypatch, {"INTERCOM_ACCESS_TOKEN_US": "tok", "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb"),
-                          "IRU_PII_KEY": "k" * 20, "HTTPS_PROXY": f"http://127.0.0.1:{_closed_port()}",
+                          "IRU_PII_KEY": TEST_PII_KEY, "HTTPS_PROXY": f"http://127.0.0.1:{_closed_port()}",
                           "NO_PROXY": ""})
     assert main(["check"]) == 1
     check_out = capsys.readouterr().out
