@@ -14,7 +14,7 @@ from iru_pipeline.export import export_run
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_client import API_VERSION, IntercomClient, IntercomPermissionError
 from iru_pipeline.intercom_client.proofs import is_intercom_api_host
-from iru_pipeline_tests.conftest import pipeline_env, run_with_env
+from iru_pipeline_tests.helpers import pipeline_env, run_with_env
 
 SNAPSHOT_ENDPOINTS = {"GET /me", "GET /admins", "GET /teams", "GET /tags", "GET /data_attributes",
                       "GET /conversations/attributes"}
@@ -99,7 +99,7 @@ def test_proofs_reach_the_evidence_the_manifest_and_the_summary(tmp_path: Path) 
 def test_the_evidence_holds_each_workspaces_latest_collection_proofs(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from iru_pipeline_tests.test_evidence_world import build_world_db, derive_world, world_run, write_world_inputs
+    from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
 
     db = build_world_db(tmp_path / "iru.duckdb")
     derive_world(db, world_run(write_world_inputs(tmp_path / "inputs"), "run-1", datetime.now(UTC)))

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from iru_pipeline.config import ConfigError, Secret, load_settings
-from iru_pipeline_tests.conftest import TEST_PII_KEY
+from iru_pipeline_tests.helpers import TEST_PII_KEY
 
 GOOD = {"INTERCOM_ACCESS_TOKEN_US": "tok_us_123", "IRU_PII_KEY": TEST_PII_KEY}
 

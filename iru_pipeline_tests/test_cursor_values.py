@@ -27,16 +27,21 @@ from iru_pipeline.fake_intercom.faults import MISSING
 from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
 from iru_pipeline.intercom_source import DATASET_NAME, SyncReport, intercom_source
 from iru_pipeline.storage import duckdb_destination
-from iru_pipeline_tests.conftest import TEST_PII_KEY, pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import (
+from iru_pipeline_tests.helpers import (
     FAST,
+    TEST_PII_KEY,
+    assert_matches_fake,
     committed_cursors,
+    db_ids,
+    fake_ids,
     fresh_progress_handler,  # noqa: F401 (autouse fixture)
     ingestion_run_ids,
+    pipeline_env,
+    query,
+    run_with_env,
     small_fake,
     sync_results,
 )
-from iru_pipeline_tests.helpers import assert_matches_fake, db_ids, fake_ids, query
 
 RESOURCES = ("contacts", "conversations", "deleted_conversations", "activity_logs")
 CLIENT_RETRY = RetryPolicy(max_retries=2, backoff_base=0.01, backoff_cap=0.05)

@@ -15,10 +15,10 @@ import pytest
 
 from iru_pipeline.config import ConfigError
 from iru_pipeline.demo import control_tests as console_control_tests
+from iru_pipeline.evidence import params as evidence_params
 from iru_pipeline.evidence.checks import check_outcome
 from iru_pipeline.evidence.controls import STATUSES
 from iru_pipeline.evidence.inputs import load_inputs
-from iru_pipeline.evidence import params as evidence_params
 from iru_pipeline.export import export_run
 from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
 

@@ -1,9 +1,5 @@
 """Tests that the hand-made evidence world (data/evidence/world.sql; built by
-`helpers.build_world_db`) has the raw shape the evidence SQL expects.
-
-The builders are imported from the helpers module under their old names here too, so
-`from iru_pipeline_tests.test_evidence_world import build_world_db` keeps working.
-"""
+`helpers.build_world_db`) has the raw shape the evidence SQL expects."""
 
 from __future__ import annotations
 
@@ -12,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from iru_pipeline.evidence.raw import RAW_COLUMNS, create_raw_views
-from iru_pipeline_tests.helpers import (  # noqa: F401 (names kept importable from here)
+from iru_pipeline_tests.helpers import build_world_db
     DATA,
     WORLD_PII_KEY,
     WORLD_SQL,

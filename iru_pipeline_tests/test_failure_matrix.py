@@ -12,9 +12,14 @@ from typing import Any
 import dlt
 import pytest
 
-from iru_pipeline_tests.conftest import pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import VALUE_TABLES, assert_values_match_fake, small_fake
-from iru_pipeline_tests.helpers import assert_matches_fake
+from iru_pipeline_tests.helpers import (
+    VALUE_TABLES,
+    assert_matches_fake,
+    assert_values_match_fake,
+    pipeline_env,
+    run_with_env,
+    small_fake,
+)
 
 QUICK = {"max_retries": 2, "backoff_base_seconds": 0.01}
 

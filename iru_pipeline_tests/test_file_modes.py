@@ -9,8 +9,7 @@ import stat
 from pathlib import Path
 
 from iru_pipeline.storage import restrict_umask
-from iru_pipeline_tests.conftest import pipeline_env
-from iru_pipeline_tests.fault_helpers import PipelineProcess, small_fake
+from iru_pipeline_tests.helpers import PipelineProcess, pipeline_env, small_fake
 
 
 def _mode(path: Path) -> int:

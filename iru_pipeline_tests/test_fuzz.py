@@ -31,13 +31,12 @@ from iru_pipeline.intercom_client import (
     RateLimiter,
     RetryPolicy,
 )
-from iru_pipeline.intercom_records.tables import CONTACTS, CONVERSATIONS, contacts_table, conversations_table
-from iru_pipeline.intercom_source.helpers import OverlapFilter
-from iru_pipeline.intercom_records.transforms import content_hash
 from iru_pipeline.intercom_records.pii import Pseudonymizer
+from iru_pipeline.intercom_records.tables import CONTACTS, CONVERSATIONS, contacts_table, conversations_table
 from iru_pipeline.intercom_records.transforms import (
     activity_log_row,
     admin_row,
+    content_hash,
     conversation_tombstone,
     data_attribute_row,
     deleted_conversation_row,
@@ -46,6 +45,7 @@ from iru_pipeline.intercom_records.transforms import (
     team_row,
     workspace_row,
 )
+from iru_pipeline.intercom_source.helpers import OverlapFilter
 from iru_pipeline_tests.helpers import TEST_PII_KEY
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None,

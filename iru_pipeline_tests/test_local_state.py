@@ -12,16 +12,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from iru_pipeline_tests.conftest import pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import (
+from iru_pipeline_tests.helpers import (
     FAST,
+    assert_matches_fake,
     committed_cursors,
     fresh_progress_handler,  # noqa: F401 (autouse fixture)
     ingestion_run_ids,
+    pipeline_env,
+    run_with_env,
     small_fake,
     sync_results,
 )
-from iru_pipeline_tests.helpers import assert_matches_fake
 
 
 @pytest.mark.parametrize("content", [

@@ -55,7 +55,7 @@ def test_a_password_in_any_url_setting_is_never_printed_or_written(tmp_path: Pat
     """user:password@ in every base URL setting and in the proxy settings: `check` and `run`
     succeed or fail in one line, and the password is in no output and no file written
     (DuckDB, dlt dir, Dagster home, exports)."""
-    from iru_pipeline_tests.fault_helpers import PipelineProcess, small_fake
+    from iru_pipeline_tests.helpers import PipelineProcess, small_fake
 
     outputs: list[str] = []
     data = tmp_path / "data"

@@ -15,16 +15,17 @@ import pytest
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_client import IntercomClient, IntercomResponseError, RetryPolicy
 from iru_pipeline.intercom_client.page_bound import SLACK_PAGES
-from iru_pipeline_tests.conftest import pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import (
+from iru_pipeline_tests.helpers import (
     FAST,
+    assert_matches_fake,
     committed_cursors,
     fresh_progress_handler,  # noqa: F401 (autouse fixture)
     ingestion_run_ids,
+    pipeline_env,
+    run_with_env,
     small_fake,
     sync_results,
 )
-from iru_pipeline_tests.helpers import assert_matches_fake
 
 RETRY = RetryPolicy(max_retries=2, backoff_base=0.01, backoff_cap=0.05)
 LOG_WINDOW_S = 400 * 86400

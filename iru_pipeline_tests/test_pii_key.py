@@ -15,9 +15,15 @@ from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_records.pii import Pseudonymizer
 from iru_pipeline.storage import KEY_ID_HEX, pii_key_fingerprint
-from iru_pipeline_tests.conftest import TEST_PII_KEY, pipeline_env
-from iru_pipeline_tests.fault_helpers import data_dir_listing, fresh_progress_handler, small_fake  # noqa: F401
-from iru_pipeline_tests.helpers import query, write_as_chain_version_1
+from iru_pipeline_tests.helpers import (  # noqa: F401
+    TEST_PII_KEY,
+    data_dir_listing,
+    fresh_progress_handler,
+    pipeline_env,
+    query,
+    small_fake,
+    write_as_chain_version_1,
+)
 
 OTHER_KEY = "5f1c0d9e2b7a48c3a1e06d5b9f24c7e8d3b1a0f6e5c4d2b9a8f7e6d5c4b3a291"  # secrets.token_hex(32)
 
@@ -70,7 +76,7 @@ def test_a_run_with_another_key_stops_before_any_request_or_write(tmp_path: Path
 def test_the_dagster_path_refuses_another_key_before_loading(tmp_path: Path) -> None:
     """A run launched from Dagster (no CLI pre-check) fails its region with the same line and
     writes no pseudonym of the other key."""
-    from iru_pipeline_tests.conftest import run_with_env
+    from iru_pipeline_tests.helpers import run_with_env
 
     with small_fake() as fake:
         env = pipeline_env(fake, tmp_path)

@@ -17,9 +17,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
-from iru_pipeline_tests.conftest import pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import assert_values_match_fake, small_fake
-from iru_pipeline_tests.helpers import assert_matches_fake
+from iru_pipeline_tests.helpers import (
+    assert_matches_fake,
+    assert_values_match_fake,
+    pipeline_env,
+    run_with_env,
+    small_fake,
+)
 
 US_HOST = "https://api.intercom.io"
 FAST = {"max_retries": 2, "backoff_base_seconds": 0.01}

@@ -29,7 +29,7 @@ from iru_pipeline.evidence.report import REPORT_FILE, render_report
 from iru_pipeline.evidence.session import EvidenceRun, derive_all, prepare_connection, run_table_sql
 from iru_pipeline.evidence.tables import CHAINED_TABLES, TABLES_BY_NAME
 from iru_pipeline.export import export_run, verify_export
-from iru_pipeline_tests.test_evidence_world import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
 
 HISTORY = "evidence_control_test_history"
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

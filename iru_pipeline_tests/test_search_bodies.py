@@ -20,8 +20,13 @@ import pytest
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
 from iru_pipeline.intercom_source.settings import RESOURCES
-from iru_pipeline.intercom_source.windows import CONTACTS_SEARCH, CONVERSATIONS_SEARCH, Window, windowed_search, \
-    window_query
+from iru_pipeline.intercom_source.windows import (
+    CONTACTS_SEARCH,
+    CONVERSATIONS_SEARCH,
+    Window,
+    window_query,
+    windowed_search,
+)
 
 NOW = 1_760_000_000
 

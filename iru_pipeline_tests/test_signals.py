@@ -23,18 +23,18 @@ from pathlib import Path
 import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
-from iru_pipeline_tests.conftest import pipeline_env
-from iru_pipeline_tests.fault_helpers import (
+from iru_pipeline_tests.helpers import (
     PipelineProcess,
+    assert_matches_fake,
     assert_no_cursor_passed_unloaded_data,
     assert_values_match_fake,
     dlt_phase,
     fresh_progress_handler,  # noqa: F401 (autouse fixture)
     lock_holders,
+    pipeline_env,
     slots_held,
     small_fake,
 )
-from iru_pipeline_tests.helpers import assert_matches_fake
 
 ATTEMPTS = 3
 STOP_TIMEOUT_S = 30.0

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from iru_pipeline.cli import main
 from iru_pipeline.config import ConfigError, load_settings
-from iru_pipeline_tests.test_evidence_world import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
 
 
 def keygen(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from iru_pipeline_tests.conftest import pipeline_env
-from iru_pipeline_tests.fault_helpers import (
+from iru_pipeline_tests.helpers import (
     PipelineProcess,
+    assert_matches_fake,
     assert_no_cursor_passed_unloaded_data,
     assert_values_match_fake,
+    pipeline_env,
     small_fake,
 )
-from iru_pipeline_tests.helpers import assert_matches_fake
 
 
 def _mount(folder: Path, options: str) -> bool:

@@ -11,9 +11,14 @@ import duckdb
 
 from iru_pipeline.intercom_source.helpers import SyncReport
 from iru_pipeline.sync_results import write_sync_results
-from iru_pipeline_tests.conftest import pipeline_env, run_with_env
-from iru_pipeline_tests.fault_helpers import fresh_progress_handler, on_nth_request, small_fake  # noqa: F401
-from iru_pipeline_tests.helpers import query
+from iru_pipeline_tests.helpers import (  # noqa: F401
+    fresh_progress_handler,
+    on_nth_request,
+    pipeline_env,
+    query,
+    run_with_env,
+    small_fake,
+)
 
 # The table as the previous version created it (no duplicates_skipped).
 PREVIOUS_DDL = """

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from iru_pipeline_tests.bench.fake import FakeProcess
-from iru_pipeline_tests.bench.proc import OtherLoad, REPO_ROOT, log_tail, run_measured
+from iru_pipeline_tests.bench.proc import REPO_ROOT, OtherLoad, log_tail, run_measured
 
 PEERS = {
     "tap": {"label": "tap-intercom 2.2.5", "err": "tap-err.log", "out": "tap-out.jsonl"},

@@ -54,7 +54,12 @@ def fake_throughput(base_url: str, token: str, resource: str = "contacts", threa
     """Page through `resource` on `threads` connections for up to `max_seconds`."""
     from iru_pipeline.intercom_client import IntercomClient
     from iru_pipeline.intercom_source.windows import (
-        CONTACTS_SEARCH, CONVERSATIONS_SEARCH, DayClock, plan_windows, window_query)
+        CONTACTS_SEARCH,
+        CONVERSATIONS_SEARCH,
+        DayClock,
+        plan_windows,
+        window_query,
+    )
 
     spec = CONTACTS_SEARCH if resource == "contacts" else CONVERSATIONS_SEARCH
     with IntercomClient("us", base_url, token) as client:
