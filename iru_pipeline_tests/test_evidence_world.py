@@ -9,16 +9,6 @@ import duckdb
 
 from iru_pipeline.evidence.raw import RAW_COLUMNS, create_raw_views
 from iru_pipeline_tests.helpers import build_world_db
-    DATA,
-    WORLD_PII_KEY,
-    WORLD_SQL,
-    WorldFiles,
-    build_world_db,
-    derive_world,
-    finding_id,
-    world_run,
-    write_world_inputs,
-)
 
 # ------------------------------------------------------------------------------------ tests
 
