@@ -50,11 +50,11 @@ from iru_pipeline.evidence.manifest import (
     sha256_hex,
     verify_chain,
 )
+from iru_pipeline.evidence.report import report_file
 from iru_pipeline.evidence.signing import ALGORITHM, SIGNATURE_FILE, Signer
 from iru_pipeline.evidence.tables import MANIFEST_TABLE, PROOF_TABLE
 from iru_pipeline.export_verify import MANIFEST_FILE, SUMS_FILE, verify_export
 from iru_pipeline.intercom_client.proofs import is_intercom_api_host
-from iru_pipeline.evidence.report import report_file
 
 EXPORT_SCHEMA = "iru-evidence-export/2"
 __all__ = ["build_export", "export_cli", "export_run", "verify_export"]

@@ -9,23 +9,23 @@ DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb
 
 
 
-import tempfile
 import logging
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import dlt
 import duckdb
+from dagster import AssetExecutionContext
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from iru_pipeline.config import Settings
-from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncReport, intercom_source
 from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, UPSERT, resource_spec
+from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
 from iru_pipeline.storage import bind_pii_key, duckdb_destination, wait_for_database

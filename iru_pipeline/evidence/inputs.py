@@ -12,7 +12,7 @@ an exception given by e-mail alone applies in every workspace. Every identifier 
 agree (admin_id, email, workspace_id, region) for a row to apply. A review without a
 workspace applies to the finding or event of that id in every workspace.
 
-(evidence-research §3, "Human inputs".) Columns beyond these are ignored and never stored,
+(docs/evidence.md#tables, "Human inputs".) Columns beyond these are ignored and never stored,
 so an HR export can be used as it is. A malformed row stops the run with a `ConfigError`
 naming the file, the line and the reason: evidence computed from a half-read roster would
 look complete and be wrong. Each file is recorded with the run by name, row count and

@@ -34,7 +34,7 @@ from iru_pipeline.intercom_source.settings import RESOURCES
 from iru_pipeline.regions import REGIONS
 
 PII_MODE = "pseudonymous"
-"""The only mode the ingestion implements (evidence-research §8.2; DESIGN, PII policy)."""
+"""The only mode the ingestion implements (docs/evidence.md#personal-data)."""
 EVIDENCE_SCHEMA = "evidence"
 _STREAM_MODES = {"single": "full", "full": "full", "search": "incremental", "page_number": "incremental",
                  "activity_log": "window"}

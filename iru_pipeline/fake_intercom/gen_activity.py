@@ -1,4 +1,4 @@
-"""Admin activity logs (notes §3.7): a lazily generated history plus planted scenario events.
+"""Admin activity logs (docs/intercom-api.md#record-shapes-worth-knowing): a lazily generated history plus planted scenario events.
 
 Generated entries obey the scenario's invariants (scenario.py): no generated entry is by the
 stale, never-logged-in or burst admin; generated exports (every type in
@@ -8,7 +8,7 @@ login failures are rare. Planted entries (`scenario_events`) then carry the find
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,7 +41,7 @@ _EXPORT_TYPES = (*sc.EXPORT_ACTIVITY_TYPES, "message_deletion")  # descriptions 
 
 def _iso(ts: int) -> str:
     """A date-time as the spec's examples write it: ISO 8601, UTC, with a Z."""
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def in_office_hours(ts: int, tz: ZoneInfo) -> bool:

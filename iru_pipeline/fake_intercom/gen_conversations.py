@@ -1,8 +1,8 @@
-"""Conversations as a pure function of (seed, region, index) -- notes §3.6 for the shape.
+"""Conversations as a pure function of (seed, region, index) -- docs/intercom-api.md#version-216-always-sent for the shape.
 
 List and search items carry message content (`source.body`, `subject`, author name and
 e-mail, attachments, `title`, rating remarks, custom attribute values), all marked with
-MESSAGE_BODY_MARKER, because real list responses do too (notes §5). `GET
+MESSAGE_BODY_MARKER, because real list responses do too (docs/intercom-api.md#ids-timestamps-and-free-text). `GET
 /conversations/{id}` adds `conversation_parts`.
 """
 
@@ -291,7 +291,7 @@ class ConversationFactory:
                 {"type": "contact", "id": contact.id, "external_id": contact.external_id}]},
             "first_contact_reply": ({"created_at": created, "type": "conversation", "url": None}
                                     if not from_admin else None),
-            # 2.16: 0 means unassigned (notes §0, §3.6).
+            # 2.16: 0 means unassigned (docs/intercom-api.md#version-216-always-sent).
             "admin_assignee_id": admin_assignee,
             "team_assignee_id": team_assignee,
             "open": is_open,

@@ -1,7 +1,7 @@
 """HTTP layer: one ThreadingHTTPServer per region on loopback, HTTP/1.1 keep-alive.
 
 Per API request, in order: latency, dropped connection, auth (401 without rate-limit
-headers, notes §7), rate limit (real window counter, then injected 429s), injected 5xx,
+headers, docs/intercom-api.md#rate-limits), rate limit (real window counter, then injected 429s), injected 5xx,
 forbidden resources, the endpoint itself, then body-level transport faults (truncated or
 slow bodies). Requests under `/_fake/` are the control API: no token, not rate limited,
 not counted.
@@ -157,7 +157,7 @@ class RegionServer:
             self._fault("dropped_connection")
             return Outcome(None, drop=True)
 
-        # Auth first: a bad token gets 401 without X-RateLimit headers (notes §7).
+        # Auth first: a bad token gets 401 without X-RateLimit headers (docs/intercom-api.md#rate-limits).
         auth = headers.get("Authorization") or ""
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or token.strip() != self.token:

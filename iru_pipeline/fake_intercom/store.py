@@ -256,7 +256,7 @@ class Collection:
         """One page of search results, sorted by `sort` (or relevance) with id as tie-breaker.
 
         visible_until: records created or updated after this second are not yet searchable
-        (index lag, notes §9.4). position: what the previous page's cursor encoded.
+        (index lag, docs/intercom-api.md#search-semantics). position: what the previous page's cursor encoded.
 
         Sorting by `updated_at` and the default relevance order are streamed from index
         ranges (cheap at any size); sorting by another field sorts all matches once per query.

@@ -307,7 +307,7 @@ class Workspace:
             return out
 
     def delete_contacts(self, ids: Iterable[str]) -> None:
-        """Delete contacts: they vanish from list and search without a trace (notes §9.6)."""
+        """Delete contacts: they vanish from list and search without a trace (docs/intercom-api.md#deletions)."""
         with self._lock:
             for index in self._resolve_ids(self.contact_store, ids, "contact"):
                 self.contact_store.hide(index)

@@ -38,12 +38,12 @@ from iru_pipeline.intercom_client.reach import unreachable_message
 from iru_pipeline.regions import REGIONS
 
 API_VERSION = "2.16"
-MAX_PER_PAGE = 150  # "the max amount for any API is 150" (notes §2.1)
+MAX_PER_PAGE = 150  # "the max amount for any API is 150" (docs/intercom-api.md#pagination-four-kinds)
 USER_AGENT = "iru-pipeline"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
 # 401 codes that mean "this token may not read this resource" rather than "bad token";
-# Intercom answers some missing-scope cases with 401 token_unauthorized (notes §6).
+# Intercom answers some missing-scope cases with 401 token_unauthorized (docs/intercom-api.md#errors).
 _SCOPE_401_CODES = frozenset({"token_unauthorized"})
 _PLAN_CODES = frozenset({"api_plan_restricted"})
 
@@ -422,7 +422,7 @@ class IntercomClient:
         self, path: str, item_key: str, query: Mapping[str, Any],
         *, sort: Mapping[str, str] | None = None, per_page: int = MAX_PER_PAGE, resource: str | None = None,
     ) -> Iterator[Page]:
-        """POST search; pagination lives in the JSON body, never the query string (notes §2.1:
+        """POST search; pagination lives in the JSON body, never the query string (docs/intercom-api.md#pagination-four-kinds:
         a query-string `starting_after` is ignored and page 1 comes back forever)."""
         body: dict[str, Any] = {"query": dict(query), "pagination": {"per_page": min(per_page, MAX_PER_PAGE)}}
         if sort:
@@ -452,7 +452,7 @@ class IntercomClient:
         *, per_page: int | None = None, resource: str | None = "activity_logs",
     ) -> Iterator[Page]:
         """`GET /admins/activity_logs`, newest first. `pages.next` is a full URL on the live API
-        and a cursor object in the spec (notes §2.1): both are followed."""
+        and a cursor object in the spec (docs/intercom-api.md#pagination-four-kinds): both are followed."""
         path = "/admins/activity_logs"
         params: dict[str, Any] = {"created_at_after": str(int(created_at_after))}
         if created_at_before is not None:
@@ -533,7 +533,7 @@ class IntercomClient:
         seen.add(cursor)
 
 
-# Permissions as the Intercom Developer Hub names them (notes §8), by resource name.
+# Permissions as the Intercom Developer Hub names them (docs/intercom-api.md#permissions), by resource name.
 PERMISSIONS: dict[str, str] = {
     "workspaces": "Read admins",
     "admins": "Read admins",

@@ -1,4 +1,4 @@
-"""Pseudonymisation of contact identifiers (DESIGN: PII policy; evidence-research §8.2).
+"""Pseudonymisation of contact identifiers (docs/evidence.md#personal-data).
 
 Email, phone and external id are stored only as keyed HMAC-SHA256 values. The key of each
 workspace is derived from the master key (`IRU_PII_KEY`) and the workspace id, so pseudonyms

@@ -2,7 +2,7 @@
 
 Why Arrow, built by hand: these two resources carry nearly all the volume (millions of rows),
 and dlt's dict path (normalise every row in Python) tops out near 5k rows/s here, while Arrow
-tables go straight to parquet (dagster-dlt-notes §4: about 5x faster end to end).
+tables go straight to parquet (docs/ingestion.md#tables-arrow-built-in-worker-processes-for-large-syncs: about 5x faster end to end).
 
 Each table is a list of `Column`s: the output column, its kind (how a raw value is coerced),
 and where the raw value sits in the record (a field, possibly inside nested objects), or a
@@ -98,7 +98,7 @@ def id_array(values: list[Any], vectorized: bool = True) -> pa.Array:
 
 
 def assignee_array(values: list[Any], vectorized: bool = True) -> pa.Array:
-    """Intercom 2.16 sends 0 for "unassigned" (notes §3.6): NULL."""
+    """Intercom 2.16 sends 0 for "unassigned" (docs/intercom-api.md#version-216-always-sent): NULL."""
     return pa.array([None if v == "0" else v for v in id_values(values, vectorized)], pa.string())
 
 

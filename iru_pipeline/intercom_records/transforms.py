@@ -1,7 +1,7 @@
 """Intercom records -> table rows, one function per resource.
 
 Every row gets `region` and `workspace_id`; ids become strings (Intercom mixes string and
-integer ids, notes §1); Unix seconds become UTC datetimes (TIMESTAMP WITH TIME ZONE in DuckDB).
+integer ids, docs/intercom-api.md#ids-timestamps-and-free-text); Unix seconds become UTC datetimes (TIMESTAMP WITH TIME ZONE in DuckDB).
 Contacts and conversations (tables.py) are built from an allow-list: message content,
 names and custom attribute values never reach a row, and a field Intercom adds later is not
 stored until it is reviewed. Resources without customer personal data keep unknown fields.
@@ -188,7 +188,7 @@ _ADMIN_DROP = {"avatar", "type"}
 
 
 def admin_row(admin: dict[str, Any], region: str, workspace_id: str) -> Row:
-    # Admins stay in clear (DESIGN: access reviews must identify people). Unknown fields kept.
+    # Admins stay in clear (access reviews must identify people). Unknown fields kept.
     role = obj(admin.get("role"))
     priority = obj(admin.get("team_priority_level"))
     row: Row = {k: v for k, v in admin.items() if k not in _ADMIN_DROP and not isinstance(v, (dict, list))}

@@ -54,9 +54,9 @@ from iru_pipeline.intercom_records.transforms import (
     admin_row,
     content_hash,
     conversation_tombstone,
-    readable_cursor,
     data_attribute_row,
     deleted_conversation_row,
+    readable_cursor,
     tag_row,
     team_membership_rows,
     team_row,
@@ -233,8 +233,8 @@ def contacts(
         "updated_at", initial_value=EPOCH, lag=OVERLAP_SECONDS, on_cursor_value_missing="include"
     ),
 ) -> Iterator[list[dict[str, Any]]]:
-    """Contacts, pseudonymised. Search dates are whole days in the workspace time zone (notes
-    §4), so `updated_at = S OR updated_at > S` re-reads the start's day; the cursor filter
+    """Contacts, pseudonymised. Search dates are whole days in the workspace time zone
+    (docs/intercom-api.md#search-semantics), so `updated_at = S OR updated_at > S` re-reads the start's day; the cursor filter
     and the overlap filter drop what was already loaded."""
 
     def pages() -> Iterator[Any]:
@@ -268,7 +268,7 @@ def _reconcile_due(ctx: WorkspaceContext, state: dict[str, Any]) -> bool:
 
 def _reconcile_contacts(ctx: WorkspaceContext, state: dict[str, Any], report: Any) -> Iterator[list[dict[str, Any]]]:
     """List every contact id (the list endpoint: search would miss not-yet-indexed contacts)
-    and remove stored contacts Intercom no longer has (deleted, merged, archived: notes §9.6)."""
+    and remove stored contacts Intercom no longer has (deleted, merged, archived: docs/intercom-api.md#deletions)."""
     seen: set[str] = set()
     for page in ctx.client.iter_cursor("/contacts", "data", per_page=SEARCH_PAGE_SIZE, resource="contacts"):
         seen.update(str(c.get("id")) for c in page.items if c.get("id") is not None)
@@ -295,7 +295,7 @@ def conversations(
     ),
 ) -> Iterator[list[dict[str, Any]]]:
     """Conversation metadata only. Search bounds are inclusive and results come in relevance
-    order unless sorted, so always sort by updated_at ascending (notes §4, §9.2). Deleted
+    order unless sorted, so always sort by updated_at ascending (docs/intercom-api.md#search-semantics). Deleted
     conversations (GET /conversations/deleted) become hard-delete markers."""
 
     def pages() -> Iterator[Any]:
@@ -377,7 +377,7 @@ def activity_logs(
     ),
 ) -> Iterator[list[dict[str, Any]]]:
     """Admin activity logs: newest first, so the upper bound is fixed at the run's start (new
-    events would otherwise shift pages); dedupe on id by merge (notes §9.7)."""
+    events would otherwise shift pages); dedupe on id by merge (docs/intercom-api.md#pagination-four-kinds)."""
 
     def pages() -> Iterator[list[dict[str, Any]]]:
         report = ctx.report.resource("activity_logs")

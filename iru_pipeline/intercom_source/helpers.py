@@ -232,7 +232,7 @@ class OverlapFilter:
     """Skips records of the overlap window that were already loaded unchanged.
 
     Why not dlt's own boundary dedupe: each window starts `OVERLAP_SECONDS` before the cursor
-    (Intercom's search index lags, notes §9.4), and dlt's incremental `lag` turns its dedupe
+    (Intercom's search index lags, docs/intercom-api.md#search-semantics), and dlt's incremental `lag` turns its dedupe
     off, so every quiet run would reload the whole overlap. Its boundary dedupe alone (no lag)
     would drop late-indexed rows that sit before the cursor. This filter keeps a content hash
     per id for records inside the overlap, in the resource's dlt state, so it is committed

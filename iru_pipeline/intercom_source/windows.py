@@ -4,7 +4,7 @@ several at once.
 Intercom pages each search result one cursor at a time, so a single chain is bounded by
 round-trip latency, far below the rate limit. Windows are independent searches, so they can
 run concurrently; the client's shared RateLimiter keeps the total within the workspace's
-window. Contact search matches whole days in the workspace time zone (notes §4), so contact
+window. Contact search matches whole days in the workspace time zone (docs/intercom-api.md#search-semantics), so contact
 windows are whole days; conversation bounds are inclusive seconds.
 
 Plan: the first page of the whole range is fetched as usual; if its `total_count` is small
@@ -70,7 +70,7 @@ def window_query(spec: SearchSpec, window: Window) -> dict[str, Any]:
         before_hi = {"field": f, "operator": "<", "value": window.hi + 1}
         return {"operator": "OR", "value": [{"operator": "AND", "value": [on_lo, before_hi]},
                                             {"operator": "AND", "value": [after_lo, before_hi]}]}
-    # Conversation bounds are inclusive (notes §4): [lo, hi) is `> lo` and `< hi - 1`.
+    # Conversation bounds are inclusive (docs/intercom-api.md#search-semantics): [lo, hi) is `> lo` and `< hi - 1`.
     lower = {"field": f, "operator": ">", "value": window.lo}
     if window.hi is None:
         return lower
