@@ -61,7 +61,8 @@ def error_body(code: str, message: str | None, request_id: str | None) -> bytes:
 
 
 class RequestIds:
-    """Short lowercase ids like `am8kvuenottnjlupq970` (real ones are not UUIDs, docs/intercom-api.md#ids-timestamps-and-free-text)."""
+    """Short lowercase ids like `am8kvuenottnjlupq970` (real ones are not UUIDs,
+    docs/intercom-api.md#ids-timestamps-and-free-text)."""
 
     _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -239,7 +240,8 @@ class RegionApi:
         return max(0, total + self.faults.total_count_offset)
 
     def _cursor_pages(self, req: Request, listing: str, page: Page, per_page: int, incoming: str | None) -> dict[str, Any]:
-        """`pages` of a cursor listing: next is omitted on the last page (docs/intercom-api.md#pagination-four-kinds)."""
+        """`pages` of a cursor listing: next is omitted on the last page
+        (docs/intercom-api.md#pagination-four-kinds)."""
         pages: dict[str, Any] = {"type": "pages"}
         if page.next_position is not None:
             cursor = self.cursors.encode(listing, page.next_position)
@@ -297,7 +299,8 @@ class RegionApi:
 
         def transform(rec: dict[str, Any]) -> dict[str, Any]:
             out = dict(rec)
-            # Before 2.16: priority|not_priority, and null (not 0) for unassigned (docs/intercom-api.md#version-216-always-sent).
+            # Before 2.16: priority|not_priority, and null (not 0) for unassigned
+            # (docs/intercom-api.md#version-216-always-sent).
             out["priority"] = "priority" if rec.get("priority") in ("high", "urgent") else "not_priority"
             out["admin_assignee_id"] = rec.get("admin_assignee_id") or None
             out["team_assignee_id"] = rec.get("team_assignee_id") or None
@@ -415,7 +418,8 @@ class RegionApi:
         if rec is None:
             target = self.ws.merged_into(contact_id)
             if target is not None and not req.legacy:
-                # 2.16: a merged contact answers 410 with a Link to the survivor (docs/intercom-api.md#version-216-always-sent).
+                # 2.16: a merged contact answers 410 with a Link to the survivor
+                # (docs/intercom-api.md#version-216-always-sent).
                 raise ApiError(410, "contact_merged",
                                "This contact has been merged. See the 'Link' header for the canonical contact.",
                                headers=[("Link", f'</contacts/{target}>; rel="canonical"')])
@@ -481,7 +485,8 @@ class RegionApi:
     # search ---------------------------------------------------------------------------------
     def _search(self, req: Request, model: str) -> Response:
         """Pagination comes only from the body; `starting_after` in the query string and
-        `pagination.page` are ignored (docs/intercom-api.md#pagination-four-kinds), so such a client gets page 1 again."""
+        `pagination.page` are ignored (docs/intercom-api.md#pagination-four-kinds), so such a client gets page 1
+        again."""
         body = self._json_body(req)
         compiler = self._contact_compiler if model == "contact" else self._conversation_compiler
         try:
@@ -522,7 +527,8 @@ class RegionApi:
 
     # activity logs --------------------------------------------------------------------------
     def activity_logs(self, req: Request) -> Response:
-        """Newest first; `created_at_after` required; `pages.next` an absolute URL (docs/intercom-api.md#pagination-four-kinds)
+        """Newest first; `created_at_after` required; `pages.next` an absolute URL
+        (docs/intercom-api.md#pagination-four-kinds)
         or, with activity_logs_next_style="cursor", the spec's `{starting_after}` object."""
         after_raw = req.param("created_at_after")
         if after_raw is None or after_raw == "":

@@ -3,7 +3,8 @@
 These do not depend on the seed (the scenario needs stable admins), only on the region and
 the configured internal e-mail domain. Ids are numeric strings (spec: `admin.id`, `team.id`,
 `tag.id` are strings) while membership arrays carry integers (`admin.team_ids`,
-`team.admin_ids`), as in docs/intercom-api.md#ids-timestamps-and-free-text Some admins belong to several workspaces and keep their id
+`team.admin_ids`), as in docs/intercom-api.md#ids-timestamps-and-free-text. Some admins belong to several workspaces
+and keep their id
 there, as Intercom teammates do, so ids collide across regions.
 """
 
@@ -24,7 +25,8 @@ class AdminSpec:
     email: str
     job_title: str = ""
     role: tuple[str, str] | None = None
-    """(role id, role name); admins without a role have no `role` key (docs/intercom-api.md#record-shapes-worth-knowing)."""
+    """(role id, role name); admins without a role have no `role` key
+    (docs/intercom-api.md#record-shapes-worth-knowing)."""
     away_mode_enabled: bool = False
     away_mode_reassign: bool = False
     away_status_reason_id: int | None = None
@@ -181,7 +183,8 @@ def build_tags(region: str, count: int) -> list[TagSpec]:
 
 
 def admin_json(admin: AdminSpec, *, with_avatar: bool, with_role: bool = True) -> dict[str, Any]:
-    """`admin` schema (docs/intercom-api.md#record-shapes-worth-knowing): avatar only on request, role only when the admin has one."""
+    """`admin` schema (docs/intercom-api.md#record-shapes-worth-knowing): avatar only on request, role only when the
+    admin has one."""
     out: dict[str, Any] = {
         "type": "admin",
         "id": admin.id,
@@ -216,7 +219,8 @@ def team_json(team: TeamSpec) -> dict[str, Any]:
             "secondary_admin_ids": [a for a in team.admin_ids if a not in team.primary_admin_ids] or None,
         },
     }
-    # assignment_limit and distribution_method only exist on load-balanced teams (docs/intercom-api.md#record-shapes-worth-knowing).
+    # assignment_limit and distribution_method only exist on load-balanced teams
+    # (docs/intercom-api.md#record-shapes-worth-knowing).
     if team.assignment_limit is not None:
         out["assignment_limit"] = team.assignment_limit
     if team.distribution_method is not None:
@@ -261,7 +265,8 @@ _COMPANY_STANDARD_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
 
 def data_attributes_json(model: str, include_archived: bool, created_at: int, owner_id: str,
                          *, scenario_now: int | None = None) -> list[dict[str, Any]]:
-    """`GET /data_attributes?model=...` items (docs/intercom-api.md#record-shapes-worth-knowing): standard ones have no id.
+    """`GET /data_attributes?model=...` items (docs/intercom-api.md#record-shapes-worth-knowing): standard ones have
+    no id.
 
     scenario_now: the fake's "now", given in the scenario region only: its contacts also define
     the planted sensitive attribute (scenario.py, item 11), created

@@ -43,7 +43,8 @@ class InvalidCursor(ValueError):
 
 
 class CursorCodec:
-    """Opaque base64 `starting_after` cursors (docs/intercom-api.md#pagination-four-kinds: never construct or parse them).
+    """Opaque base64 `starting_after` cursors (docs/intercom-api.md#pagination-four-kinds: never construct or parse
+    them).
 
     A cursor is base64 of a JSON array `[listing, *position, signature]`; the signature is a
     keyed hash, so a tampered or hand-made cursor is detected and answered with 400.

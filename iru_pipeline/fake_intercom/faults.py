@@ -87,7 +87,8 @@ class FaultConfig:
     total_count_offset: int = 0
     """Added to every `total_count` (a lying count)."""
     search_index_lag_seconds: float = 0.0
-    """Records created or updated in the last N seconds are invisible to search (docs/intercom-api.md#search-semantics)."""
+    """Records created or updated in the last N seconds are invisible to search
+    (docs/intercom-api.md#search-semantics)."""
 
     fault_paths: tuple[str, ...] = ()
     """Restrict 429/5xx/transport faults to these paths (empty: every API path)."""

@@ -1,4 +1,5 @@
-"""Admin activity logs (docs/intercom-api.md#record-shapes-worth-knowing): a lazily generated history plus planted scenario events.
+"""Admin activity logs (docs/intercom-api.md#record-shapes-worth-knowing): a lazily generated history plus planted
+scenario events.
 
 Generated entries obey the scenario's invariants (scenario.py): no generated entry is by the
 stale, never-logged-in or burst admin; generated exports (every type in

@@ -1,4 +1,5 @@
-"""Contacts as a pure function of (seed, region, index) -- see docs/intercom-api.md#record-shapes-worth-knowing for the shape.
+"""Contacts as a pure function of (seed, region, index) -- see docs/intercom-api.md#record-shapes-worth-knowing for
+the shape.
 
 `updated_at` never decreases with the index (timeline.py) and ids sort like indices, so
 (updated_at, id) order equals index order for generated contacts.

@@ -1,4 +1,5 @@
-"""Conversations as a pure function of (seed, region, index) -- docs/intercom-api.md#version-216-always-sent for the shape.
+"""Conversations as a pure function of (seed, region, index) -- docs/intercom-api.md#version-216-always-sent for the
+shape.
 
 List and search items carry message content (`source.body`, `subject`, author name and
 e-mail, attachments, `title`, rating remarks, custom attribute values), all marked with

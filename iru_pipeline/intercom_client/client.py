@@ -422,7 +422,8 @@ class IntercomClient:
         self, path: str, item_key: str, query: Mapping[str, Any],
         *, sort: Mapping[str, str] | None = None, per_page: int = MAX_PER_PAGE, resource: str | None = None,
     ) -> Iterator[Page]:
-        """POST search; pagination lives in the JSON body, never the query string (docs/intercom-api.md#pagination-four-kinds:
+        """POST search; pagination lives in the JSON body, never the query string
+        (docs/intercom-api.md#pagination-four-kinds:
         a query-string `starting_after` is ignored and page 1 comes back forever)."""
         body: dict[str, Any] = {"query": dict(query), "pagination": {"per_page": min(per_page, MAX_PER_PAGE)}}
         if sort:

@@ -2,7 +2,8 @@
 
 Why Arrow, built by hand: these two resources carry nearly all the volume (millions of rows),
 and dlt's dict path (normalise every row in Python) tops out near 5k rows/s here, while Arrow
-tables go straight to parquet (docs/ingestion.md#tables-arrow-built-in-worker-processes-for-large-syncs: about 5x faster end to end).
+tables go straight to parquet (docs/ingestion.md#tables-arrow-built-in-worker-processes-for-large-syncs: about 5x
+faster end to end).
 
 Each table is a list of `Column`s: the output column, its kind (how a raw value is coerced),
 and where the raw value sits in the record (a field, possibly inside nested objects), or a

@@ -1,7 +1,8 @@
 """Intercom records -> table rows, one function per resource.
 
 Every row gets `region` and `workspace_id`; ids become strings (Intercom mixes string and
-integer ids, docs/intercom-api.md#ids-timestamps-and-free-text); Unix seconds become UTC datetimes (TIMESTAMP WITH TIME ZONE in DuckDB).
+integer ids, docs/intercom-api.md#ids-timestamps-and-free-text); Unix seconds become UTC datetimes (TIMESTAMP WITH
+TIME ZONE in DuckDB).
 Contacts and conversations (tables.py) are built from an allow-list: message content,
 names and custom attribute values never reach a row, and a field Intercom adds later is not
 stored until it is reviewed. Resources without customer personal data keep unknown fields.

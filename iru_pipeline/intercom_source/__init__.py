@@ -234,7 +234,8 @@ def contacts(
     ),
 ) -> Iterator[list[dict[str, Any]]]:
     """Contacts, pseudonymised. Search dates are whole days in the workspace time zone
-    (docs/intercom-api.md#search-semantics), so `updated_at = S OR updated_at > S` re-reads the start's day; the cursor filter
+    (docs/intercom-api.md#search-semantics), so `updated_at = S OR updated_at > S` re-reads the start's day; the
+    cursor filter
     and the overlap filter drop what was already loaded."""
 
     def pages() -> Iterator[Any]:
