@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="load every enabled region, then derive the evidence",
                          description="Materialise the ingestion assets of each enabled region through Dagster, "
                          "then the evidence assets, with progress and a summary table. Exit status: 0 complete, "
-                         "1 failed, 2 bad setting (nothing requested), 3 partial (a resource was skipped, e.g. a missing permission, "
-                         "or loaded records whose cursor value it could not read, or failed alone while the others loaded).")
+                         "1 failed, 2 bad setting (nothing requested), 3 partial (a resource was skipped, "
+                         "e.g. a missing permission, or loaded records whose cursor value it could not read, or failed "
+                         "alone while the others loaded).")
     run.add_argument("--region", action="append", metavar="R", help="only this region (us, eu, au); repeatable")
     run.add_argument("--full-refresh", action="store_true",
                      help="ignore stored cursors and re-read every record (history is kept)")
@@ -71,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "what was loaded and example SQL. Needs no token and no network.")
 
     export = sub.add_parser("export", help="write the auditor export of the latest evidence run",
-                            description="Write one CSV and JSON file per evidence table, params.json, summary.md, report.html "
-                            "(the run as a page with charts that opens offline), "
+                            description="Write one CSV and JSON file per evidence table, params.json, summary.md, "
+                            "report.html (the run as a page with charts that opens offline), "
                             "manifest.json (every file hashed, the hash chain, proofs of collection), manifest.sig "
                             "(when IRU_SIGNING_KEY_FILE names a key) and SHA256SUMS into a folder per run.")
     export.add_argument("--out", metavar="DIR", help="output folder (default: exports/ beside the DuckDB file)")

@@ -184,7 +184,9 @@ def _check_signature(files: dict[str, bytes], manifest: dict[str, Any], public_k
         if signature is not None:
             return [f"{SIGNATURE_FILE} is present but {MANIFEST_FILE} records no signing key"]
         if public_key is not None:
-            return [f"the export is not signed ({MANIFEST_FILE} records no signing key), so --public-key proves nothing"]
+            return [
+                f"the export is not signed ({MANIFEST_FILE} records no signing key), so --public-key proves nothing"
+            ]
         return []
     if signature is None:
         return [f"{MANIFEST_FILE} says the export is signed but {SIGNATURE_FILE} is missing"]

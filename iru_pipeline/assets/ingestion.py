@@ -90,7 +90,8 @@ class IntercomTranslator(DagsterDltTranslator):
     dagster_dlt_translator=IntercomTranslator(),
     pool=DUCKDB_POOL,
 )
-def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, intercom: IntercomResource) -> Iterator[Any]:
+def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource,
+    intercom: IntercomResource) -> Iterator[Any]:
     """Load one region's workspace into DuckDB schema `intercom`."""
     region = context.partition_key
     settings = intercom.settings(region)

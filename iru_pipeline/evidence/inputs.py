@@ -175,7 +175,9 @@ def load_inputs(paths: Mapping[str, str]) -> HumanInputs:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ConfigError(f"inputs.{name}: cannot read {path} ({exc.strerror}): fix the path in IRU_EVIDENCE_CONFIG") from None
+            raise ConfigError(
+                f"inputs.{name}: cannot read {path} ({exc.strerror}): fix the path in IRU_EVIDENCE_CONFIG"
+            ) from None
         inputs.rows[name] = parse_csv(spec, data, str(path))
         inputs.files.append(InputFile(name, path.name, len(inputs.rows[name]), hashlib.sha256(data).hexdigest()))
     return inputs
@@ -195,7 +197,9 @@ def parse_csv(spec: InputSpec, data: bytes, where: str) -> list[tuple]:
     missing = [c.name for c in spec.columns if c.required and c.name not in header]
     if missing:
         expected = ", ".join(c.name for c in spec.columns)
-        raise ConfigError(f"{spec.name} file {where}, line 1: missing column {', '.join(missing)} (expected: {expected})")
+        raise ConfigError(
+            f"{spec.name} file {where}, line 1: missing column {', '.join(missing)} (expected: {expected})"
+        )
     reader.fieldnames = header
     out: list[tuple] = []
     seen: dict[object, int] = {}

@@ -132,7 +132,8 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         "SOC 2 / ISO 27001 / GDPR mappings.",
         reads=(), order_by=("region", "test_id"),
         after=(
-            "evidence_collection_stream", "evidence_collection_proof", "evidence_admin_access_review", "evidence_offboarding_check",
+            "evidence_collection_stream", "evidence_collection_proof", "evidence_admin_access_review",
+            "evidence_offboarding_check",
             "evidence_access_change_events", "evidence_workspace_security_config", "evidence_high_risk_activity",
             "evidence_data_retention", "evidence_personal_data_inventory", "evidence_support_request_sla",
         ),

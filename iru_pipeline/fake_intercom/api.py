@@ -155,7 +155,8 @@ class RegionApi:
         if req.version not in C.KNOWN_API_VERSIONS:
             raise ApiError(400, "intercom_version_invalid", f"Intercom-Version {req.version!r} is not supported")
         if req.path in _V216_ONLY and req.legacy:
-            raise ApiError(400, "intercom_version_invalid", "Requested resource is not available in current API version.")
+            raise ApiError(400, "intercom_version_invalid",
+                "Requested resource is not available in current API version.")
         handler = self._routes.get((req.method, req.path))
         if handler is not None:
             response = self._cached(req, handler)
@@ -239,7 +240,8 @@ class RegionApi:
     def _total(self, total: int) -> int:
         return max(0, total + self.faults.total_count_offset)
 
-    def _cursor_pages(self, req: Request, listing: str, page: Page, per_page: int, incoming: str | None) -> dict[str, Any]:
+    def _cursor_pages(self, req: Request, listing: str, page: Page, per_page: int,
+        incoming: str | None) -> dict[str, Any]:
         """`pages` of a cursor listing: next is omitted on the last page
         (docs/intercom-api.md#pagination-four-kinds)."""
         pages: dict[str, Any] = {"type": "pages"}
@@ -257,7 +259,8 @@ class RegionApi:
         pages["total_pages"] = math.ceil(page.total / per_page) if page.total else 0
         return pages
 
-    def _items(self, store: Collection, indices: list[int], transform: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[bytes]:
+    def _items(self, store: Collection, indices: list[int],
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[bytes]:
         if self.faults.malformed_cursor_values:
             inner = transform
             transform = lambda rec: self._malformed_cursor(inner(rec) if inner else rec, "updated_at")  # noqa: E731
@@ -288,7 +291,8 @@ class RegionApi:
             if with_history and out.get("role") == "user":
                 out["merge_history"] = self.ws.merge_history(rec)
             if req.legacy and isinstance(out.get("owner_id"), str):
-                out["owner_id"] = int(out["owner_id"])  # integer before 2.16 (docs/intercom-api.md#version-216-always-sent)
+                # integer before 2.16 (docs/intercom-api.md#version-216-always-sent)
+                out["owner_id"] = int(out["owner_id"])
             return out
         return transform
 
@@ -396,7 +400,8 @@ class RegionApi:
         return Response(200, encode({"type": "list", "data": data}))
 
     def conversation_attributes(self, req: Request) -> Response:
-        data = conversation_attributes_json(req.flag("include_archived"), self.ws.profile.app_created_at, self.ws.owner.id)
+        data = conversation_attributes_json(req.flag("include_archived"), self.ws.profile.app_created_at,
+            self.ws.owner.id)
         return Response(200, encode({"type": "list", "data": data}))
 
     # contacts -------------------------------------------------------------------------------

@@ -39,24 +39,30 @@ ROLES = {"owner": ("1001", "Owner"), "admin": ("1002", "Admin"), "support": ("10
 
 # (id, name, e-mail local part or full address, job title, role key, away mode, inbox seat)
 _US_ADMINS: tuple[tuple[str, str, str, str, str | None, bool, bool], ...] = (
-    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner", False, True),
+    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner",
+        False, True),
     ("7310002", "Tomás Ortega", "tomas.ortega", "Support Engineer", "support", False, True),
     ("7310003", "Zoë Müller-Lüdenscheidt", "zoe.mueller", "Support Engineer", None, False, True),
-    (sc.NIGHT_EXPORT_ADMIN.id, sc.NIGHT_EXPORT_ADMIN.name, sc.NIGHT_EXPORT_ADMIN.email_local, "Data Analyst", "admin", False, False),
+    (sc.NIGHT_EXPORT_ADMIN.id, sc.NIGHT_EXPORT_ADMIN.name, sc.NIGHT_EXPORT_ADMIN.email_local, "Data Analyst",
+        "admin", False, False),
     ("7310005", "Amara Okafor", "amara.okafor", "Team Lead", "support", False, True),
     ("7310006", "Søren Kierkegaard-Nielsen", "soren.kn", "", None, False, True),
     ("7310007", "فاطمة الزهراء", "fatima.alzahra", "Support Engineer", None, False, True),
     (sc.STALE_ADMIN.id, sc.STALE_ADMIN.name, sc.STALE_ADMIN.email_local, "Sales Engineer", None, False, True),
-    (sc.NEVER_LOGGED_IN_ADMIN.id, sc.NEVER_LOGGED_IN_ADMIN.name, sc.NEVER_LOGGED_IN_ADMIN.email_local, "Support Engineer", "support", False, True),
+    (sc.NEVER_LOGGED_IN_ADMIN.id, sc.NEVER_LOGGED_IN_ADMIN.name, sc.NEVER_LOGGED_IN_ADMIN.email_local,
+        "Support Engineer", "support", False, True),
     (sc.SHARED_ADMIN.id, sc.SHARED_ADMIN.name, sc.SHARED_ADMIN.email_local, "", "admin", False, True),
-    (sc.TERMINATED_ADMIN.id, sc.TERMINATED_ADMIN.name, sc.TERMINATED_ADMIN.email_local, "Billing Specialist", None, False, True),
-    (sc.LOGIN_FAILURE_ADMIN.id, sc.LOGIN_FAILURE_ADMIN.name, sc.LOGIN_FAILURE_ADMIN.email_local, "Security Lead", "admin", False, True),
+    (sc.TERMINATED_ADMIN.id, sc.TERMINATED_ADMIN.name, sc.TERMINATED_ADMIN.email_local, "Billing Specialist", None,
+        False, True),
+    (sc.LOGIN_FAILURE_ADMIN.id, sc.LOGIN_FAILURE_ADMIN.name, sc.LOGIN_FAILURE_ADMIN.email_local, "Security Lead",
+        "admin", False, True),
     (sc.VENDOR_ADMIN.id, sc.VENDOR_ADMIN.name, sc.VENDOR_ADMIN.email_at(), "Contractor", None, False, True),
     ("7310014", "Chloé Dubois 🌸", "chloe.dubois", "Success Manager", None, True, True),
     ("7310015", "渡辺 健二 (Kenji Watanabe)", "kenji.watanabe", "Engineer", None, False, False),
 )
 _EU_ADMINS: tuple[tuple[str, str, str, str, str | None, bool, bool], ...] = (
-    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner", False, True),
+    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner",
+        False, True),
     ("7310002", "Tomás Ortega", "tomas.ortega", "Support Engineer", "support", False, True),
     ("7320003", "Siobhán Ó Súilleabháin", "siobhan.osullivan", "Team Lead", "support", False, True),
     ("7320004", "Jürgen Schäfer", "juergen.schaefer", "Datenschutzbeauftragter", "admin", False, False),
@@ -70,7 +76,8 @@ _EU_ADMINS: tuple[tuple[str, str, str, str, str | None, bool, bool], ...] = (
     ("7320012", "Liam Murphy", "liam.murphy", "Support Engineer", None, False, True),
 )
 _AU_ADMINS: tuple[tuple[str, str, str, str, str | None, bool, bool], ...] = (
-    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner", False, True),
+    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner",
+        False, True),
     ("7330002", "Tāne Ngata", "tane.ngata", "Team Lead", "support", False, True),
     ("7330003", "Grace Kim", "grace.kim", "Support Engineer", None, False, True),
     ("7330004", "Oluwaseun Adeyemi", "seun.adeyemi", "Support Engineer", None, False, True),
@@ -87,7 +94,8 @@ _EXTRA_ADMIN_NAMES = ("Noa Levi", "Anaïs Martin", "Ренат Ибрагимо�
                       "Mehmet Öztürk", "Yuki Tanaka 田中", "نور الهدى", "Ola Nordmann", "Jean-Luc Picard")
 
 _TEAM_NAMES = {
-    "us": ("Support Tier 1", "Escalations", "Billing & Payments 💳", "Security / Sécurité", "Sales — Americas", "VIP Care"),
+    "us": ("Support Tier 1", "Escalations", "Billing & Payments 💳", "Security / Sécurité", "Sales — Americas",
+        "VIP Care"),
     "eu": ("Support EMEA", "Datenschutz-Team", "Billing & Payments 💳", "Escalations", "Ventes — Europe", "VIP Care"),
     "au": ("Support APAC", "Escalations", "Billing & Payments 💳", "Night Shift 🌙", "Sales — ANZ", "VIP Care"),
 }

@@ -104,7 +104,8 @@ class ActivityFactory:
         meta, text = self._details(d, activity_type, actor, created)
         return {
             "id": entry_id,
-            "performed_by": {"type": "admin", "id": actor.id, "email": actor.email, "ip": ip or self.admin_ip(actor, d)},
+            "performed_by": {"type": "admin", "id": actor.id, "email": actor.email,
+                "ip": ip or self.admin_ip(actor, d)},
             "metadata": meta if metadata is None else metadata,
             "created_at": created,
             "activity_type": activity_type,
@@ -169,7 +170,8 @@ class ActivityFactory:
         if activity_type == "app_name_change":
             return {"before": "Example", "after": "Example Corp"}, f"{name} changed your app name."
         if activity_type == "security_settings_change":
-            return ({"setting_type": "attachment_upload", "changes": {"allowed_file_types": {"before": "all", "after": "images"}}},
+            return ({"setting_type": "attachment_upload",
+                "changes": {"allowed_file_types": {"before": "all", "after": "images"}}},
                     f"{name} changed security settings.")
         if activity_type == "admin_impersonation_consent_approved":
             return ({"consent_id": d.between(1000, 9999), "expired_at": _iso(created + 7 * DAY)},

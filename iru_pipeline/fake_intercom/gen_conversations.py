@@ -165,11 +165,13 @@ class ConversationFactory:
                        {"type": contact.role, "id": contact.id, "name": contact.name,
                         "email": contact.email or None}),
             "attachments": attachments,
-            "url": f"https://app.example-corp.com/help?ref={index}" if source_type == "conversation" and d.chance(30) else None,
+            "url": (f"https://app.example-corp.com/help?ref={index}"
+                    if source_type == "conversation" and d.chance(30) else None),
             "redacted": False,
         }
         if source_type == "email" and contact.email:
-            source["recipients"] = [{"type": "to", "email": f"support@{self._contacts.internal_domain}", "drop_reason": None}]
+            source["recipients"] = [{"type": "to", "email": f"support@{self._contacts.internal_domain}",
+                "drop_reason": None}]
             source["reply_to"] = [{"email": contact.email, "name": contact.name}]
             source["email_message_metadata"] = {
                 "message_id": f"<{index}.{d.bits() & 0xFFFFFFFF:08x}@mail.example>",
@@ -252,7 +254,8 @@ class ConversationFactory:
         ai_agent = None
         if ai_participated:
             ai_agent = {
-                "source_type": d.pick(("essentials_plan_setup", "profile", "workflow", "workflow_preview", "fin_preview")),
+                "source_type": d.pick(("essentials_plan_setup", "profile", "workflow", "workflow_preview",
+                    "fin_preview")),
                 "source_title": d.pick(pools.AI_SOURCE_TITLES),
                 "last_answer_type": d.pick((None, "ai_answer", "custom_answer")),
                 "resolution_state": d.pick(("assumed_resolution", "confirmed_resolution", "escalated",

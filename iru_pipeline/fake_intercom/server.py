@@ -238,7 +238,8 @@ class RegionServer:
         limit = self.limiter.limit if self.limiter.limit > 0 else 1000
         extra = list(headers)
         if retry_after:
-            seconds = retry_after_seconds if retry_after_seconds is not None else self.limiter.seconds_to_reset(reset_at)
+            seconds = (retry_after_seconds if retry_after_seconds is not None
+                       else self.limiter.seconds_to_reset(reset_at))
             extra.append(("Retry-After", str(seconds)))
         return self._error(429, "rate_limit_exceeded", f"Exceeded rate limit of {limit} in 10_seconds", headers=extra)
 
@@ -246,7 +247,8 @@ class RegionServer:
         if status == 502:
             return Response(502, _HTML_502, "text/html", list(headers))
         if status == 503:
-            return self._error(503, "service_unavailable", "Service Unavailable", headers=headers, with_request_id=False)
+            return self._error(503, "service_unavailable", "Service Unavailable", headers=headers,
+                with_request_id=False)
         if status == 504:
             return self._error(504, "request_timeout", "The request timed out", headers=headers)
         return self._error(status, "server_error", "Server Error", headers=headers)

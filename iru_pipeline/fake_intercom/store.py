@@ -287,7 +287,9 @@ class Collection:
         for index, rec in list(self.overrides.items()):  # a snapshot: mutations may run concurrently
             if index in self.hidden:
                 continue
-            if visible_until is not None and (rec.get("updated_at", 0) > visible_until or rec.get("created_at", 0) > visible_until):
+            if visible_until is not None and (
+                rec.get("updated_at", 0) > visible_until or rec.get("created_at", 0) > visible_until
+            ):
                 continue
             if node.matches(rec):
                 out.append(index)

@@ -309,7 +309,8 @@ class IntercomClient:
                 raise self._status_error(status, payload, endpoint, resource)
             if not isinstance(payload, dict):
                 # A 200 that is not a JSON object: a proxy page or a truncated body. Retry, bounded.
-                kind = "a non-JSON body" if payload is _NOT_JSON else f"JSON that is not an object ({type(payload).__name__})"
+                kind = ("a non-JSON body" if payload is _NOT_JSON
+                        else f"JSON that is not an object ({type(payload).__name__})")
                 if attempt >= self.retry.max_retries:
                     raise IntercomResponseError(
                         f"Intercom returned {kind} (content-type {response.headers.get('content-type', 'none')!r})",
@@ -357,13 +358,15 @@ class IntercomClient:
     def _sleep_retry(self, stat: _Counters, attempt: int, why: str) -> None:
         stat.add("retries")
         delay = self.retry.backoff(attempt, self._rng)
-        log.warning("[%s] retrying after %s in %.2fs (retry %d of %d)", self.region, why, delay, attempt + 1, self.retry.max_retries)
+        log.warning("[%s] retrying after %s in %.2fs (retry %d of %d)", self.region, why, delay, attempt + 1,
+            self.retry.max_retries)
         time.sleep(delay)
 
     def _status_error(self, status: int, payload: Any, endpoint: str, resource: str | None) -> IntercomError:
         code = _first_code(payload)
         detail = _first_message(payload)
-        ctx = dict(region=self.region, endpoint=endpoint, status=status, request_id=_request_id(payload), code=code, resource=resource)
+        ctx = dict(region=self.region, endpoint=endpoint, status=status, request_id=_request_id(payload), code=code,
+            resource=resource)
         what = resource or endpoint.split(" ", 1)[1]
         permission = PERMISSIONS.get(resource or "", "the matching read permission")
         if status == 401 and code not in _SCOPE_401_CODES:
@@ -393,7 +396,8 @@ class IntercomClient:
 
     # ------------------------------------------------------------------ pagination
 
-    def iter_full(self, path: str, item_key: str, params: Mapping[str, Any] | None = None, *, resource: str | None = None) -> Iterator[Page]:
+    def iter_full(self, path: str, item_key: str, params: Mapping[str, Any] | None = None, *,
+        resource: str | None = None) -> Iterator[Page]:
         """A whole collection in one response (admins, teams, tags, data attributes)."""
         body = self.get(path, params, resource=resource)
         yield Page(_items(body, item_key, self, f"GET {path}", resource), 1, _total(body), body)
@@ -614,7 +618,8 @@ def _search_decoder(item_key: str) -> Callable[[bytes], Any]:
     return decode
 
 
-def _items(body: dict[str, Any], key: str, client: IntercomClient, endpoint: str, resource: str | None) -> list[dict[str, Any]]:
+def _items(body: dict[str, Any], key: str, client: IntercomClient, endpoint: str,
+    resource: str | None) -> list[dict[str, Any]]:
     items = body.get(key)
     if items is None and key != "data" and isinstance(body.get("data"), list):
         items = body["data"]  # some endpoints answer `data` where the spec names another key

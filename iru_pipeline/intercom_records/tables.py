@@ -348,7 +348,7 @@ def _pseudonyms(kind: str) -> Callable[[Records], list[Any]]:
 def _email_domain(records: Records) -> list[Any]:
     stated = text_array(records.values(("email_domain",))).to_pylist()
     return [s or (e.rpartition("@")[2].strip() or None if e and "@" in e else None)
-            for s, e in zip(stated, _emails(records))]
+            for s, e in zip(stated, _emails(records), strict=True)]
 
 
 def _email_flags(records: Records) -> list[tuple[bool, bool, bool, bool]]:
@@ -373,7 +373,7 @@ def _email_flag(position: int) -> Callable[[Records], list[Any]]:
 
 def _country_code(records: Records) -> list[Any]:
     own = records.values(("country_code",))
-    return [loc or c for loc, c in zip(records.values(("location", "country_code")), own)]
+    return [loc or c for loc, c in zip(records.values(("location", "country_code")), own, strict=True)]
 
 
 def _tag_names(records: Records) -> list[Any]:

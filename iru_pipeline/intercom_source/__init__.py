@@ -337,7 +337,7 @@ def _deleted_since(ctx: WorkspaceContext, since: float) -> Iterator[list[dict[st
         per_page=DELETED_CONVERSATIONS_PAGE_SIZE, resource="deleted_conversations",
     ):
         stamps = [readable_cursor(i.get("deleted_at"), ctx.cursor_not_after) for i in page.items]
-        fresh = [i for i, stamp in zip(page.items, stamps) if stamp is None or stamp >= since]
+        fresh = [i for i, stamp in zip(page.items, stamps, strict=True) if stamp is None or stamp >= since]
         if fresh:
             yield fresh
         if len(fresh) < len(page.items):
@@ -422,7 +422,8 @@ def _window_start(ctx: WorkspaceContext, cursor: Any, report: Any) -> datetime:
     return start
 
 
-def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any]]], cursor: Any = None) -> Iterator[list[dict[str, Any]]]:
+def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any]]],
+    cursor: Any = None) -> Iterator[list[dict[str, Any]]]:
     """Run a resource's pages so that its failure stays its own.
 
     A 403, plan restriction or version error before any data skips the resource with the
@@ -465,7 +466,8 @@ def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, An
         report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
         raise
     report.status = "ok"
-    progress.info("[%s] %s: done, %d rows (%d unchanged skipped)", ctx.region, name, report.rows, report.unchanged_skipped)
+    progress.info("[%s] %s: done, %d rows (%d unchanged skipped)", ctx.region, name, report.rows,
+        report.unchanged_skipped)
     if cursor is not None:
         _hold_cursor_in_range(ctx, cursor, report)
         try:
@@ -612,7 +614,7 @@ def _kept(overlap: OverlapFilter, items: list[dict[str, Any]], cursor: str, floo
     keys, cursors = [str(i.get("id")) for i in items], [i.get(cursor) for i in items]
     check(keys, cursors)
     mask = _selected(overlap, keys, cursors, lambda n: content_hash(items[n]), floor)
-    return [item for item, keep in zip(items, mask) if keep]
+    return [item for item, keep in zip(items, mask, strict=True) if keep]
 
 
 def _filtered(overlap: OverlapFilter, built: Built, floor: int | None,
@@ -632,7 +634,7 @@ def _selected(overlap: OverlapFilter, keys: list[str], cursors: list[Any], diges
     chosen = overlap.keep_rows([keys[n] for n in candidates], [cursors[n] for n in candidates],
                                lambda k: digest(candidates[k]))
     mask = [False] * len(keys)
-    for n, keep in zip(candidates, chosen):
+    for n, keep in zip(candidates, chosen, strict=True):
         mask[n] = keep
     return mask
 

@@ -176,7 +176,8 @@ class WorkspaceContext:
                 key = self._pii_key.reveal() if hasattr(self._pii_key, "reveal") else self._pii_key
                 # Admin emails stay in clear inside activity-log text (admins are identified on purpose).
                 try:
-                    admins = self.cached("admins", lambda: self.client.iter_full("/admins", "admins", resource="admins"))
+                    admins = self.cached("admins",
+                        lambda: self.client.iter_full("/admins", "admins", resource="admins"))
                 except IntercomAuthError:
                     raise
                 except IntercomError:
@@ -193,7 +194,8 @@ class WorkspaceContext:
             if key not in self._cache:
                 result = fetch()
                 # Full lists arrive as one page; keep the items.
-                self._cache[key] = [i for page in result for i in page.items] if not isinstance(result, (list, dict)) else result
+                self._cache[key] = ([i for page in result for i in page.items]
+                                    if not isinstance(result, (list, dict)) else result)
             return self._cache[key]
 
 
@@ -281,7 +283,7 @@ class OverlapFilter:
         """The records to load, in their order."""
         mask = self.keep_rows([str(i.get("id")) for i in items], [i.get(self._cursor) for i in items],
                               lambda n: content_hash(items[n]))
-        return [item for item, k in zip(items, mask) if k]
+        return [item for item, k in zip(items, mask, strict=True) if k]
 
     def keep_rows(self, keys: list[str], cursors: list[Any], digest: Callable[[int], str | None]) -> list[bool]:
         """Which records to load, given their ids, cursor values and content hashes (asked for
@@ -291,7 +293,7 @@ class OverlapFilter:
         with self._lock:
             if max(stamps, default=0.0) < self.max_seen - self._overlap and self._recent.keys().isdisjoint(keys):
                 return [True] * len(keys)  # most pages of a large sync: nothing to skip or remember
-            for n, (key, stamp) in enumerate(zip(keys, stamps)):
+            for n, (key, stamp) in enumerate(zip(keys, stamps, strict=True)):
                 previous = self._recent.get(key)
                 if previous is not None:
                     value = digest(n)

@@ -87,7 +87,8 @@ RESOURCES: tuple[ResourceSpec, ...] = (
     ResourceSpec("deleted_conversations", "GET /conversations/deleted", "page_number", "deleted_at", UPSERT,
                  PERMISSIONS["deleted_conversations"], ("GET", "/conversations/deleted", {"per_page": 1})),
     ResourceSpec("activity_logs", "GET /admins/activity_logs", "activity_log", "created_at", UPSERT,
-                 PERMISSIONS["activity_logs"], ("GET", "/admins/activity_logs", {"created_at_after": "0", "per_page": 1})),
+                 PERMISSIONS["activity_logs"], ("GET", "/admins/activity_logs",
+                     {"created_at_after": "0", "per_page": 1})),
 )
 
 RESOURCE_NAMES: tuple[str, ...] = tuple(r.name for r in RESOURCES)
