@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from iru_pipeline import __version__
-from iru_pipeline.config import ConfigError, load_dotenv_file, load_settings
+from iru_pipeline.config import ConfigError, Settings, load_dotenv_file, load_settings
 from iru_pipeline.storage import restrict_umask
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -305,7 +305,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def validate_evidence_inputs(settings: object) -> None:
+def validate_evidence_inputs(settings: Settings) -> None:
     """Evidence parameters and human-input CSVs are read at the end of a run; check them now,
     so a typo costs nothing (ConfigError names the key, or the file, line and reason)."""
     from iru_pipeline.evidence.inputs import load_inputs

@@ -360,9 +360,9 @@ def _summary(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[str
     for test in CONTROL_TESTS:
         cells = []
         for region in regions:
-            t = by_test.get(test.test_id, {}).get(region)
-            cells.append("" if t is None else status_with_counts(t["status"], t["failing"], t["warnings"],
-                                                                    t["population"]))
+            found = by_test.get(test.test_id, {}).get(region)
+            cells.append("" if found is None else status_with_counts(found["status"], found["failing"],
+                                                                        found["warnings"], found["population"]))
         rows.append([test.test_id, test.name, *cells, ", ".join(test.soc2), ", ".join(test.iso27001),
                      ", ".join(test.gdpr)])
     lines += _table_md(["test", "control", *regions, "SOC 2", "ISO 27001", "GDPR"], rows)

@@ -44,7 +44,7 @@ def make_pipeline(region: str, settings: Settings, notice: Callable[[str], None]
     discard_unreadable_working_dir(settings.pipelines_dir, f"intercom_{region}", notice)
     # Arrow pages (contacts, conversations) get dlt's load id too, for lineage like dict rows.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    return dlt.pipeline(
+    return dlt.pipeline(  # type: ignore[call-overload]  # progress=None (no progress output) works; the stub omits it
         pipeline_name=f"intercom_{region}",
         pipelines_dir=str(settings.pipelines_dir),
         destination=duckdb_destination(settings.duckdb_path),
@@ -165,7 +165,7 @@ def landed_row_counts(pipeline: dlt.Pipeline, duckdb_path: Path, region: str) ->
             if table in present:
                 counts[table] = con.execute(
                     f"select count(*) from {DATASET_NAME}.{table} where region = ? and _dlt_load_id in "
-                    "(select unnest(?))", [region, load_ids]).fetchone()[0]
+                    "(select unnest(?))", [region, load_ids]).fetchall()[0][0]
     except duckdb.Error:
         return {}
     finally:
@@ -212,7 +212,7 @@ def stored_contact_ids(duckdb_path: Path, region: str) -> set[str]:
         exists = con.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = 'contacts'",
             [DATASET_NAME],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             return set()
         rows = con.execute(f"select id from {DATASET_NAME}.contacts where region = ?", [region]).fetchall()

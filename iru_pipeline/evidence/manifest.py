@@ -300,6 +300,7 @@ def register_prior_runs(con: Any, run_id: str, as_of: datetime) -> None:
     if not exists:
         return
     seq, _ = chain_position(con, run_id, as_of)
+    params: list[Any]
     if seq is None:  # a run from before chain_seq: the unnumbered runs up to its as_of came before it
         where, params = "chain_seq is null and as_of <= ?", [as_of]
     else:

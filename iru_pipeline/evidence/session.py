@@ -20,6 +20,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from iru_pipeline import __version__
@@ -181,7 +182,7 @@ def derive_all(con: Any, run: EvidenceRun) -> str:
     for table in EVIDENCE_TABLES:
         if table.name == MANIFEST_TABLE:
             digest = write_run_manifest(con, run.run_id, run.as_of, run.params.sha256,
-                                        lambda t=table: run_table_sql(con, t))
+                                        partial(run_table_sql, con, table))
         else:
             run_table_sql(con, table)
     return digest

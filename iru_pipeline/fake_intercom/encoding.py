@@ -16,7 +16,7 @@ from typing import Any
 try:  # optional speed-up; the standard library encoder gives identical JSON for our data
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]  # optional module: None when not installed
 
 
 def encode(obj: Any) -> bytes:

@@ -73,7 +73,7 @@ class RegionServer:
         links = (lambda: link_base_url.rstrip("/")) if link_base_url else self.base_url
         self.api = RegionApi(workspace, faults, secret=secret, base_url=links,
                              activity_logs_next_style=activity_logs_next_style)
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # lifecycle --------------------------------------------------------------------------------

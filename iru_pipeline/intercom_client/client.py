@@ -10,7 +10,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -248,8 +248,8 @@ class IntercomClient:
                 # Response and its stream reference each other, and a body kept by that cycle
                 # (330 KB a page) lived until the next cyclic GC pass, hundreds of MB later.
                 with self._http.stream(method, path, params=params, content=content, headers=headers) as response:
-                    body = b"".join(response.iter_bytes())
-                self.proofs.record(method, path, resource, self.base_url, response.status_code, response.headers, body)
+                    raw = b"".join(response.iter_bytes())
+                self.proofs.record(method, path, resource, self.base_url, response.status_code, response.headers, raw)
                 # A 429's own window headers are not kept: its wait is `limiter.pause` below.
                 self.limiter.release(response.headers if response.status_code != 429 else None)
                 released = True
@@ -270,7 +270,7 @@ class IntercomClient:
             status = response.status_code
             if status == 429:
                 stat.add("rate_limited")
-                payload = _loads(body)
+                payload = _loads(raw)
                 if rate_waits >= self.retry.max_rate_limit_waits:
                     raise IntercomRateLimitError(
                         f"still rate limited after {rate_waits} waits; lower concurrency or retry later",
@@ -291,7 +291,7 @@ class IntercomClient:
             if status in RETRYABLE_STATUSES or status >= 500:
                 stat.add("server_errors")
                 if attempt >= self.retry.max_retries:
-                    payload = _loads(body)
+                    payload = _loads(raw)
                     raise IntercomServerError(
                         f"Intercom kept answering {status} from {self.host} after {attempt + 1} attempts; "
                         "retry later (status.intercom.com shows incidents)",
@@ -304,7 +304,7 @@ class IntercomClient:
 
             if 300 <= status < 400:
                 raise self._redirect_error(status, response.headers.get("location"), endpoint, resource)
-            payload = decode(body) if decode is not None and status < 400 else _loads(body)
+            payload = decode(raw) if decode is not None and status < 400 else _loads(raw)
             if status >= 400:
                 raise self._status_error(status, payload, endpoint, resource)
             if not isinstance(payload, dict):
@@ -327,7 +327,7 @@ class IntercomClient:
         `check` and the source both call this, so a bad `/me` reads the same in both."""
         body = self.get("/me", resource="workspaces")
         app = body.get("app")
-        where = dict(region=self.region, endpoint="GET /me", resource="workspaces")
+        where: dict[str, Any] = dict(region=self.region, endpoint="GET /me", resource="workspaces")
         if not isinstance(app, dict):
             raise IntercomResponseError(
                 f"GET /me has no app ({'null' if app is None else type(app).__name__}): cannot tell which workspace "
@@ -339,7 +339,7 @@ class IntercomClient:
 
     def _transport_error(self, exc: httpx.TransportError, reason: str, attempt: int, endpoint: str,
                          resource: str | None) -> IntercomError:
-        where = dict(region=self.region, endpoint=endpoint, resource=resource)
+        where: dict[str, Any] = dict(region=self.region, endpoint=endpoint, resource=resource)
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError)):
             return IntercomConnectionError(
                 f"{unreachable_message(self.region, self.base_url, reason)} ({attempt + 1} attempts)", **where)
@@ -365,8 +365,8 @@ class IntercomClient:
     def _status_error(self, status: int, payload: Any, endpoint: str, resource: str | None) -> IntercomError:
         code = _first_code(payload)
         detail = _first_message(payload)
-        ctx = dict(region=self.region, endpoint=endpoint, status=status, request_id=_request_id(payload), code=code,
-            resource=resource)
+        ctx: dict[str, Any] = dict(region=self.region, endpoint=endpoint, status=status,
+                                   request_id=_request_id(payload), code=code, resource=resource)
         what = resource or endpoint.split(" ", 1)[1]
         permission = PERMISSIONS.get(resource or "", "the matching read permission")
         if status == 401 and code not in _SCOPE_401_CODES:
@@ -425,7 +425,7 @@ class IntercomClient:
     def iter_search(
         self, path: str, item_key: str, query: Mapping[str, Any],
         *, sort: Mapping[str, str] | None = None, per_page: int = MAX_PER_PAGE, resource: str | None = None,
-    ) -> Iterator[Page]:
+    ) -> Generator[Page, None, None]:
         """POST search; pagination lives in the JSON body, never the query string
         (docs/intercom-api.md#pagination-four-kinds:
         a query-string `starting_after` is ignored and page 1 comes back forever)."""
@@ -501,7 +501,7 @@ class IntercomClient:
             body = self.get(path, query, resource=resource)
             items = _items(body, item_key, self, f"GET {path}", resource)
             yield Page(items, number, _total(body), body)
-            pages = body.get("pages") if isinstance(body.get("pages"), dict) else {}
+            pages = got if isinstance(got := body.get("pages"), dict) else {}
             total_pages = pages.get("total_pages")
             if not items or not pages.get("next") or (isinstance(total_pages, int) and number >= total_pages):
                 return
@@ -605,7 +605,7 @@ def _search_decoder(item_key: str) -> Callable[[bytes], Any]:
 
     def decode(content: bytes) -> Any:
         try:
-            page = envelope.decode(content)
+            page: Any = envelope.decode(content)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return _loads(content)
         records = bytes(getattr(page, item_key))

@@ -84,7 +84,7 @@ class Pseudonymizer:
         return self.digest("external_id", norm) if norm else None
 
     def is_internal(self, domain: str | None) -> bool:
-        return bool(domain) and domain.lower() in self.internal_domains
+        return bool(domain) and (domain or "").lower() in self.internal_domains
 
     def scrub_text(self, text: str) -> str:
         """Replace contact emails and phone numbers in free text by pseudonyms.

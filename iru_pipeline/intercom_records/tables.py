@@ -243,7 +243,7 @@ class TableSpec:
     def hints(self) -> dict[str, dict[str, Any]]:
         """dlt column hints, in table order (fresh dicts: dlt writes into them)."""
         key = {"data_type": "text", "nullable": False}
-        out = {"region": dict(key), "workspace_id": {"data_type": "text"}}
+        out: dict[str, dict[str, Any]] = {"region": dict(key), "workspace_id": {"data_type": "text"}}
         for c in self.columns:
             out[c.name] = {**_KINDS[c.kind][2], **({"nullable": False} if c.name == "id" else {}), **c.hints}
         return out
@@ -274,7 +274,7 @@ class TableSpec:
         if extra not in self._decoders:
             paths = [c.path for c in self.columns if c.path] + [p for c in self.columns for p in c.reads]
             record = _struct(f"{self.name}_record", paths + [(e,) for e in extra])
-            self._decoders[extra] = msgspec.json.Decoder(list[record])
+            self._decoders[extra] = msgspec.json.Decoder(list[record])  # type: ignore[valid-type]  # a Struct built at run time
         return self._decoders[extra]
 
     @cached_property

@@ -108,7 +108,7 @@ def obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-_NO_VALUE = (None, "", [], {})  # built once: a literal with [] and {} is rebuilt at every call
+_NO_VALUE: tuple[Any, ...] = (None, "", [], {})  # built once: a literal with [] and {} is rebuilt at every call
 
 
 def attribute_keys(value: Any) -> list[str]:
@@ -318,7 +318,7 @@ _KEY = {"data_type": "text", "nullable": False}
 
 def _hints(**cols: dict[str, Any]) -> dict[str, dict[str, Any]]:
     # Fresh dicts per column: dlt writes into hint dicts (e.g. their "name").
-    base = {"region": _KEY, "workspace_id": _TXT, "id": _KEY}
+    base: dict[str, dict[str, Any]] = {"region": _KEY, "workspace_id": _TXT, "id": _KEY}
     return {name: dict(hint) for name, hint in {**base, **cols}.items()}
 
 

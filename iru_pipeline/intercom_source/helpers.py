@@ -149,13 +149,14 @@ class WorkspaceContext:
 
     @property
     def workspace_id(self) -> str:
-        app = self.me.get("app") if isinstance(self.me.get("app"), dict) else {}
+        app = got if isinstance(got := self.me.get("app"), dict) else {}
         workspace_id = sid(app.get("id_code"))
+        assert workspace_id is not None  # me() refuses a /me without app.id_code
         return workspace_id
 
     @property
     def timezone(self) -> str:
-        app = self.me.get("app") if isinstance(self.me.get("app"), dict) else {}
+        app = got if isinstance(got := self.me.get("app"), dict) else {}
         return str(app.get("timezone") or "UTC")
 
     def table_workers(self, spec: Any, cursor: str) -> TableWorkers:

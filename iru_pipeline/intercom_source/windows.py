@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -173,7 +174,7 @@ def windowed_search(
         yield from client.iter_search(spec.path, spec.item_key, window_query(spec, window), sort=sort,
                                       per_page=per_page, resource=spec.resource)
 
-    yield from parallel_pages([lambda w=w: job(w) for w in windows], workers)
+    yield from parallel_pages([partial(job, w) for w in windows], workers)
 
 
 def _reaches_below(items: Items, field: str, start: int, not_after: float) -> bool:
