@@ -15,8 +15,8 @@ from iru_pipeline.intercom_client import (
 )
 from iru_pipeline.intercom_client.errors import KIND_WORDS
 from iru_pipeline.intercom_client.reach import probe
-from iru_pipeline.regions import REGIONS
 from iru_pipeline.intercom_source.settings import RESOURCES
+from iru_pipeline.regions import REGIONS
 
 QUICK_RETRY = RetryPolicy(max_retries=2, max_rate_limit_waits=3, backoff_base=0.2, backoff_cap=2.0)
 

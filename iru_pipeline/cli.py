@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from iru_pipeline import __version__
-from iru_pipeline.config import ConfigError, load_dotenv_file, load_settings
+from iru_pipeline.config import ConfigError, Settings, load_dotenv_file, load_settings
 from iru_pipeline.storage import restrict_umask
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="load every enabled region, then derive the evidence",
                          description="Materialise the ingestion assets of each enabled region through Dagster, "
                          "then the evidence assets, with progress and a summary table. Exit status: 0 complete, "
-                         "1 failed, 2 bad setting (nothing requested), 3 partial (a resource was skipped, e.g. a missing permission, "
-                         "or loaded records whose cursor value it could not read, or failed alone while the others loaded).")
+                         "1 failed, 2 bad setting (nothing requested), 3 partial (a resource was skipped, "
+                         "e.g. a missing permission, or loaded records whose cursor value it could not read, or failed "
+                         "alone while the others loaded).")
     run.add_argument("--region", action="append", metavar="R", help="only this region (us, eu, au); repeatable")
     run.add_argument("--full-refresh", action="store_true",
                      help="ignore stored cursors and re-read every record (history is kept)")
@@ -71,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "what was loaded and example SQL. Needs no token and no network.")
 
     export = sub.add_parser("export", help="write the auditor export of the latest evidence run",
-                            description="Write one CSV and JSON file per evidence table, params.json, summary.md, report.html "
-                            "(the run as a page with charts that opens offline), "
+                            description="Write one CSV and JSON file per evidence table, params.json, summary.md, "
+                            "report.html (the run as a page with charts that opens offline), "
                             "manifest.json (every file hashed, the hash chain, proofs of collection), manifest.sig "
                             "(when IRU_SIGNING_KEY_FILE names a key) and SHA256SUMS into a folder per run.")
     export.add_argument("--out", metavar="DIR", help="output folder (default: exports/ beside the DuckDB file)")
@@ -304,7 +305,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def validate_evidence_inputs(settings: object) -> None:
+def validate_evidence_inputs(settings: Settings) -> None:
     """Evidence parameters and human-input CSVs are read at the end of a run; check them now,
     so a typo costs nothing (ConfigError names the key, or the file, line and reason)."""
     from iru_pipeline.evidence.inputs import load_inputs

@@ -321,7 +321,7 @@ def pii_key_weakness(key: str) -> str | None:
         return f"only {len(set(key))} distinct characters, at least {MIN_PII_KEY_DISTINCT} needed"
     if max(key.count(ch) for ch in set(key)) * 3 > len(key):
         return "one character makes up more than a third of it"
-    steps = [ord(b) - ord(a) for a, b in zip(key, key[1:])]
+    steps = [ord(b) - ord(a) for a, b in zip(key, key[1:], strict=False)]
     for i in range(len(steps) - PII_KEY_MAX_RUN + 2):
         window = steps[i:i + PII_KEY_MAX_RUN - 1]
         if len(set(window)) == 1 and window[0] in (-1, 0, 1):

@@ -50,11 +50,11 @@ from iru_pipeline.evidence.manifest import (
     sha256_hex,
     verify_chain,
 )
+from iru_pipeline.evidence.report import report_file
 from iru_pipeline.evidence.signing import ALGORITHM, SIGNATURE_FILE, Signer
 from iru_pipeline.evidence.tables import MANIFEST_TABLE, PROOF_TABLE
 from iru_pipeline.export_verify import MANIFEST_FILE, SUMS_FILE, verify_export
 from iru_pipeline.intercom_client.proofs import is_intercom_api_host
-from iru_pipeline.evidence.report import report_file
 
 EXPORT_SCHEMA = "iru-evidence-export/2"
 __all__ = ["build_export", "export_cli", "export_run", "verify_export"]
@@ -200,7 +200,7 @@ def settings_signer(settings: Settings) -> Signer | None:
 
 
 def _records(t: TableRows) -> list[dict[str, Any]]:
-    return [{c: json_value(v, typ) for c, v, typ in zip(t.columns, row, t.types)} for row in t.rows]
+    return [{c: json_value(v, typ) for c, v, typ in zip(t.columns, row, t.types, strict=True)} for row in t.rows]
 
 
 _pretty_json = pretty_json
@@ -216,11 +216,13 @@ def _manifest(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[st
         "run_id": first["run_id"],
         "as_of": first["as_of"],
         "generator": {"name": "iru-pipeline", "version": first["tool_version"], "python": first["python_version"],
-                      "duckdb": first["duckdb_version"], "dagster": first["dagster_version"], "dlt": first["dlt_version"]},
+                      "duckdb": first["duckdb_version"], "dagster": first["dagster_version"],
+                      "dlt": first["dlt_version"]},
         "collected": {
             "collector_host": first["collector_host"],
             "started_at": min((r["collection_started_at"] for r in runs if r["collection_started_at"]), default=None),
-            "finished_at": max((r["collection_finished_at"] for r in runs if r["collection_finished_at"]), default=None),
+            "finished_at": max((r["collection_finished_at"] for r in runs if r["collection_finished_at"]),
+                default=None),
         },
         "period": {"start": first["period_start"], "end": first["period_end"]},
         "workspaces": [
@@ -358,9 +360,9 @@ def _summary(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[str
     for test in CONTROL_TESTS:
         cells = []
         for region in regions:
-            t = by_test.get(test.test_id, {}).get(region)
-            cells.append("" if t is None else status_with_counts(t["status"], t["failing"], t["warnings"],
-                                                                    t["population"]))
+            found = by_test.get(test.test_id, {}).get(region)
+            cells.append("" if found is None else status_with_counts(found["status"], found["failing"],
+                                                                        found["warnings"], found["population"]))
         rows.append([test.test_id, test.name, *cells, ", ".join(test.soc2), ", ".join(test.iso27001),
                      ", ".join(test.gdpr)])
     lines += _table_md(["test", "control", *regions, "SOC 2", "ISO 27001", "GDPR"], rows)
@@ -371,7 +373,8 @@ def _summary(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[str
             caveats.append(f"{t['test_id']} ({t['region']}, {t['status']}): {'; '.join(t['findings'])}")
     for r in runs:
         if r["missing_capabilities"]:
-            caveats.append(f"{r['region']}: not collected in the latest attempt: {', '.join(r['missing_capabilities'])}")
+            missing = ", ".join(r["missing_capabilities"])
+            caveats.append(f"{r['region']}: not collected in the latest attempt: {missing}")
     caveats += [
         "MFA enforcement is not exposed by the Intercom API: T07 needs a Settings > Security screenshot showing "
         "the URL and the date unless every login used SSO.",

@@ -132,7 +132,7 @@ def _check_manifest_files(files: dict[str, bytes], manifest: dict[str, Any]) -> 
 
 
 def _check_chain(files: dict[str, bytes], manifest: dict[str, Any]) -> list[str]:
-    chain = manifest.get("chain") if isinstance(manifest.get("chain"), dict) else {}
+    chain = got if isinstance(got := manifest.get("chain"), dict) else {}
     try:
         as_of = datetime.fromisoformat(str(manifest["as_of"]).replace("Z", "+00:00"))
         run_id, params_sha256 = manifest["run_id"], manifest["params_sha256"]
@@ -153,8 +153,9 @@ def _check_chain(files: dict[str, bytes], manifest: dict[str, Any]) -> list[str]
         problems += _chain_columns_agree(files, chain)
     else:
         recorded = chain.get("tables_sha256") or {}
-        actual = {t: sha256_hex(files[f"tables/{t}.csv"]) if f"tables/{t}.csv" in files else None for t in recorded}
-        if actual != recorded:
+        tables: dict[str, str | None] = {
+            t: sha256_hex(files[f"tables/{t}.csv"]) if f"tables/{t}.csv" in files else None for t in recorded}
+        if tables != recorded:
             problems.append("table files do not match the hashes recorded at collection time")
         recomputed = manifest_sha256(run_id, as_of, params_sha256, previous, recorded)
     if recomputed != chain.get("manifest_sha256"):
@@ -184,7 +185,9 @@ def _check_signature(files: dict[str, bytes], manifest: dict[str, Any], public_k
         if signature is not None:
             return [f"{SIGNATURE_FILE} is present but {MANIFEST_FILE} records no signing key"]
         if public_key is not None:
-            return [f"the export is not signed ({MANIFEST_FILE} records no signing key), so --public-key proves nothing"]
+            return [
+                f"the export is not signed ({MANIFEST_FILE} records no signing key), so --public-key proves nothing"
+            ]
         return []
     if signature is None:
         return [f"{MANIFEST_FILE} says the export is signed but {SIGNATURE_FILE} is missing"]

@@ -64,7 +64,7 @@ def _check_old_key(settings: Settings, old_key: str) -> list[tuple[str, str]]:
             raise ConfigError(f"{path} has no PII key binding to check the old key against: run "
                               "`iru-pipeline run` once with the old key, then re-key") from None
         has_contacts = con.execute("select count(*) from information_schema.tables where table_schema = "
-                                   "'intercom' and table_name = 'contacts'").fetchone()[0]
+                                   "'intercom' and table_name = 'contacts'").fetchall()[0][0]
         rows = con.execute("select distinct region, workspace_id from intercom.contacts order by 1, 2"
                            ).fetchall() if has_contacts else []
     finally:
@@ -104,9 +104,9 @@ def _rewrite(settings: Settings, mapping: Mapping, new_key: str) -> int:
         for column, (kind, _field) in HMAC_COLUMNS.items():
             changed += con.execute(
                 f"update intercom.contacts c set {column} = (select m.new from rekey_map m where m.region = c.region "
-                f"and m.kind = ? and m.old = c.{column}) where c.{column} is not null", [kind]).fetchone()[0]
+                f"and m.kind = ? and m.old = c.{column}) where c.{column} is not null", [kind]).fetchall()[0][0]
         staged = con.execute("select count(*) from information_schema.tables where table_schema = "
-                             "'intercom_staging' and table_name = 'contacts'").fetchone()[0]
+                             "'intercom_staging' and table_name = 'contacts'").fetchall()[0][0]
         if staged:  # dlt's merge staging keeps the last load's rows: no old-key pseudonym may stay there
             con.execute("delete from intercom_staging.contacts")
         changed += _rewrite_activity_texts(con, mapping)
@@ -125,7 +125,7 @@ def _rewrite(settings: Settings, mapping: Mapping, new_key: str) -> int:
 
 def _rewrite_activity_texts(con: Any, mapping: Mapping) -> int:
     exists = con.execute("select count(*) from information_schema.tables where table_schema = 'intercom' "
-                         "and table_name = 'activity_logs'").fetchone()[0]
+                         "and table_name = 'activity_logs'").fetchall()[0][0]
     if not exists:
         return 0
     short = {(r, kind, old[:8]): (new or _UNMAPPED)[:8] for (r, kind, old), new in mapping.items()}

@@ -82,7 +82,7 @@ def _process_started(pid: int) -> str:
 
 def process_tags() -> dict[str, str]:
     pid = os.getpid()
-    return dict(zip(PROCESS_TAGS, (socket.gethostname(), str(pid), _process_started(pid))))
+    return dict(zip(PROCESS_TAGS, (socket.gethostname(), str(pid), _process_started(pid)), strict=True))
 
 
 def _alive(pid: int, started: str) -> bool:
@@ -223,7 +223,7 @@ def _sync_rows(duckdb_path: Path, run_id: str) -> list[dict[str, Any]]:
             "cursor_before, cursor_after "
             "from intercom.sync_results where run_id = ? order by region, resource", [run_id])
         cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, row)) for row in cur.fetchall()]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
     except duckdb.Error:
         return []
     finally:
@@ -239,14 +239,16 @@ def format_summary(result: PipelineResult) -> str:
     for r in result.sync_rows:
         reason = (r["reason"] or "")[:90]
         lines.append(
-            f"{r['region']:<7}{r['resource']:<23}{r['status']:<9}{r['rows_loaded'] or 0:>9,}{r['rows_deleted'] or 0:>9,}"
+            f"{r['region']:<7}{r['resource']:<23}{r['status']:<9}"
+            f"{r['rows_loaded'] or 0:>9,}{r['rows_deleted'] or 0:>9,}"
             f"{r['duplicates_skipped'] or 0:>8,}"
             f"{r['api_calls'] or 0:>7}{r['api_429s'] or 0:>6}{r['api_retries'] or 0:>8}  {reason}"
         )
     for o in result.outcomes:
         mark = "ok" if o.success else f"FAILED: {o.error}"
         lines.append(f"{o.label}: {mark}")
-    verdict = "failed" if result.failed else ("partial: some resources were skipped, failed or partial (see reason)" if result.partial else "complete")
+    partial = "partial: some resources were skipped, failed or partial (see reason)"
+    verdict = "failed" if result.failed else (partial if result.partial else "complete")
     lines.append(f"run {verdict}")
     return "\n".join(lines)
 

@@ -180,7 +180,8 @@ def _counts(name: str, extracted: int, tombstones: int, loaded_rows: dict[str, i
 
 def _root_cause(exc: BaseException) -> BaseException:
     """Our own error inside dlt's wrappers (PipelineStepFailed -> ResourceExtractionError -> ...)."""
-    seen, current = set(), exc
+    seen: set[int] = set()
+    current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, IntercomError):

@@ -9,23 +9,23 @@ DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb
 
 
 
-import tempfile
 import logging
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import dlt
 import duckdb
+from dagster import AssetExecutionContext
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from iru_pipeline.config import Settings
-from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncReport, intercom_source
 from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, UPSERT, resource_spec
+from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
 from iru_pipeline.storage import bind_pii_key, duckdb_destination, wait_for_database
@@ -44,7 +44,7 @@ def make_pipeline(region: str, settings: Settings, notice: Callable[[str], None]
     discard_unreadable_working_dir(settings.pipelines_dir, f"intercom_{region}", notice)
     # Arrow pages (contacts, conversations) get dlt's load id too, for lineage like dict rows.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    return dlt.pipeline(
+    return dlt.pipeline(  # type: ignore[call-overload]  # progress=None (no progress output) works; the stub omits it
         pipeline_name=f"intercom_{region}",
         pipelines_dir=str(settings.pipelines_dir),
         destination=duckdb_destination(settings.duckdb_path),
@@ -90,7 +90,8 @@ class IntercomTranslator(DagsterDltTranslator):
     dagster_dlt_translator=IntercomTranslator(),
     pool=DUCKDB_POOL,
 )
-def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource, intercom: IntercomResource) -> Iterator[Any]:
+def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource,
+    intercom: IntercomResource) -> Iterator[Any]:
     """Load one region's workspace into DuckDB schema `intercom`."""
     region = context.partition_key
     settings = intercom.settings(region)
@@ -164,7 +165,7 @@ def landed_row_counts(pipeline: dlt.Pipeline, duckdb_path: Path, region: str) ->
             if table in present:
                 counts[table] = con.execute(
                     f"select count(*) from {DATASET_NAME}.{table} where region = ? and _dlt_load_id in "
-                    "(select unnest(?))", [region, load_ids]).fetchone()[0]
+                    "(select unnest(?))", [region, load_ids]).fetchall()[0][0]
     except duckdb.Error:
         return {}
     finally:
@@ -211,7 +212,7 @@ def stored_contact_ids(duckdb_path: Path, region: str) -> set[str]:
         exists = con.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = 'contacts'",
             [DATASET_NAME],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             return set()
         rows = con.execute(f"select id from {DATASET_NAME}.contacts where region = ?", [region]).fetchall()

@@ -122,8 +122,8 @@ evidence_table_assets: list[dg.AssetsDefinition] = [_build_asset(t) for t in EVI
     key=evidence_key("auditor_export"),
     deps=[evidence_key(MANIFEST_TABLE)],
     group_name=EVIDENCE_GROUP,
-    description="The auditor export of this run: a CSV and JSON file per evidence table, params.json, summary.md, report.html "
-    "(the run as a page with charts that opens offline; linked from this asset's metadata), "
+    description="The auditor export of this run: a CSV and JSON file per evidence table, params.json, summary.md, "
+    "report.html (the run as a page with charts that opens offline; linked from this asset's metadata), "
     "manifest.json, manifest.sig (signed with IRU_SIGNING_KEY_FILE when set) and SHA256SUMS, in "
     "exports/<as_of>_<run_id>/ beside the DuckDB file (`iru-pipeline export` writes the same bytes).",
     kinds={"duckdb", "file"},

@@ -12,7 +12,7 @@ an exception given by e-mail alone applies in every workspace. Every identifier 
 agree (admin_id, email, workspace_id, region) for a row to apply. A review without a
 workspace applies to the finding or event of that id in every workspace.
 
-(evidence-research §3, "Human inputs".) Columns beyond these are ignored and never stored,
+(docs/evidence.md#tables, "Human inputs".) Columns beyond these are ignored and never stored,
 so an HR export can be used as it is. A malformed row stops the run with a `ConfigError`
 naming the file, the line and the reason: evidence computed from a half-read roster would
 look complete and be wrong. Each file is recorded with the run by name, row count and
@@ -175,7 +175,9 @@ def load_inputs(paths: Mapping[str, str]) -> HumanInputs:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ConfigError(f"inputs.{name}: cannot read {path} ({exc.strerror}): fix the path in IRU_EVIDENCE_CONFIG") from None
+            raise ConfigError(
+                f"inputs.{name}: cannot read {path} ({exc.strerror}): fix the path in IRU_EVIDENCE_CONFIG"
+            ) from None
         inputs.rows[name] = parse_csv(spec, data, str(path))
         inputs.files.append(InputFile(name, path.name, len(inputs.rows[name]), hashlib.sha256(data).hexdigest()))
     return inputs
@@ -195,7 +197,9 @@ def parse_csv(spec: InputSpec, data: bytes, where: str) -> list[tuple]:
     missing = [c.name for c in spec.columns if c.required and c.name not in header]
     if missing:
         expected = ", ".join(c.name for c in spec.columns)
-        raise ConfigError(f"{spec.name} file {where}, line 1: missing column {', '.join(missing)} (expected: {expected})")
+        raise ConfigError(
+            f"{spec.name} file {where}, line 1: missing column {', '.join(missing)} (expected: {expected})"
+        )
     reader.fieldnames = header
     out: list[tuple] = []
     seen: dict[object, int] = {}

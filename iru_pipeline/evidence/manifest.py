@@ -129,12 +129,13 @@ def table_csv(t: TableRows) -> bytes:
     writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(t.columns)
     for row in t.rows:
-        writer.writerow([csv_cell(v, typ) for v, typ in zip(row, t.types)])
+        writer.writerow([csv_cell(v, typ) for v, typ in zip(row, t.types, strict=True)])
     return buf.getvalue().encode("utf-8")
 
 
 def table_json(t: TableRows) -> bytes:
-    return _json_rows([{c: json_value(v, typ) for c, v, typ in zip(t.columns, row, t.types)} for row in t.rows])
+    return _json_rows([{c: json_value(v, typ) for c, v, typ in zip(t.columns, row, t.types, strict=True)}
+                       for row in t.rows])
 
 
 def _json_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
@@ -192,7 +193,7 @@ def content_files(tables: Mapping[str, TableRows]) -> dict[str, bytes]:
     run = tables[MANIFEST_TABLE]
     params: Any = {}
     if run.rows:
-        first = dict(zip(run.columns, run.rows[0]))
+        first = dict(zip(run.columns, run.rows[0], strict=True))
         params = json_value(first.get("params_json"), "JSON") or {}
     files[PARAMS_FILE] = pretty_json(params)
     return files
@@ -299,6 +300,7 @@ def register_prior_runs(con: Any, run_id: str, as_of: datetime) -> None:
     if not exists:
         return
     seq, _ = chain_position(con, run_id, as_of)
+    params: list[Any]
     if seq is None:  # a run from before chain_seq: the unnumbered runs up to its as_of came before it
         where, params = "chain_seq is null and as_of <= ?", [as_of]
     else:

@@ -1,6 +1,6 @@
 """Evidence parameters: the TOML file named by `IRU_EVIDENCE_CONFIG`, with documented defaults.
 
-Every parameter has a default (evidence-research §3), so the file is optional. The values
+Every parameter has a default (docs/evidence.md#tables), so the file is optional. The values
 used by a run are recorded with it (`params_json`) and hashed (`params_sha256`), so an
 auditor can tell which thresholds produced a test result. A wrong value or an unknown key
 (a typo would otherwise silently fall back to the default) is a `ConfigError` naming the
@@ -46,7 +46,7 @@ class EvidenceParams:
     """One run's parameters. Field docs are the README's parameter table."""
 
     internal_domains: tuple[str, ...] = ()
-    """E-mail domains of the company: admins outside them are external (evidence-research §5.1)."""
+    """E-mail domains of the company: admins outside them are external (docs/evidence.md#tables)."""
     period_days: int = 365
     """Length of the evidence window ending at the run: events, SLAs and exports inside it are evaluated."""
     stale_admin_days: int = 90

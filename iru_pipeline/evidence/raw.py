@@ -101,6 +101,7 @@ def create_raw_views(con: Any) -> None:
     """Create `raw_<table>` temp views on this connection (see module docstring)."""
     for table, columns in RAW_COLUMNS.items():
         existing = _existing_columns(con, table)
-        select = ", ".join(_projection(*c.split(" ", 1), existing) for c in columns)
+        select = ", ".join(_projection(name, sql_type, existing)
+                           for name, sql_type in (c.split(" ", 1) for c in columns))
         source = f"from {DATASET_NAME}.{table}" if existing else "limit 0"
         con.execute(f"create or replace temp view raw_{table} as select {select} {source}")

@@ -52,7 +52,7 @@ _TO_REVIEW_COLUMNS = ("to_review", "review", "reviewing", "warnings")
 
 def _records(con: Any, table: str, run_id: str) -> list[dict[str, Any]]:
     rows = fetch_table(con, table, run_id)
-    return [{c: json_value(v, t) for c, v, t in zip(rows.columns, row, rows.types)} for row in rows.rows]
+    return [{c: json_value(v, t) for c, v, t in zip(rows.columns, row, rows.types, strict=True)} for row in rows.rows]
 
 
 def _to_review(test: dict[str, Any]) -> int | None:

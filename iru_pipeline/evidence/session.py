@@ -20,6 +20,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from iru_pipeline import __version__
@@ -34,7 +35,7 @@ from iru_pipeline.intercom_source.settings import RESOURCES
 from iru_pipeline.regions import REGIONS
 
 PII_MODE = "pseudonymous"
-"""The only mode the ingestion implements (evidence-research §8.2; DESIGN, PII policy)."""
+"""The only mode the ingestion implements (docs/evidence.md#personal-data)."""
 EVIDENCE_SCHEMA = "evidence"
 _STREAM_MODES = {"single": "full", "full": "full", "search": "incremental", "page_number": "incremental",
                  "activity_log": "window"}
@@ -181,7 +182,7 @@ def derive_all(con: Any, run: EvidenceRun) -> str:
     for table in EVIDENCE_TABLES:
         if table.name == MANIFEST_TABLE:
             digest = write_run_manifest(con, run.run_id, run.as_of, run.params.sha256,
-                                        lambda t=table: run_table_sql(con, t))
+                                        partial(run_table_sql, con, table))
         else:
             run_table_sql(con, table)
     return digest

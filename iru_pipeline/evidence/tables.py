@@ -48,7 +48,7 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         "evidence_collection_stream",
         "One row per region and Intercom resource: the latest collection attempt (status, reason, "
         "windows, cursors, API calls, retries, 429s, rows, dropped fields) and activity-log coverage "
-        "across runs (evidence-research §4.2).",
+        "across runs (docs/evidence.md#tables).",
         reads=RESOURCE_NAMES, order_by=("region", "stream"),
         preview=("region", "stream", "status", "error_code", "reason"),
     ),
@@ -64,21 +64,21 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
     EvidenceTable(
         "evidence_admin_access_review",
         "One row per admin per workspace: teams, seat, role, first seen, last activity and login, "
-        "sign-in method, staleness, shared-account suspicion, HR match and approved exceptions (§5.1).",
+        "sign-in method, staleness, shared-account suspicion, HR match and approved exceptions.",
         reads=(*_DIRECTORY, *_ACTIVITY), order_by=("region", "admin_id"), after=_FIRST,
         preview=("region", "admin_id", "admin_email", "status", "findings"),
     ),
     EvidenceTable(
         "evidence_offboarding_check",
         "One row per person terminated in the HR roster and workspace: access still held, removal "
-        "time and lag, activity after termination (§5.2).",
+        "time and lag, activity after termination.",
         reads=("workspaces", "admins", *_ACTIVITY), order_by=("region", "hr_email"), after=_FIRST,
         preview=("region", "hr_email", "account_active_now", "activity_after_termination", "status"),
     ),
     EvidenceTable(
         "evidence_access_change_events",
         "One row per access-relevant activity-log event in the period: provisioning, privilege, team, "
-        "authentication and vendor-access changes, who made them and whether they were allowed to (§5.3).",
+        "authentication and vendor-access changes, who made them and whether they were allowed to.",
         reads=("workspaces", "admins", *_ACTIVITY), order_by=("region", "created_at", "event_id"), after=_FIRST,
         preview=("region", "created_at", "activity_type", "actor_email", "status", "findings"),
     ),
@@ -86,7 +86,7 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         "evidence_workspace_security_config",
         "One row per workspace and security setting: data region against API host, identity "
         "verification, authentication-method and two-factor changes, SSO share of logins, MFA "
-        "enforcement (manual) (§5.4).",
+        "enforcement (manual).",
         reads=("workspaces", "admins", *_ACTIVITY), order_by=("region", "setting_key"), after=_FIRST,
         preview=("region", "setting_key", "observed_value", "expected_value", "status"),
     ),
@@ -94,7 +94,7 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         "evidence_high_risk_activity",
         "One row per high-risk finding (rules R1-R8: login-failure bursts, exports, destructive and "
         "security changes, secrets, terminated or unknown actors, impersonation without consent) with "
-        "its review trail (§5.5).",
+        "its review trail.",
         reads=("workspaces", "admins", *_ACTIVITY), order_by=("region", "first_event_at", "finding_id"),
         after=_FIRST,
         preview=("region", "finding_id", "rule_id", "severity", "first_event_at", "actor_email", "status"),
@@ -102,7 +102,7 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
     EvidenceTable(
         "evidence_data_retention",
         "One row per workspace and record type (conversations, users, leads): population, records past "
-        "the retention period, oldest record, deletions in the period (§5.6).",
+        "the retention period, oldest record, deletions in the period.",
         reads=("workspaces", "contacts", "conversations", "deleted_conversations", *_ACTIVITY),
         order_by=("region", "object_type"), after=_FIRST,
         preview=("region", "object_type", "population", "over_retention", "over_retention_pct", "status"),
@@ -111,7 +111,7 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         "evidence_personal_data_inventory",
         "Aggregate counts of the personal data held per workspace and record type: populated standard "
         "and custom attributes (sensitive-looking ones flagged), e-mail domain classes, domains "
-        "(k-suppressed) and countries (§5.7). No per-contact rows.",
+        "(k-suppressed) and countries. No per-contact rows.",
         reads=("workspaces", "contacts", "conversations", "data_attributes"),
         order_by=("region", "object_type", "dimension", "dimension_value"), after=_FIRST,
         preview=("region", "object_type", "dimension", "dimension_value", "count", "status", "findings"),
@@ -119,7 +119,7 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
     EvidenceTable(
         "evidence_support_request_sla",
         "One row per workspace, month, team and request class (all inbound, DSAR, security): first-reply "
-        "and resolution times against the SLAs, late or unanswered requests (§5.8).",
+        "and resolution times against the SLAs, late or unanswered requests.",
         reads=("workspaces", "teams", "conversations"),
         order_by=("region", "period_month", "request_class", "team_id"), after=_FIRST,
         preview=("region", "period_month", "request_class", "team_name", "conversations", "late_or_unanswered",
@@ -132,7 +132,8 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         "SOC 2 / ISO 27001 / GDPR mappings.",
         reads=(), order_by=("region", "test_id"),
         after=(
-            "evidence_collection_stream", "evidence_collection_proof", "evidence_admin_access_review", "evidence_offboarding_check",
+            "evidence_collection_stream", "evidence_collection_proof", "evidence_admin_access_review",
+            "evidence_offboarding_check",
             "evidence_access_change_events", "evidence_workspace_security_config", "evidence_high_risk_activity",
             "evidence_data_retention", "evidence_personal_data_inventory", "evidence_support_request_sla",
         ),
@@ -149,7 +150,7 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
         "evidence_collection_run",
         "One row per run and workspace: what was collected, when, from which API host and version, "
         "totals, missing capabilities, parameters hash, and the run's manifest hash chained to the "
-        "previous run's (§4.1).",
+        "previous run's.",
         reads=("workspaces",), order_by=("region",),
         after=("evidence_control_tests", "evidence_control_test_history"),
         preview=("region", "workspace_id", "status", "missing_capabilities"),

@@ -1,4 +1,4 @@
-"""Intercom endpoints of one region: parameters, envelopes and errors (notes §2, §2.1, §6).
+"""Intercom endpoints of one region: parameters, envelopes and errors (docs/intercom-api.md#pagination-four-kinds).
 
 Transport concerns (auth, rate limits, injected status and connection faults) live in
 server.py; this module answers a request that got through them. Data faults that change a
@@ -49,7 +49,7 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str | None, request_id: str | None) -> bytes:
-    """`{type: error.list, request_id, errors: [{code, message}]}` (notes §6)."""
+    """`{type: error.list, request_id, errors: [{code, message}]}` (docs/intercom-api.md#errors)."""
     body: dict[str, Any] = {"type": "error.list"}
     if request_id is not None:
         body["request_id"] = request_id
@@ -61,7 +61,8 @@ def error_body(code: str, message: str | None, request_id: str | None) -> bytes:
 
 
 class RequestIds:
-    """Short lowercase ids like `am8kvuenottnjlupq970` (real ones are not UUIDs, notes §1)."""
+    """Short lowercase ids like `am8kvuenottnjlupq970` (real ones are not UUIDs,
+    docs/intercom-api.md#ids-timestamps-and-free-text)."""
 
     _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -154,7 +155,8 @@ class RegionApi:
         if req.version not in C.KNOWN_API_VERSIONS:
             raise ApiError(400, "intercom_version_invalid", f"Intercom-Version {req.version!r} is not supported")
         if req.path in _V216_ONLY and req.legacy:
-            raise ApiError(400, "intercom_version_invalid", "Requested resource is not available in current API version.")
+            raise ApiError(400, "intercom_version_invalid",
+                "Requested resource is not available in current API version.")
         handler = self._routes.get((req.method, req.path))
         if handler is not None:
             response = self._cached(req, handler)
@@ -238,8 +240,10 @@ class RegionApi:
     def _total(self, total: int) -> int:
         return max(0, total + self.faults.total_count_offset)
 
-    def _cursor_pages(self, req: Request, listing: str, page: Page, per_page: int, incoming: str | None) -> dict[str, Any]:
-        """`pages` of a cursor listing: next is omitted on the last page (notes §2.1)."""
+    def _cursor_pages(self, req: Request, listing: str, page: Page, per_page: int,
+        incoming: str | None) -> dict[str, Any]:
+        """`pages` of a cursor listing: next is omitted on the last page
+        (docs/intercom-api.md#pagination-four-kinds)."""
         pages: dict[str, Any] = {"type": "pages"}
         if page.next_position is not None:
             cursor = self.cursors.encode(listing, page.next_position)
@@ -255,7 +259,8 @@ class RegionApi:
         pages["total_pages"] = math.ceil(page.total / per_page) if page.total else 0
         return pages
 
-    def _items(self, store: Collection, indices: list[int], transform: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[bytes]:
+    def _items(self, store: Collection, indices: list[int],
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[bytes]:
         if self.faults.malformed_cursor_values:
             inner = transform
             transform = lambda rec: self._malformed_cursor(inner(rec) if inner else rec, "updated_at")  # noqa: E731
@@ -286,7 +291,8 @@ class RegionApi:
             if with_history and out.get("role") == "user":
                 out["merge_history"] = self.ws.merge_history(rec)
             if req.legacy and isinstance(out.get("owner_id"), str):
-                out["owner_id"] = int(out["owner_id"])  # integer before 2.16 (notes §0)
+                # integer before 2.16 (docs/intercom-api.md#version-216-always-sent)
+                out["owner_id"] = int(out["owner_id"])
             return out
         return transform
 
@@ -297,7 +303,8 @@ class RegionApi:
 
         def transform(rec: dict[str, Any]) -> dict[str, Any]:
             out = dict(rec)
-            # Before 2.16: priority|not_priority, and null (not 0) for unassigned (notes §0).
+            # Before 2.16: priority|not_priority, and null (not 0) for unassigned
+            # (docs/intercom-api.md#version-216-always-sent).
             out["priority"] = "priority" if rec.get("priority") in ("high", "urgent") else "not_priority"
             out["admin_assignee_id"] = rec.get("admin_assignee_id") or None
             out["team_assignee_id"] = rec.get("team_assignee_id") or None
@@ -340,7 +347,7 @@ class RegionApi:
                 "timezone": ws.timezone,
                 "region": ws.profile.reported_region,
             },
-            # An object here, a plain URL on `admin` (notes §3.1).
+            # An object here, a plain URL on `admin` (docs/intercom-api.md#record-shapes-worth-knowing).
             "avatar": {"type": "avatar", "image_url": owner.avatar},
         }
         return Response(200, encode(body))
@@ -379,7 +386,7 @@ class RegionApi:
     def data_attributes(self, req: Request) -> Response:
         model = req.param("model")
         if model == "conversation":
-            # 2.16 moved conversation attributes to their own endpoint (notes §0).
+            # 2.16 moved conversation attributes to their own endpoint (docs/intercom-api.md#version-216-always-sent).
             raise ApiError(422, "parameter_invalid",
                            "model=conversation is no longer supported. Use GET /conversations/attributes instead")
         if model not in (None, "contact", "company"):
@@ -393,7 +400,8 @@ class RegionApi:
         return Response(200, encode({"type": "list", "data": data}))
 
     def conversation_attributes(self, req: Request) -> Response:
-        data = conversation_attributes_json(req.flag("include_archived"), self.ws.profile.app_created_at, self.ws.owner.id)
+        data = conversation_attributes_json(req.flag("include_archived"), self.ws.profile.app_created_at,
+            self.ws.owner.id)
         return Response(200, encode({"type": "list", "data": data}))
 
     # contacts -------------------------------------------------------------------------------
@@ -415,7 +423,8 @@ class RegionApi:
         if rec is None:
             target = self.ws.merged_into(contact_id)
             if target is not None and not req.legacy:
-                # 2.16: a merged contact answers 410 with a Link to the survivor (notes §0).
+                # 2.16: a merged contact answers 410 with a Link to the survivor
+                # (docs/intercom-api.md#version-216-always-sent).
                 raise ApiError(410, "contact_merged",
                                "This contact has been merged. See the 'Link' header for the canonical contact.",
                                headers=[("Link", f'</contacts/{target}>; rel="canonical"')])
@@ -481,7 +490,8 @@ class RegionApi:
     # search ---------------------------------------------------------------------------------
     def _search(self, req: Request, model: str) -> Response:
         """Pagination comes only from the body; `starting_after` in the query string and
-        `pagination.page` are ignored (notes §2.1), so such a client gets page 1 again."""
+        `pagination.page` are ignored (docs/intercom-api.md#pagination-four-kinds), so such a client gets page 1
+        again."""
         body = self._json_body(req)
         compiler = self._contact_compiler if model == "contact" else self._conversation_compiler
         try:
@@ -522,7 +532,8 @@ class RegionApi:
 
     # activity logs --------------------------------------------------------------------------
     def activity_logs(self, req: Request) -> Response:
-        """Newest first; `created_at_after` required; `pages.next` an absolute URL (notes §2.1)
+        """Newest first; `created_at_after` required; `pages.next` an absolute URL
+        (docs/intercom-api.md#pagination-four-kinds)
         or, with activity_logs_next_style="cursor", the spec's `{starting_after}` object."""
         after_raw = req.param("created_at_after")
         if after_raw is None or after_raw == "":

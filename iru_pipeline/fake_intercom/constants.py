@@ -1,7 +1,7 @@
 """Plain constants of the fake Intercom: regions, API versions, page-size limits, marker text.
 
-Numbers here come from the Intercom API notes (shared reference `intercom-api-notes.md`,
-cited as "notes §N") and Intercom's OpenAPI description, version 2.16.
+Numbers here come from Intercom's OpenAPI description, version 2.16, and the API's observed
+behaviour described in docs/intercom-api.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ KNOWN_API_VERSIONS: tuple[str, ...] = (
     "2.10", "2.11", "2.12", "2.13", "2.14", "2.15", "2.16",
 )
 
-# Page sizes (notes §2, §2.1): the maximum for list and search endpoints is 150;
+# Page sizes (docs/intercom-api.md#pagination-four-kinds): the maximum for list and search endpoints is 150;
 # GET /contacts defaults to 10, contact search to 50, conversation list and search to 20.
 MAX_PER_PAGE = 150
 CONTACTS_LIST_DEFAULT_PER_PAGE = 10
@@ -41,7 +41,7 @@ SEARCH_MAX_NESTING = 2
 SEARCH_MAX_GROUP_SIZE = 15
 
 RATE_LIMIT_WINDOW_SECONDS = 10
-"""Intercom enforces its per-minute limit in 10-second windows (notes §7)."""
+"""Intercom enforces its per-minute limit in 10-second windows (docs/intercom-api.md#rate-limits)."""
 
 DEFAULT_RATE_LIMIT_PER_WINDOW = 1000
 

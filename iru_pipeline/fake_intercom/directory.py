@@ -3,7 +3,8 @@
 These do not depend on the seed (the scenario needs stable admins), only on the region and
 the configured internal e-mail domain. Ids are numeric strings (spec: `admin.id`, `team.id`,
 `tag.id` are strings) while membership arrays carry integers (`admin.team_ids`,
-`team.admin_ids`), as in notes §1. Some admins belong to several workspaces and keep their id
+`team.admin_ids`), as in docs/intercom-api.md#ids-timestamps-and-free-text. Some admins belong to several workspaces
+and keep their id
 there, as Intercom teammates do, so ids collide across regions.
 """
 
@@ -24,7 +25,8 @@ class AdminSpec:
     email: str
     job_title: str = ""
     role: tuple[str, str] | None = None
-    """(role id, role name); admins without a role have no `role` key (notes §3.2)."""
+    """(role id, role name); admins without a role have no `role` key
+    (docs/intercom-api.md#record-shapes-worth-knowing)."""
     away_mode_enabled: bool = False
     away_mode_reassign: bool = False
     away_status_reason_id: int | None = None
@@ -37,24 +39,30 @@ ROLES = {"owner": ("1001", "Owner"), "admin": ("1002", "Admin"), "support": ("10
 
 # (id, name, e-mail local part or full address, job title, role key, away mode, inbox seat)
 _US_ADMINS: tuple[tuple[str, str, str, str, str | None, bool, bool], ...] = (
-    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner", False, True),
+    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner",
+        False, True),
     ("7310002", "Tomás Ortega", "tomas.ortega", "Support Engineer", "support", False, True),
     ("7310003", "Zoë Müller-Lüdenscheidt", "zoe.mueller", "Support Engineer", None, False, True),
-    (sc.NIGHT_EXPORT_ADMIN.id, sc.NIGHT_EXPORT_ADMIN.name, sc.NIGHT_EXPORT_ADMIN.email_local, "Data Analyst", "admin", False, False),
+    (sc.NIGHT_EXPORT_ADMIN.id, sc.NIGHT_EXPORT_ADMIN.name, sc.NIGHT_EXPORT_ADMIN.email_local, "Data Analyst",
+        "admin", False, False),
     ("7310005", "Amara Okafor", "amara.okafor", "Team Lead", "support", False, True),
     ("7310006", "Søren Kierkegaard-Nielsen", "soren.kn", "", None, False, True),
     ("7310007", "فاطمة الزهراء", "fatima.alzahra", "Support Engineer", None, False, True),
     (sc.STALE_ADMIN.id, sc.STALE_ADMIN.name, sc.STALE_ADMIN.email_local, "Sales Engineer", None, False, True),
-    (sc.NEVER_LOGGED_IN_ADMIN.id, sc.NEVER_LOGGED_IN_ADMIN.name, sc.NEVER_LOGGED_IN_ADMIN.email_local, "Support Engineer", "support", False, True),
+    (sc.NEVER_LOGGED_IN_ADMIN.id, sc.NEVER_LOGGED_IN_ADMIN.name, sc.NEVER_LOGGED_IN_ADMIN.email_local,
+        "Support Engineer", "support", False, True),
     (sc.SHARED_ADMIN.id, sc.SHARED_ADMIN.name, sc.SHARED_ADMIN.email_local, "", "admin", False, True),
-    (sc.TERMINATED_ADMIN.id, sc.TERMINATED_ADMIN.name, sc.TERMINATED_ADMIN.email_local, "Billing Specialist", None, False, True),
-    (sc.LOGIN_FAILURE_ADMIN.id, sc.LOGIN_FAILURE_ADMIN.name, sc.LOGIN_FAILURE_ADMIN.email_local, "Security Lead", "admin", False, True),
+    (sc.TERMINATED_ADMIN.id, sc.TERMINATED_ADMIN.name, sc.TERMINATED_ADMIN.email_local, "Billing Specialist", None,
+        False, True),
+    (sc.LOGIN_FAILURE_ADMIN.id, sc.LOGIN_FAILURE_ADMIN.name, sc.LOGIN_FAILURE_ADMIN.email_local, "Security Lead",
+        "admin", False, True),
     (sc.VENDOR_ADMIN.id, sc.VENDOR_ADMIN.name, sc.VENDOR_ADMIN.email_at(), "Contractor", None, False, True),
     ("7310014", "Chloé Dubois 🌸", "chloe.dubois", "Success Manager", None, True, True),
     ("7310015", "渡辺 健二 (Kenji Watanabe)", "kenji.watanabe", "Engineer", None, False, False),
 )
 _EU_ADMINS: tuple[tuple[str, str, str, str, str | None, bool, bool], ...] = (
-    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner", False, True),
+    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner",
+        False, True),
     ("7310002", "Tomás Ortega", "tomas.ortega", "Support Engineer", "support", False, True),
     ("7320003", "Siobhán Ó Súilleabháin", "siobhan.osullivan", "Team Lead", "support", False, True),
     ("7320004", "Jürgen Schäfer", "juergen.schaefer", "Datenschutzbeauftragter", "admin", False, False),
@@ -68,7 +76,8 @@ _EU_ADMINS: tuple[tuple[str, str, str, str, str | None, bool, bool], ...] = (
     ("7320012", "Liam Murphy", "liam.murphy", "Support Engineer", None, False, True),
 )
 _AU_ADMINS: tuple[tuple[str, str, str, str, str | None, bool, bool], ...] = (
-    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner", False, True),
+    (sc.WORKSPACE_OWNER.id, sc.WORKSPACE_OWNER.name, sc.WORKSPACE_OWNER.email_local, "Head of Support", "owner",
+        False, True),
     ("7330002", "Tāne Ngata", "tane.ngata", "Team Lead", "support", False, True),
     ("7330003", "Grace Kim", "grace.kim", "Support Engineer", None, False, True),
     ("7330004", "Oluwaseun Adeyemi", "seun.adeyemi", "Support Engineer", None, False, True),
@@ -85,7 +94,8 @@ _EXTRA_ADMIN_NAMES = ("Noa Levi", "Anaïs Martin", "Ренат Ибрагимо�
                       "Mehmet Öztürk", "Yuki Tanaka 田中", "نور الهدى", "Ola Nordmann", "Jean-Luc Picard")
 
 _TEAM_NAMES = {
-    "us": ("Support Tier 1", "Escalations", "Billing & Payments 💳", "Security / Sécurité", "Sales — Americas", "VIP Care"),
+    "us": ("Support Tier 1", "Escalations", "Billing & Payments 💳", "Security / Sécurité", "Sales — Americas",
+        "VIP Care"),
     "eu": ("Support EMEA", "Datenschutz-Team", "Billing & Payments 💳", "Escalations", "Ventes — Europe", "VIP Care"),
     "au": ("Support APAC", "Escalations", "Billing & Payments 💳", "Night Shift 🌙", "Sales — ANZ", "VIP Care"),
 }
@@ -181,7 +191,8 @@ def build_tags(region: str, count: int) -> list[TagSpec]:
 
 
 def admin_json(admin: AdminSpec, *, with_avatar: bool, with_role: bool = True) -> dict[str, Any]:
-    """`admin` schema (notes §3.2): avatar only on request, role only when the admin has one."""
+    """`admin` schema (docs/intercom-api.md#record-shapes-worth-knowing): avatar only on request, role only when the
+    admin has one."""
     out: dict[str, Any] = {
         "type": "admin",
         "id": admin.id,
@@ -216,7 +227,8 @@ def team_json(team: TeamSpec) -> dict[str, Any]:
             "secondary_admin_ids": [a for a in team.admin_ids if a not in team.primary_admin_ids] or None,
         },
     }
-    # assignment_limit and distribution_method only exist on load-balanced teams (notes §3.3).
+    # assignment_limit and distribution_method only exist on load-balanced teams
+    # (docs/intercom-api.md#record-shapes-worth-knowing).
     if team.assignment_limit is not None:
         out["assignment_limit"] = team.assignment_limit
     if team.distribution_method is not None:
@@ -261,7 +273,8 @@ _COMPANY_STANDARD_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
 
 def data_attributes_json(model: str, include_archived: bool, created_at: int, owner_id: str,
                          *, scenario_now: int | None = None) -> list[dict[str, Any]]:
-    """`GET /data_attributes?model=...` items (notes §3.8): standard ones have no id.
+    """`GET /data_attributes?model=...` items (docs/intercom-api.md#record-shapes-worth-knowing): standard ones have
+    no id.
 
     scenario_now: the fake's "now", given in the scenario region only: its contacts also define
     the planted sensitive attribute (scenario.py, item 11), created

@@ -16,7 +16,7 @@ from typing import Any
 try:  # optional speed-up; the standard library encoder gives identical JSON for our data
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]  # optional module: None when not installed
 
 
 def encode(obj: Any) -> bytes:
@@ -43,7 +43,8 @@ class InvalidCursor(ValueError):
 
 
 class CursorCodec:
-    """Opaque base64 `starting_after` cursors (notes §2.1: never construct or parse them).
+    """Opaque base64 `starting_after` cursors (docs/intercom-api.md#pagination-four-kinds: never construct or parse
+    them).
 
     A cursor is base64 of a JSON array `[listing, *position, signature]`; the signature is a
     keyed hash, so a tampered or hand-made cursor is detected and answered with 400.

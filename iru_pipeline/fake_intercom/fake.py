@@ -156,7 +156,8 @@ class FakeIntercom:
         try:
             return self._servers[region]
         except KeyError:
-            raise KeyError(f"region {region!r} is not served by this fake; it serves {', '.join(self.regions)}") from None
+            served = ", ".join(self.regions)
+            raise KeyError(f"region {region!r} is not served by this fake; it serves {served}") from None
 
     def base_url(self, region: str) -> str:
         """`http://127.0.0.1:PORT` of the region (after `start()`)."""

@@ -64,7 +64,7 @@ class FaultConfig:
     """Paths answered with 403 (or 401, see `forbidden_kind`)."""
     forbidden_kind: str = "scope"
     """"scope" (403 forbidden, missing read scope), "plan" (403 api_plan_restricted) or
-    "scope_401" (401 token_unauthorized, how some missing scopes surface, notes §6)."""
+    "scope_401" (401 token_unauthorized, how some missing scopes surface, docs/intercom-api.md#errors)."""
 
     revoke_token_after: int | None = None
     """After this many authenticated requests the token is revoked: 401 from then on."""
@@ -87,7 +87,8 @@ class FaultConfig:
     total_count_offset: int = 0
     """Added to every `total_count` (a lying count)."""
     search_index_lag_seconds: float = 0.0
-    """Records created or updated in the last N seconds are invisible to search (notes §9.4)."""
+    """Records created or updated in the last N seconds are invisible to search
+    (docs/intercom-api.md#search-semantics)."""
 
     fault_paths: tuple[str, ...] = ()
     """Restrict 429/5xx/transport faults to these paths (empty: every API path)."""
@@ -145,7 +146,7 @@ class RateDecision:
 
 
 class RateLimiter:
-    """Intercom's per-10-second window counter (notes §7). limit 0 switches it off."""
+    """Intercom's per-10-second window counter (docs/intercom-api.md#rate-limits). limit 0 switches it off."""
 
     def __init__(self, limit: int, clock: Callable[[], float], window_seconds: int = RATE_LIMIT_WINDOW_SECONDS) -> None:
         self.limit = limit

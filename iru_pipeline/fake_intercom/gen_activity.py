@@ -1,4 +1,5 @@
-"""Admin activity logs (notes §3.7): a lazily generated history plus planted scenario events.
+"""Admin activity logs (docs/intercom-api.md#record-shapes-worth-knowing): a lazily generated history plus planted
+scenario events.
 
 Generated entries obey the scenario's invariants (scenario.py): no generated entry is by the
 stale, never-logged-in or burst admin; generated exports (every type in
@@ -8,7 +9,7 @@ login failures are rare. Planted entries (`scenario_events`) then carry the find
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,7 +42,7 @@ _EXPORT_TYPES = (*sc.EXPORT_ACTIVITY_TYPES, "message_deletion")  # descriptions 
 
 def _iso(ts: int) -> str:
     """A date-time as the spec's examples write it: ISO 8601, UTC, with a Z."""
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def in_office_hours(ts: int, tz: ZoneInfo) -> bool:
@@ -103,7 +104,8 @@ class ActivityFactory:
         meta, text = self._details(d, activity_type, actor, created)
         return {
             "id": entry_id,
-            "performed_by": {"type": "admin", "id": actor.id, "email": actor.email, "ip": ip or self.admin_ip(actor, d)},
+            "performed_by": {"type": "admin", "id": actor.id, "email": actor.email,
+                "ip": ip or self.admin_ip(actor, d)},
             "metadata": meta if metadata is None else metadata,
             "created_at": created,
             "activity_type": activity_type,
@@ -168,7 +170,8 @@ class ActivityFactory:
         if activity_type == "app_name_change":
             return {"before": "Example", "after": "Example Corp"}, f"{name} changed your app name."
         if activity_type == "security_settings_change":
-            return ({"setting_type": "attachment_upload", "changes": {"allowed_file_types": {"before": "all", "after": "images"}}},
+            return ({"setting_type": "attachment_upload",
+                "changes": {"allowed_file_types": {"before": "all", "after": "images"}}},
                     f"{name} changed security settings.")
         if activity_type == "admin_impersonation_consent_approved":
             return ({"consent_id": d.between(1000, 9999), "expired_at": _iso(created + 7 * DAY)},

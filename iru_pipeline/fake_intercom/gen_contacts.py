@@ -1,4 +1,5 @@
-"""Contacts as a pure function of (seed, region, index) -- see notes §3.5 for the shape.
+"""Contacts as a pure function of (seed, region, index) -- see docs/intercom-api.md#record-shapes-worth-knowing for
+the shape.
 
 `updated_at` never decreases with the index (timeline.py) and ids sort like indices, so
 (updated_at, id) order equals index order for generated contacts.
@@ -122,7 +123,8 @@ class ContactFactory:
         elif kind == "qa":
             email = f"qa.user{tag}@{d.pick((self.internal_domain, 'mailinator.com', 'gmail.com'))}"
         elif kind == "upper":
-            email = f"{first_ascii.capitalize()}.{last_ascii.capitalize()}{tag}@{d.pick(pools.COMPANY_EMAIL_DOMAINS).upper()}"
+            domain = d.pick(pools.COMPANY_EMAIL_DOMAINS).upper()
+            email = f"{first_ascii.capitalize()}.{last_ascii.capitalize()}{tag}@{domain}"
         elif kind == "company":
             email = f"{first_ascii[0]}{last_ascii}{tag}@{d.pick(pools.COMPANY_EMAIL_DOMAINS)}"
         else:
@@ -235,10 +237,11 @@ class ContactFactory:
             "ios_sdk_version": "17.3.0" if ios else None,
             "ios_last_seen_at": last_seen if ios else None,
             "custom_attributes": custom,
-            # Inline reference lists hold at most 10 items (notes §3.5, §9.9).
+            # Inline reference lists hold at most 10 items (docs/intercom-api.md#record-shapes-worth-knowing).
             "tags": _ref_list([{"type": "tag", "id": t, "url": f"/tags/{t}"} for t in tag_ids],
                               f"/contacts/{contact_id}/tags"),
-            "notes": _ref_list([{"type": "note", "id": str(90_000_000 + index * 3 + k), "url": f"/notes/{90_000_000 + index * 3 + k}"}
+            "notes": _ref_list([{"type": "note", "id": str(90_000_000 + index * 3 + k),
+                "url": f"/notes/{90_000_000 + index * 3 + k}"}
                                 for k in range(note_count)], f"/contacts/{contact_id}/notes"),
             "companies": _ref_list([{"type": "company", "id": f"5f{(index * 3 + k) * 7919 + 0x1a2b3c:022x}",
                                      "url": f"/companies/5f{(index * 3 + k) * 7919 + 0x1a2b3c:022x}"}

@@ -1,8 +1,9 @@
-"""Conversations as a pure function of (seed, region, index) -- notes §3.6 for the shape.
+"""Conversations as a pure function of (seed, region, index) -- docs/intercom-api.md#version-216-always-sent for the
+shape.
 
 List and search items carry message content (`source.body`, `subject`, author name and
 e-mail, attachments, `title`, rating remarks, custom attribute values), all marked with
-MESSAGE_BODY_MARKER, because real list responses do too (notes §5). `GET
+MESSAGE_BODY_MARKER, because real list responses do too (docs/intercom-api.md#ids-timestamps-and-free-text). `GET
 /conversations/{id}` adds `conversation_parts`.
 """
 
@@ -164,11 +165,13 @@ class ConversationFactory:
                        {"type": contact.role, "id": contact.id, "name": contact.name,
                         "email": contact.email or None}),
             "attachments": attachments,
-            "url": f"https://app.example-corp.com/help?ref={index}" if source_type == "conversation" and d.chance(30) else None,
+            "url": (f"https://app.example-corp.com/help?ref={index}"
+                    if source_type == "conversation" and d.chance(30) else None),
             "redacted": False,
         }
         if source_type == "email" and contact.email:
-            source["recipients"] = [{"type": "to", "email": f"support@{self._contacts.internal_domain}", "drop_reason": None}]
+            source["recipients"] = [{"type": "to", "email": f"support@{self._contacts.internal_domain}",
+                "drop_reason": None}]
             source["reply_to"] = [{"email": contact.email, "name": contact.name}]
             source["email_message_metadata"] = {
                 "message_id": f"<{index}.{d.bits() & 0xFFFFFFFF:08x}@mail.example>",
@@ -251,7 +254,8 @@ class ConversationFactory:
         ai_agent = None
         if ai_participated:
             ai_agent = {
-                "source_type": d.pick(("essentials_plan_setup", "profile", "workflow", "workflow_preview", "fin_preview")),
+                "source_type": d.pick(("essentials_plan_setup", "profile", "workflow", "workflow_preview",
+                    "fin_preview")),
                 "source_title": d.pick(pools.AI_SOURCE_TITLES),
                 "last_answer_type": d.pick((None, "ai_answer", "custom_answer")),
                 "resolution_state": d.pick(("assumed_resolution", "confirmed_resolution", "escalated",
@@ -291,7 +295,7 @@ class ConversationFactory:
                 {"type": "contact", "id": contact.id, "external_id": contact.external_id}]},
             "first_contact_reply": ({"created_at": created, "type": "conversation", "url": None}
                                     if not from_admin else None),
-            # 2.16: 0 means unassigned (notes §0, §3.6).
+            # 2.16: 0 means unassigned (docs/intercom-api.md#version-216-always-sent).
             "admin_assignee_id": admin_assignee,
             "team_assignee_id": team_assignee,
             "open": is_open,

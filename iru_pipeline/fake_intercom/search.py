@@ -1,6 +1,7 @@
 """The search query language of `POST /contacts/search` and `POST /conversations/search`.
 
-notes §4: filters `{field, operator, value}`, groups `{operator: AND|OR, value: [...]}` nested
+docs/intercom-api.md#search-semantics: filters `{field, operator, value}`, groups `{operator: AND|OR, value: [...]}`
+nested
 at most two levels with at most 15 entries per group, operators `= != IN NIN < > <= >= ~ !~ ^ $`.
 Contact date fields are matched by calendar day in the workspace time zone and accept only
 `= < >`; conversation date `>`/`<` are inclusive and exact to the second.
@@ -382,7 +383,8 @@ class QueryCompiler:
         if operator in ("~", "!~", "^", "$"):
             raise SearchError("parameter_invalid", f"operator {operator} is not supported for date field {spec.name}")
         if self.model == "contact":
-            # notes §4: contact dates are day-granular in the workspace time zone; only = < >.
+            # docs/intercom-api.md#search-semantics: contact dates are day-granular in the workspace time zone; only
+            # = < >.
             if operator not in ("=", "<", ">"):
                 raise SearchError("parameter_invalid",
                                   f"operator {operator} is not supported for date field {spec.name}; use =, < or >")

@@ -1,7 +1,7 @@
 """HTTP layer: one ThreadingHTTPServer per region on loopback, HTTP/1.1 keep-alive.
 
 Per API request, in order: latency, dropped connection, auth (401 without rate-limit
-headers, notes §7), rate limit (real window counter, then injected 429s), injected 5xx,
+headers, docs/intercom-api.md#rate-limits), rate limit (real window counter, then injected 429s), injected 5xx,
 forbidden resources, the endpoint itself, then body-level transport faults (truncated or
 slow bodies). Requests under `/_fake/` are the control API: no token, not rate limited,
 not counted.
@@ -73,7 +73,7 @@ class RegionServer:
         links = (lambda: link_base_url.rstrip("/")) if link_base_url else self.base_url
         self.api = RegionApi(workspace, faults, secret=secret, base_url=links,
                              activity_logs_next_style=activity_logs_next_style)
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # lifecycle --------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class RegionServer:
             self._fault("dropped_connection")
             return Outcome(None, drop=True)
 
-        # Auth first: a bad token gets 401 without X-RateLimit headers (notes §7).
+        # Auth first: a bad token gets 401 without X-RateLimit headers (docs/intercom-api.md#rate-limits).
         auth = headers.get("Authorization") or ""
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or token.strip() != self.token:
@@ -238,7 +238,8 @@ class RegionServer:
         limit = self.limiter.limit if self.limiter.limit > 0 else 1000
         extra = list(headers)
         if retry_after:
-            seconds = retry_after_seconds if retry_after_seconds is not None else self.limiter.seconds_to_reset(reset_at)
+            seconds = (retry_after_seconds if retry_after_seconds is not None
+                       else self.limiter.seconds_to_reset(reset_at))
             extra.append(("Retry-After", str(seconds)))
         return self._error(429, "rate_limit_exceeded", f"Exceeded rate limit of {limit} in 10_seconds", headers=extra)
 
@@ -246,7 +247,8 @@ class RegionServer:
         if status == 502:
             return Response(502, _HTML_502, "text/html", list(headers))
         if status == 503:
-            return self._error(503, "service_unavailable", "Service Unavailable", headers=headers, with_request_id=False)
+            return self._error(503, "service_unavailable", "Service Unavailable", headers=headers,
+                with_request_id=False)
         if status == 504:
             return self._error(504, "request_timeout", "The request timed out", headers=headers)
         return self._error(status, "server_error", "Server Error", headers=headers)

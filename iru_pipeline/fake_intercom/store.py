@@ -256,7 +256,7 @@ class Collection:
         """One page of search results, sorted by `sort` (or relevance) with id as tie-breaker.
 
         visible_until: records created or updated after this second are not yet searchable
-        (index lag, notes §9.4). position: what the previous page's cursor encoded.
+        (index lag, docs/intercom-api.md#search-semantics). position: what the previous page's cursor encoded.
 
         Sorting by `updated_at` and the default relevance order are streamed from index
         ranges (cheap at any size); sorting by another field sorts all matches once per query.
@@ -287,7 +287,9 @@ class Collection:
         for index, rec in list(self.overrides.items()):  # a snapshot: mutations may run concurrently
             if index in self.hidden:
                 continue
-            if visible_until is not None and (rec.get("updated_at", 0) > visible_until or rec.get("created_at", 0) > visible_until):
+            if visible_until is not None and (
+                rec.get("updated_at", 0) > visible_until or rec.get("created_at", 0) > visible_until
+            ):
                 continue
             if node.matches(rec):
                 out.append(index)

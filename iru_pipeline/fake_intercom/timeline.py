@@ -4,7 +4,7 @@ Generated records are ordered so that `updated_at` never decreases with the inde
 or sort on `updated_at` over a million lazily generated contacts is then a binary search over
 index ranges, not a scan. The function is piecewise linear between knots; flat stretches give
 hundreds of records that share one second, and knot pairs straddle local midnight so
-day-granular contact search (notes §4) has edge cases to get wrong.
+day-granular contact search (docs/intercom-api.md#search-semantics) has edge cases to get wrong.
 """
 
 from __future__ import annotations

@@ -284,10 +284,11 @@ class Workspace:
         that breaks a strict `updated_at > watermark` cursor."""
         with self._lock:
             store = self.contact_store
-            indices = self._resolve_ids(store, ids, "contact") if ids is not None else self._pick_live(store, count or 1)
+            indices = (self._resolve_ids(store, ids, "contact") if ids is not None
+                       else self._pick_live(store, count or 1))
             stamps = self._timestamps(len(indices), same_second)
             d = self._draw()
-            for index, ts in zip(indices, stamps):
+            for index, ts in zip(indices, stamps, strict=True):
                 rec = store.editable_copy(index)
                 rec["updated_at"] = ts
                 rec["last_seen_at"] = ts
@@ -307,7 +308,7 @@ class Workspace:
             return out
 
     def delete_contacts(self, ids: Iterable[str]) -> None:
-        """Delete contacts: they vanish from list and search without a trace (notes §9.6)."""
+        """Delete contacts: they vanish from list and search without a trace (docs/intercom-api.md#deletions)."""
         with self._lock:
             for index in self._resolve_ids(self.contact_store, ids, "contact"):
                 self.contact_store.hide(index)
@@ -339,7 +340,7 @@ class Workspace:
                        else self._pick_live(store, count or 1))
             stamps = self._timestamps(len(indices), same_second)
             d = self._draw()
-            for index, ts in zip(indices, stamps):
+            for index, ts in zip(indices, stamps, strict=True):
                 rec = store.editable_copy(index)
                 rec["updated_at"] = ts
                 rec["read"] = False

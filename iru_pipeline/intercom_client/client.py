@@ -10,7 +10,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -38,12 +38,12 @@ from iru_pipeline.intercom_client.reach import unreachable_message
 from iru_pipeline.regions import REGIONS
 
 API_VERSION = "2.16"
-MAX_PER_PAGE = 150  # "the max amount for any API is 150" (notes §2.1)
+MAX_PER_PAGE = 150  # "the max amount for any API is 150" (docs/intercom-api.md#pagination-four-kinds)
 USER_AGENT = "iru-pipeline"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
 # 401 codes that mean "this token may not read this resource" rather than "bad token";
-# Intercom answers some missing-scope cases with 401 token_unauthorized (notes §6).
+# Intercom answers some missing-scope cases with 401 token_unauthorized (docs/intercom-api.md#errors).
 _SCOPE_401_CODES = frozenset({"token_unauthorized"})
 _PLAN_CODES = frozenset({"api_plan_restricted"})
 
@@ -248,8 +248,8 @@ class IntercomClient:
                 # Response and its stream reference each other, and a body kept by that cycle
                 # (330 KB a page) lived until the next cyclic GC pass, hundreds of MB later.
                 with self._http.stream(method, path, params=params, content=content, headers=headers) as response:
-                    body = b"".join(response.iter_bytes())
-                self.proofs.record(method, path, resource, self.base_url, response.status_code, response.headers, body)
+                    raw = b"".join(response.iter_bytes())
+                self.proofs.record(method, path, resource, self.base_url, response.status_code, response.headers, raw)
                 # A 429's own window headers are not kept: its wait is `limiter.pause` below.
                 self.limiter.release(response.headers if response.status_code != 429 else None)
                 released = True
@@ -270,7 +270,7 @@ class IntercomClient:
             status = response.status_code
             if status == 429:
                 stat.add("rate_limited")
-                payload = _loads(body)
+                payload = _loads(raw)
                 if rate_waits >= self.retry.max_rate_limit_waits:
                     raise IntercomRateLimitError(
                         f"still rate limited after {rate_waits} waits; lower concurrency or retry later",
@@ -291,7 +291,7 @@ class IntercomClient:
             if status in RETRYABLE_STATUSES or status >= 500:
                 stat.add("server_errors")
                 if attempt >= self.retry.max_retries:
-                    payload = _loads(body)
+                    payload = _loads(raw)
                     raise IntercomServerError(
                         f"Intercom kept answering {status} from {self.host} after {attempt + 1} attempts; "
                         "retry later (status.intercom.com shows incidents)",
@@ -304,12 +304,13 @@ class IntercomClient:
 
             if 300 <= status < 400:
                 raise self._redirect_error(status, response.headers.get("location"), endpoint, resource)
-            payload = decode(body) if decode is not None and status < 400 else _loads(body)
+            payload = decode(raw) if decode is not None and status < 400 else _loads(raw)
             if status >= 400:
                 raise self._status_error(status, payload, endpoint, resource)
             if not isinstance(payload, dict):
                 # A 200 that is not a JSON object: a proxy page or a truncated body. Retry, bounded.
-                kind = "a non-JSON body" if payload is _NOT_JSON else f"JSON that is not an object ({type(payload).__name__})"
+                kind = ("a non-JSON body" if payload is _NOT_JSON
+                        else f"JSON that is not an object ({type(payload).__name__})")
                 if attempt >= self.retry.max_retries:
                     raise IntercomResponseError(
                         f"Intercom returned {kind} (content-type {response.headers.get('content-type', 'none')!r})",
@@ -326,7 +327,7 @@ class IntercomClient:
         `check` and the source both call this, so a bad `/me` reads the same in both."""
         body = self.get("/me", resource="workspaces")
         app = body.get("app")
-        where = dict(region=self.region, endpoint="GET /me", resource="workspaces")
+        where: dict[str, Any] = dict(region=self.region, endpoint="GET /me", resource="workspaces")
         if not isinstance(app, dict):
             raise IntercomResponseError(
                 f"GET /me has no app ({'null' if app is None else type(app).__name__}): cannot tell which workspace "
@@ -338,7 +339,7 @@ class IntercomClient:
 
     def _transport_error(self, exc: httpx.TransportError, reason: str, attempt: int, endpoint: str,
                          resource: str | None) -> IntercomError:
-        where = dict(region=self.region, endpoint=endpoint, resource=resource)
+        where: dict[str, Any] = dict(region=self.region, endpoint=endpoint, resource=resource)
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError)):
             return IntercomConnectionError(
                 f"{unreachable_message(self.region, self.base_url, reason)} ({attempt + 1} attempts)", **where)
@@ -357,13 +358,15 @@ class IntercomClient:
     def _sleep_retry(self, stat: _Counters, attempt: int, why: str) -> None:
         stat.add("retries")
         delay = self.retry.backoff(attempt, self._rng)
-        log.warning("[%s] retrying after %s in %.2fs (retry %d of %d)", self.region, why, delay, attempt + 1, self.retry.max_retries)
+        log.warning("[%s] retrying after %s in %.2fs (retry %d of %d)", self.region, why, delay, attempt + 1,
+            self.retry.max_retries)
         time.sleep(delay)
 
     def _status_error(self, status: int, payload: Any, endpoint: str, resource: str | None) -> IntercomError:
         code = _first_code(payload)
         detail = _first_message(payload)
-        ctx = dict(region=self.region, endpoint=endpoint, status=status, request_id=_request_id(payload), code=code, resource=resource)
+        ctx: dict[str, Any] = dict(region=self.region, endpoint=endpoint, status=status,
+                                   request_id=_request_id(payload), code=code, resource=resource)
         what = resource or endpoint.split(" ", 1)[1]
         permission = PERMISSIONS.get(resource or "", "the matching read permission")
         if status == 401 and code not in _SCOPE_401_CODES:
@@ -393,7 +396,8 @@ class IntercomClient:
 
     # ------------------------------------------------------------------ pagination
 
-    def iter_full(self, path: str, item_key: str, params: Mapping[str, Any] | None = None, *, resource: str | None = None) -> Iterator[Page]:
+    def iter_full(self, path: str, item_key: str, params: Mapping[str, Any] | None = None, *,
+        resource: str | None = None) -> Iterator[Page]:
         """A whole collection in one response (admins, teams, tags, data attributes)."""
         body = self.get(path, params, resource=resource)
         yield Page(_items(body, item_key, self, f"GET {path}", resource), 1, _total(body), body)
@@ -421,8 +425,9 @@ class IntercomClient:
     def iter_search(
         self, path: str, item_key: str, query: Mapping[str, Any],
         *, sort: Mapping[str, str] | None = None, per_page: int = MAX_PER_PAGE, resource: str | None = None,
-    ) -> Iterator[Page]:
-        """POST search; pagination lives in the JSON body, never the query string (notes §2.1:
+    ) -> Generator[Page, None, None]:
+        """POST search; pagination lives in the JSON body, never the query string
+        (docs/intercom-api.md#pagination-four-kinds:
         a query-string `starting_after` is ignored and page 1 comes back forever)."""
         body: dict[str, Any] = {"query": dict(query), "pagination": {"per_page": min(per_page, MAX_PER_PAGE)}}
         if sort:
@@ -452,7 +457,7 @@ class IntercomClient:
         *, per_page: int | None = None, resource: str | None = "activity_logs",
     ) -> Iterator[Page]:
         """`GET /admins/activity_logs`, newest first. `pages.next` is a full URL on the live API
-        and a cursor object in the spec (notes §2.1): both are followed."""
+        and a cursor object in the spec (docs/intercom-api.md#pagination-four-kinds): both are followed."""
         path = "/admins/activity_logs"
         params: dict[str, Any] = {"created_at_after": str(int(created_at_after))}
         if created_at_before is not None:
@@ -496,7 +501,7 @@ class IntercomClient:
             body = self.get(path, query, resource=resource)
             items = _items(body, item_key, self, f"GET {path}", resource)
             yield Page(items, number, _total(body), body)
-            pages = body.get("pages") if isinstance(body.get("pages"), dict) else {}
+            pages = got if isinstance(got := body.get("pages"), dict) else {}
             total_pages = pages.get("total_pages")
             if not items or not pages.get("next") or (isinstance(total_pages, int) and number >= total_pages):
                 return
@@ -533,7 +538,7 @@ class IntercomClient:
         seen.add(cursor)
 
 
-# Permissions as the Intercom Developer Hub names them (notes §8), by resource name.
+# Permissions as the Intercom Developer Hub names them (docs/intercom-api.md#permissions), by resource name.
 PERMISSIONS: dict[str, str] = {
     "workspaces": "Read admins",
     "admins": "Read admins",
@@ -600,7 +605,7 @@ def _search_decoder(item_key: str) -> Callable[[bytes], Any]:
 
     def decode(content: bytes) -> Any:
         try:
-            page = envelope.decode(content)
+            page: Any = envelope.decode(content)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return _loads(content)
         records = bytes(getattr(page, item_key))
@@ -613,7 +618,8 @@ def _search_decoder(item_key: str) -> Callable[[bytes], Any]:
     return decode
 
 
-def _items(body: dict[str, Any], key: str, client: IntercomClient, endpoint: str, resource: str | None) -> list[dict[str, Any]]:
+def _items(body: dict[str, Any], key: str, client: IntercomClient, endpoint: str,
+    resource: str | None) -> list[dict[str, Any]]:
     items = body.get(key)
     if items is None and key != "data" and isinstance(body.get("data"), list):
         items = body["data"]  # some endpoints answer `data` where the spec names another key

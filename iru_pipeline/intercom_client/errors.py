@@ -124,4 +124,4 @@ class IntercomRequestError(IntercomError):
 
 
 SKIPPABLE_ERRORS: tuple[type[IntercomError], ...] = (IntercomPermissionError, IntercomVersionError)
-"""Errors that skip one resource and let the others load (DESIGN: Errors)."""
+"""Errors that skip one resource and let the others load."""

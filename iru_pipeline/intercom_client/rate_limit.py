@@ -2,7 +2,7 @@
 
 Intercom counts calls in 10-second windows and reports the window on every authenticated
 response: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (unix seconds
-when the window refills) (intercom-api-notes §7). One `RateLimiter` is shared by every
+when the window refills) (docs/intercom-api.md#rate-limits). One `RateLimiter` is shared by every
 thread that calls the same workspace, so concurrent windows never earn a 429 storm: a
 request is let through only while the window still has room for it after the requests
 already in flight; otherwise it waits for the reset.

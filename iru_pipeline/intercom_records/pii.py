@@ -1,9 +1,10 @@
-"""Pseudonymisation of contact identifiers (DESIGN: PII policy; evidence-research §8.2).
+"""Pseudonymisation of contact identifiers (docs/evidence.md#personal-data).
 
 Email, phone and external id are stored only as keyed HMAC-SHA256 values. The key of each
 workspace is derived from the master key (`IRU_PII_KEY`) and the workspace id, so pseudonyms
 cannot be linked across workspaces. The key itself is never recorded: the DuckDB file holds
-a salted scrypt fingerprint of it (`storage.bind_pii_key`), so a run with another key stops. Flags that need the clear value (internal domain, test-looking address) are
+a salted scrypt fingerprint of it (`storage.bind_pii_key`), so a run with another key stops. Flags that need the
+clear value (internal domain, test-looking address) are
 computed here, before the clear value is dropped.
 """
 
@@ -83,7 +84,7 @@ class Pseudonymizer:
         return self.digest("external_id", norm) if norm else None
 
     def is_internal(self, domain: str | None) -> bool:
-        return bool(domain) and domain.lower() in self.internal_domains
+        return bool(domain) and (domain or "").lower() in self.internal_domains
 
     def scrub_text(self, text: str) -> str:
         """Replace contact emails and phone numbers in free text by pseudonyms.

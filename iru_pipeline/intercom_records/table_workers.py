@@ -36,7 +36,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import msgspec
 import orjson
@@ -210,7 +210,7 @@ def join_arrays(arrays: list[bytes]) -> bytes:
     return b"[" + b",".join(inner) + b"]"
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
     """`size` bytes, or None at end of stream."""
     chunks = []
     while size:
@@ -232,7 +232,7 @@ def _read_into(stream: BinaryIO, size: int) -> bytearray | None:
     view = memoryview(buffer)
     done = 0
     while done < size:
-        n = stream.readinto(view[done:])
+        n = stream.readinto(view[done:])  # type: ignore[attr-defined]  # BinaryIO's stub lacks it; stdin.buffer has it
         if not n:
             return None
         done += n

@@ -2,7 +2,8 @@
 
 Why Arrow, built by hand: these two resources carry nearly all the volume (millions of rows),
 and dlt's dict path (normalise every row in Python) tops out near 5k rows/s here, while Arrow
-tables go straight to parquet (dagster-dlt-notes §4: about 5x faster end to end).
+tables go straight to parquet (docs/ingestion.md#tables-arrow-built-in-worker-processes-for-large-syncs: about 5x
+faster end to end).
 
 Each table is a list of `Column`s: the output column, its kind (how a raw value is coerced),
 and where the raw value sits in the record (a field, possibly inside nested objects), or a
@@ -98,7 +99,7 @@ def id_array(values: list[Any], vectorized: bool = True) -> pa.Array:
 
 
 def assignee_array(values: list[Any], vectorized: bool = True) -> pa.Array:
-    """Intercom 2.16 sends 0 for "unassigned" (notes §3.6): NULL."""
+    """Intercom 2.16 sends 0 for "unassigned" (docs/intercom-api.md#version-216-always-sent): NULL."""
     return pa.array([None if v == "0" else v for v in id_values(values, vectorized)], pa.string())
 
 
@@ -242,7 +243,7 @@ class TableSpec:
     def hints(self) -> dict[str, dict[str, Any]]:
         """dlt column hints, in table order (fresh dicts: dlt writes into them)."""
         key = {"data_type": "text", "nullable": False}
-        out = {"region": dict(key), "workspace_id": {"data_type": "text"}}
+        out: dict[str, dict[str, Any]] = {"region": dict(key), "workspace_id": {"data_type": "text"}}
         for c in self.columns:
             out[c.name] = {**_KINDS[c.kind][2], **({"nullable": False} if c.name == "id" else {}), **c.hints}
         return out
@@ -273,7 +274,7 @@ class TableSpec:
         if extra not in self._decoders:
             paths = [c.path for c in self.columns if c.path] + [p for c in self.columns for p in c.reads]
             record = _struct(f"{self.name}_record", paths + [(e,) for e in extra])
-            self._decoders[extra] = msgspec.json.Decoder(list[record])
+            self._decoders[extra] = msgspec.json.Decoder(list[record])  # type: ignore[valid-type]  # a Struct built at run time
         return self._decoders[extra]
 
     @cached_property
@@ -347,7 +348,7 @@ def _pseudonyms(kind: str) -> Callable[[Records], list[Any]]:
 def _email_domain(records: Records) -> list[Any]:
     stated = text_array(records.values(("email_domain",))).to_pylist()
     return [s or (e.rpartition("@")[2].strip() or None if e and "@" in e else None)
-            for s, e in zip(stated, _emails(records))]
+            for s, e in zip(stated, _emails(records), strict=True)]
 
 
 def _email_flags(records: Records) -> list[tuple[bool, bool, bool, bool]]:
@@ -372,7 +373,7 @@ def _email_flag(position: int) -> Callable[[Records], list[Any]]:
 
 def _country_code(records: Records) -> list[Any]:
     own = records.values(("country_code",))
-    return [loc or c for loc, c in zip(records.values(("location", "country_code")), own)]
+    return [loc or c for loc, c in zip(records.values(("location", "country_code")), own, strict=True)]
 
 
 def _tag_names(records: Records) -> list[Any]:

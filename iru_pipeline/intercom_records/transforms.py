@@ -1,7 +1,8 @@
 """Intercom records -> table rows, one function per resource.
 
 Every row gets `region` and `workspace_id`; ids become strings (Intercom mixes string and
-integer ids, notes §1); Unix seconds become UTC datetimes (TIMESTAMP WITH TIME ZONE in DuckDB).
+integer ids, docs/intercom-api.md#ids-timestamps-and-free-text); Unix seconds become UTC datetimes (TIMESTAMP WITH
+TIME ZONE in DuckDB).
 Contacts and conversations (tables.py) are built from an allow-list: message content,
 names and custom attribute values never reach a row, and a field Intercom adds later is not
 stored until it is reviewed. Resources without customer personal data keep unknown fields.
@@ -107,7 +108,7 @@ def obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-_NO_VALUE = (None, "", [], {})  # built once: a literal with [] and {} is rebuilt at every call
+_NO_VALUE: tuple[Any, ...] = (None, "", [], {})  # built once: a literal with [] and {} is rebuilt at every call
 
 
 def attribute_keys(value: Any) -> list[str]:
@@ -188,7 +189,7 @@ _ADMIN_DROP = {"avatar", "type"}
 
 
 def admin_row(admin: dict[str, Any], region: str, workspace_id: str) -> Row:
-    # Admins stay in clear (DESIGN: access reviews must identify people). Unknown fields kept.
+    # Admins stay in clear (access reviews must identify people). Unknown fields kept.
     role = obj(admin.get("role"))
     priority = obj(admin.get("team_priority_level"))
     row: Row = {k: v for k, v in admin.items() if k not in _ADMIN_DROP and not isinstance(v, (dict, list))}
@@ -317,7 +318,7 @@ _KEY = {"data_type": "text", "nullable": False}
 
 def _hints(**cols: dict[str, Any]) -> dict[str, dict[str, Any]]:
     # Fresh dicts per column: dlt writes into hint dicts (e.g. their "name").
-    base = {"region": _KEY, "workspace_id": _TXT, "id": _KEY}
+    base: dict[str, dict[str, Any]] = {"region": _KEY, "workspace_id": _TXT, "id": _KEY}
     return {name: dict(hint) for name, hint in {**base, **cols}.items()}
 
 

@@ -54,9 +54,9 @@ from iru_pipeline.intercom_records.transforms import (
     admin_row,
     content_hash,
     conversation_tombstone,
-    readable_cursor,
     data_attribute_row,
     deleted_conversation_row,
+    readable_cursor,
     tag_row,
     team_membership_rows,
     team_row,
@@ -233,8 +233,9 @@ def contacts(
         "updated_at", initial_value=EPOCH, lag=OVERLAP_SECONDS, on_cursor_value_missing="include"
     ),
 ) -> Iterator[list[dict[str, Any]]]:
-    """Contacts, pseudonymised. Search dates are whole days in the workspace time zone (notes
-    §4), so `updated_at = S OR updated_at > S` re-reads the start's day; the cursor filter
+    """Contacts, pseudonymised. Search dates are whole days in the workspace time zone
+    (docs/intercom-api.md#search-semantics), so `updated_at = S OR updated_at > S` re-reads the start's day; the
+    cursor filter
     and the overlap filter drop what was already loaded."""
 
     def pages() -> Iterator[Any]:
@@ -268,7 +269,7 @@ def _reconcile_due(ctx: WorkspaceContext, state: dict[str, Any]) -> bool:
 
 def _reconcile_contacts(ctx: WorkspaceContext, state: dict[str, Any], report: Any) -> Iterator[list[dict[str, Any]]]:
     """List every contact id (the list endpoint: search would miss not-yet-indexed contacts)
-    and remove stored contacts Intercom no longer has (deleted, merged, archived: notes §9.6)."""
+    and remove stored contacts Intercom no longer has (deleted, merged, archived: docs/intercom-api.md#deletions)."""
     seen: set[str] = set()
     for page in ctx.client.iter_cursor("/contacts", "data", per_page=SEARCH_PAGE_SIZE, resource="contacts"):
         seen.update(str(c.get("id")) for c in page.items if c.get("id") is not None)
@@ -295,7 +296,7 @@ def conversations(
     ),
 ) -> Iterator[list[dict[str, Any]]]:
     """Conversation metadata only. Search bounds are inclusive and results come in relevance
-    order unless sorted, so always sort by updated_at ascending (notes §4, §9.2). Deleted
+    order unless sorted, so always sort by updated_at ascending (docs/intercom-api.md#search-semantics). Deleted
     conversations (GET /conversations/deleted) become hard-delete markers."""
 
     def pages() -> Iterator[Any]:
@@ -336,7 +337,7 @@ def _deleted_since(ctx: WorkspaceContext, since: float) -> Iterator[list[dict[st
         per_page=DELETED_CONVERSATIONS_PAGE_SIZE, resource="deleted_conversations",
     ):
         stamps = [readable_cursor(i.get("deleted_at"), ctx.cursor_not_after) for i in page.items]
-        fresh = [i for i, stamp in zip(page.items, stamps) if stamp is None or stamp >= since]
+        fresh = [i for i, stamp in zip(page.items, stamps, strict=True) if stamp is None or stamp >= since]
         if fresh:
             yield fresh
         if len(fresh) < len(page.items):
@@ -377,7 +378,7 @@ def activity_logs(
     ),
 ) -> Iterator[list[dict[str, Any]]]:
     """Admin activity logs: newest first, so the upper bound is fixed at the run's start (new
-    events would otherwise shift pages); dedupe on id by merge (notes §9.7)."""
+    events would otherwise shift pages); dedupe on id by merge (docs/intercom-api.md#pagination-four-kinds)."""
 
     def pages() -> Iterator[list[dict[str, Any]]]:
         report = ctx.report.resource("activity_logs")
@@ -421,7 +422,8 @@ def _window_start(ctx: WorkspaceContext, cursor: Any, report: Any) -> datetime:
     return start
 
 
-def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any]]], cursor: Any = None) -> Iterator[list[dict[str, Any]]]:
+def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any]]],
+    cursor: Any = None) -> Iterator[list[dict[str, Any]]]:
     """Run a resource's pages so that its failure stays its own.
 
     A 403, plan restriction or version error before any data skips the resource with the
@@ -464,7 +466,8 @@ def _guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, An
         report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
         raise
     report.status = "ok"
-    progress.info("[%s] %s: done, %d rows (%d unchanged skipped)", ctx.region, name, report.rows, report.unchanged_skipped)
+    progress.info("[%s] %s: done, %d rows (%d unchanged skipped)", ctx.region, name, report.rows,
+        report.unchanged_skipped)
     if cursor is not None:
         _hold_cursor_in_range(ctx, cursor, report)
         try:
@@ -611,7 +614,7 @@ def _kept(overlap: OverlapFilter, items: list[dict[str, Any]], cursor: str, floo
     keys, cursors = [str(i.get("id")) for i in items], [i.get(cursor) for i in items]
     check(keys, cursors)
     mask = _selected(overlap, keys, cursors, lambda n: content_hash(items[n]), floor)
-    return [item for item, keep in zip(items, mask) if keep]
+    return [item for item, keep in zip(items, mask, strict=True) if keep]
 
 
 def _filtered(overlap: OverlapFilter, built: Built, floor: int | None,
@@ -631,7 +634,7 @@ def _selected(overlap: OverlapFilter, keys: list[str], cursors: list[Any], diges
     chosen = overlap.keep_rows([keys[n] for n in candidates], [cursors[n] for n in candidates],
                                lambda k: digest(candidates[k]))
     mask = [False] * len(keys)
-    for n, keep in zip(candidates, chosen):
+    for n, keep in zip(candidates, chosen, strict=True):
         mask[n] = keep
     return mask
 

@@ -149,13 +149,14 @@ class WorkspaceContext:
 
     @property
     def workspace_id(self) -> str:
-        app = self.me.get("app") if isinstance(self.me.get("app"), dict) else {}
+        app = got if isinstance(got := self.me.get("app"), dict) else {}
         workspace_id = sid(app.get("id_code"))
+        assert workspace_id is not None  # me() refuses a /me without app.id_code
         return workspace_id
 
     @property
     def timezone(self) -> str:
-        app = self.me.get("app") if isinstance(self.me.get("app"), dict) else {}
+        app = got if isinstance(got := self.me.get("app"), dict) else {}
         return str(app.get("timezone") or "UTC")
 
     def table_workers(self, spec: Any, cursor: str) -> TableWorkers:
@@ -176,7 +177,8 @@ class WorkspaceContext:
                 key = self._pii_key.reveal() if hasattr(self._pii_key, "reveal") else self._pii_key
                 # Admin emails stay in clear inside activity-log text (admins are identified on purpose).
                 try:
-                    admins = self.cached("admins", lambda: self.client.iter_full("/admins", "admins", resource="admins"))
+                    admins = self.cached("admins",
+                        lambda: self.client.iter_full("/admins", "admins", resource="admins"))
                 except IntercomAuthError:
                     raise
                 except IntercomError:
@@ -193,7 +195,8 @@ class WorkspaceContext:
             if key not in self._cache:
                 result = fetch()
                 # Full lists arrive as one page; keep the items.
-                self._cache[key] = [i for page in result for i in page.items] if not isinstance(result, (list, dict)) else result
+                self._cache[key] = ([i for page in result for i in page.items]
+                                    if not isinstance(result, (list, dict)) else result)
             return self._cache[key]
 
 
@@ -232,7 +235,7 @@ class OverlapFilter:
     """Skips records of the overlap window that were already loaded unchanged.
 
     Why not dlt's own boundary dedupe: each window starts `OVERLAP_SECONDS` before the cursor
-    (Intercom's search index lags, notes §9.4), and dlt's incremental `lag` turns its dedupe
+    (Intercom's search index lags, docs/intercom-api.md#search-semantics), and dlt's incremental `lag` turns its dedupe
     off, so every quiet run would reload the whole overlap. Its boundary dedupe alone (no lag)
     would drop late-indexed rows that sit before the cursor. This filter keeps a content hash
     per id for records inside the overlap, in the resource's dlt state, so it is committed
@@ -281,7 +284,7 @@ class OverlapFilter:
         """The records to load, in their order."""
         mask = self.keep_rows([str(i.get("id")) for i in items], [i.get(self._cursor) for i in items],
                               lambda n: content_hash(items[n]))
-        return [item for item, k in zip(items, mask) if k]
+        return [item for item, k in zip(items, mask, strict=True) if k]
 
     def keep_rows(self, keys: list[str], cursors: list[Any], digest: Callable[[int], str | None]) -> list[bool]:
         """Which records to load, given their ids, cursor values and content hashes (asked for
@@ -291,7 +294,7 @@ class OverlapFilter:
         with self._lock:
             if max(stamps, default=0.0) < self.max_seen - self._overlap and self._recent.keys().isdisjoint(keys):
                 return [True] * len(keys)  # most pages of a large sync: nothing to skip or remember
-            for n, (key, stamp) in enumerate(zip(keys, stamps)):
+            for n, (key, stamp) in enumerate(zip(keys, stamps, strict=True)):
                 previous = self._recent.get(key)
                 if previous is not None:
                     value = digest(n)

@@ -16,7 +16,7 @@ DATASET_NAME = "intercom"
 
 OVERLAP_SECONDS = 15 * 60
 """Each incremental window starts this far before the cursor. Intercom's search index lags
-writes by "a few minutes" (notes §9.4): a record updated just before the last run may have
+writes by "a few minutes" (docs/intercom-api.md#search-semantics): a record updated just before the last run may have
 been invisible to it. Rows of the overlap that were already loaded unchanged are filtered by
 their content hash (see helpers.OverlapFilter), so a quiet run loads nothing."""
 
@@ -40,14 +40,14 @@ EXTRACT_WORKERS = MAX_IN_FLIGHT
 """Upper bound of search requests of contacts and conversations in flight at once (see
 windows.py). How many are actually out follows the rate limit and the measured response
 times (the client's RateLimiter, by Little's law), between 16 and this bound."""
-DELETED_CONVERSATIONS_PAGE_SIZE = 60  # the endpoint's maximum (notes §2)
+DELETED_CONVERSATIONS_PAGE_SIZE = 60  # the endpoint's maximum (docs/intercom-api.md#pagination-four-kinds)
 ACTIVITY_LOG_PAGE_SIZE = 150
 INITIAL_ACTIVITY_LOG_DAYS = 365 * 3
 """How far back the first run reads admin activity logs (the API requires a lower bound)."""
 
 SNAPSHOT = {"disposition": "merge", "strategy": "scd2"}
 """History-keeping snapshot: with merge_key="region" only the loaded region's missing rows are
-retired (dagster-dlt-notes §9); `replace` would wipe the other regions."""
+retired (docs/ingestion.md#write-dispositions); `replace` would wipe the other regions."""
 UPSERT = "merge"
 
 
@@ -87,7 +87,8 @@ RESOURCES: tuple[ResourceSpec, ...] = (
     ResourceSpec("deleted_conversations", "GET /conversations/deleted", "page_number", "deleted_at", UPSERT,
                  PERMISSIONS["deleted_conversations"], ("GET", "/conversations/deleted", {"per_page": 1})),
     ResourceSpec("activity_logs", "GET /admins/activity_logs", "activity_log", "created_at", UPSERT,
-                 PERMISSIONS["activity_logs"], ("GET", "/admins/activity_logs", {"created_at_after": "0", "per_page": 1})),
+                 PERMISSIONS["activity_logs"], ("GET", "/admins/activity_logs",
+                     {"created_at_after": "0", "per_page": 1})),
 )
 
 RESOURCE_NAMES: tuple[str, ...] = tuple(r.name for r in RESOURCES)

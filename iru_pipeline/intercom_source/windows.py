@@ -4,7 +4,7 @@ several at once.
 Intercom pages each search result one cursor at a time, so a single chain is bounded by
 round-trip latency, far below the rate limit. Windows are independent searches, so they can
 run concurrently; the client's shared RateLimiter keeps the total within the workspace's
-window. Contact search matches whole days in the workspace time zone (notes §4), so contact
+window. Contact search matches whole days in the workspace time zone (docs/intercom-api.md#search-semantics), so contact
 windows are whole days; conversation bounds are inclusive seconds.
 
 Plan: the first page of the whole range is fetched as usual; if its `total_count` is small
@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,7 +71,7 @@ def window_query(spec: SearchSpec, window: Window) -> dict[str, Any]:
         before_hi = {"field": f, "operator": "<", "value": window.hi + 1}
         return {"operator": "OR", "value": [{"operator": "AND", "value": [on_lo, before_hi]},
                                             {"operator": "AND", "value": [after_lo, before_hi]}]}
-    # Conversation bounds are inclusive (notes §4): [lo, hi) is `> lo` and `< hi - 1`.
+    # Conversation bounds are inclusive (docs/intercom-api.md#search-semantics): [lo, hi) is `> lo` and `< hi - 1`.
     lower = {"field": f, "operator": ">", "value": window.lo}
     if window.hi is None:
         return lower
@@ -173,7 +174,7 @@ def windowed_search(
         yield from client.iter_search(spec.path, spec.item_key, window_query(spec, window), sort=sort,
                                       per_page=per_page, resource=spec.resource)
 
-    yield from parallel_pages([lambda w=w: job(w) for w in windows], workers)
+    yield from parallel_pages([partial(job, w) for w in windows], workers)
 
 
 def _reaches_below(items: Items, field: str, start: int, not_after: float) -> bool:
@@ -207,8 +208,8 @@ def plan_windows(
     target = max(4 * per_page, total // (2 * workers))
     max_windows = 8 * workers
     bounds = _even_bounds(spec, lo, now, max(2, workers // 2), days)
-    windows = [Window(a, b) for a, b in zip(bounds, bounds[1:])] + [Window(bounds[-1], None)]
-    probed = dict(zip(windows, _probe_counts(client, spec, windows, workers)))
+    windows = [Window(a, b) for a, b in zip(bounds, bounds[1:], strict=False)] + [Window(bounds[-1], None)]
+    probed = dict(zip(windows, _probe_counts(client, spec, windows, workers), strict=True))
     room = max_windows - len(probed)
     counts: dict[Window, int] = {}
     for window, count in sorted(probed.items(), key=lambda wc: -wc[1]):
@@ -255,7 +256,7 @@ def _cut(spec: SearchSpec, window: Window, pieces: int, days: DayClock) -> list[
     step = -(-span // pieces)
     starts = range(0, span, step)
     bounds = [days.add_days(window.lo, i) if spec.whole_days else window.lo + i for i in starts] + [window.hi]
-    return [Window(a, b) for a, b in zip(bounds, bounds[1:])]
+    return [Window(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def _probe_counts(client: IntercomClient, spec: SearchSpec, windows: list[Window], workers: int) -> list[int]:
@@ -300,34 +301,10 @@ def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Ite
     never block on the full queue, and windows not started are cancelled."""
     pages: queue.Queue[Any] = queue.Queue(maxsize=max(2, min(workers * 2, QUEUED_PAGES)))
     stop = threading.Event()
-
-    def stopped() -> bool:
-        return stop.is_set() or STOP_REQUESTED.is_set()
-
-    def offer(item: Any) -> bool:
-        while not stopped():
-            try:
-                pages.put(item, timeout=_PUT_WAIT_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run(job: Callable[[], Iterator[Any]]) -> None:
-        try:
-            if stopped():
-                return
-            for items in job():
-                if not offer(items):
-                    return
-        except BaseException as exc:  # handed to the consumer
-            offer(_Failure(exc))
-        finally:
-            offer(_DONE)
-
+    producer = _Producer(pages, stop)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="intercom-window")
     for job in jobs:
-        pool.submit(run, job)
+        pool.submit(producer.run, job)
     remaining = len(jobs)
     failure: BaseException | None = None
     try:
@@ -350,6 +327,39 @@ def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Ite
     finally:
         stop.set()  # running threads end after their current request; queued windows never start
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Producer:
+    """The worker side of `parallel_pages`: runs one job and offers its pages to the queue,
+    never blocking on a full queue once the run is stopped."""
+
+    def __init__(self, pages: queue.Queue[Any], stop: threading.Event) -> None:
+        self.pages = pages
+        self.stop = stop
+
+    def stopped(self) -> bool:
+        return self.stop.is_set() or STOP_REQUESTED.is_set()
+
+    def offer(self, item: Any) -> bool:
+        while not self.stopped():
+            try:
+                self.pages.put(item, timeout=_PUT_WAIT_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(self, job: Callable[[], Iterator[Any]]) -> None:
+        try:
+            if self.stopped():
+                return
+            for items in job():
+                if not self.offer(items):
+                    return
+        except BaseException as exc:  # handed to the consumer
+            self.offer(_Failure(exc))
+        finally:
+            self.offer(_DONE)
 
 
 class _Failure:

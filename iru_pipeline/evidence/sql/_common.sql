@@ -2,7 +2,7 @@
 -- Inputs: evidence_params (one row), raw_* views, resource_catalog, region_catalog (session.py).
 
 -- The latest collection attempt of each resource in each region. Per resource rather than per
--- run, so a run that refreshed only some resources does not hide the others (§4.2).
+-- run, so a run that refreshed only some resources does not hide the others.
 create or replace temp view latest_sync as
 select *
 from raw_sync_results
@@ -10,7 +10,7 @@ qualify row_number() over (
     partition by region, resource order by finished_at desc nulls last, started_at desc nulls last, run_id desc) = 1;
 
 -- What the successful collections of each resource cover across runs. A window that starts
--- after everything collected before it ended is a hole in the record (§4.2, rule for T10).
+-- after everything collected before it ended is a hole in the record (the rule for T10).
 create or replace temp view stream_coverage as
 with ok as (
     select region, resource as stream, finished_at,
@@ -55,7 +55,7 @@ left join current_workspace w using (region);
 -- Whether each resource the tests need was collected: `collected` (latest attempt ok),
 -- `stale` (latest attempt failed, an earlier one succeeded: evaluated on older data), or
 -- `not_collected` (skipped for a permission or plan, or never collected): the tests that
--- need it report not_collected, never pass (evidence-research §10.2).
+-- need it report not_collected, never pass (docs/evidence.md#how-a-table-is-derived).
 create or replace temp view stream_state as
 select r.region, c.stream, l.status as latest_status, l.error_code, l.reason,
        case
@@ -74,7 +74,7 @@ select region, id as admin_id, lower(email) as email, name, role_name, _dlt_vali
 from raw_admins
 qualify row_number() over (partition by region, id order by _dlt_valid_from desc nulls last) = 1;
 
--- Activity-log events with the workspace's local time (for business hours, §5.5).
+-- Activity-log events with the workspace's local time (for business hours).
 create or replace temp view activity as
 select l.*, lower(l.performed_by_email) as actor_email,
        timezone(r.timezone, l.created_at) as local_at

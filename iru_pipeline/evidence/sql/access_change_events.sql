@@ -1,5 +1,5 @@
 -- evidence_access_change_events: one row per access-relevant activity-log event in the period
--- (evidence-research §5.3, event types from §9 tier 1). The trail of provisioning, privilege,
+-- (docs/evidence.md#tables). The trail of provisioning, privilege,
 -- team, authentication and vendor-access changes, and who made them.
 --
 -- An actor is authorised when listed in `access_managers`; with no list configured, when the
@@ -30,7 +30,7 @@ create table if not exists evidence.evidence_access_change_events (
     authorisation_basis varchar,     -- access_managers | privileged_role
     actor_hr_status_at_event varchar,
     via_scim boolean,
-    description varchar,             -- as stored: contact e-mails and phones already pseudonymised (§8.1)
+    description varchar,             -- as stored: contact e-mails and phones already pseudonymised
     metadata_json json,
     review_decision varchar,
     reviewed_by varchar,

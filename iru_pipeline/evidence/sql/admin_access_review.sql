@@ -1,6 +1,6 @@
--- evidence_admin_access_review: one row per current admin per workspace (evidence-research §5.1).
+-- evidence_admin_access_review: one row per current admin per workspace (docs/evidence.md#tables).
 -- The user-access list of an access review. Intercom does not give creation date, last login
--- or MFA (§1.1); the snapshot history and the activity log give first seen, last activity,
+-- or MFA; the snapshot history and the activity log give first seen, last activity,
 -- last login and its sign-in method instead.
 --
 -- status: fail    terminated in HR, not in the HR roster (no approved exception), or stale
@@ -77,7 +77,7 @@ act as (
     group by all
 ),
 invites as (
-    -- the invitation names the invitee's e-mail in its description (§10.5: match on text)
+    -- the invitation names the invitee's e-mail in its description (match on text: docs/evidence.md#caveats-the-evidence-states)
     select a.region, a.id as admin_id, min(l.created_at) as invited_at
     from admins a
     join activity l on l.region = a.region and l.activity_type = 'admin_invite_creation'

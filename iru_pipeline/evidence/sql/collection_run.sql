@@ -1,4 +1,4 @@
--- evidence_collection_run: one row per run and workspace (evidence-research §4.1).
+-- evidence_collection_run: one row per run and workspace (docs/evidence.md#tables).
 -- What was collected, when, from which API host and version, with what totals and which
 -- capabilities missing; the parameters and human inputs used (with hashes); and the run's
 -- manifest hash. Written last in a run: the manifest hash covers this run's export files

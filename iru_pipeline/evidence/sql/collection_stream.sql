@@ -1,8 +1,8 @@
--- evidence_collection_stream: one row per region and Intercom resource (evidence-research §4.2).
+-- evidence_collection_stream: one row per region and Intercom resource (docs/evidence.md#tables).
 -- What the latest collection attempt of each resource did (from intercom.sync_results), and
 -- what the successful attempts cover across runs. `status` is the collection status:
 -- ok | skipped (permission or plan: the dependent tests become not_collected) | failed | not_run.
--- `fields_dropped` is the minimisation evidence (§8.1): fields Intercom sends that are never stored.
+-- `fields_dropped` is the minimisation evidence: fields Intercom sends that are never stored.
 
 create table if not exists evidence.evidence_collection_stream (
     run_id varchar not null,

@@ -1,4 +1,4 @@
--- evidence_control_tests: one row per control test T01-T15 and workspace (evidence-research §5.9).
+-- evidence_control_tests: one row per control test T01-T15 and workspace (docs/evidence.md#control-tests-and-their-mappings).
 -- Reads this run's rows of the other evidence tables; the catalogue (names, criteria, mappings,
 -- required resources and inputs) is controls.py, registered as control_test_catalog.
 --

@@ -1,7 +1,7 @@
--- evidence_data_retention: one row per workspace and record type (evidence-research §5.6).
+-- evidence_data_retention: one row per workspace and record type (docs/evidence.md#tables).
 -- Storage limitation and disposal: how many conversations and contacts are older than their
 -- retention period, measured from their last sign of life, and what deletion happened.
--- Intercom removes inactive visitors itself; users and leads are the customer's job (§5.6).
+-- Intercom removes inactive visitors itself; users and leads are the customer's job.
 --
 -- conversation   greatest(updated_at, last_close_at, created_at)   conversation_retention_days
 -- contact_user   greatest(last_seen_at, last_replied_at,           contact_retention_days

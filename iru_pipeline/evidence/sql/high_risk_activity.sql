@@ -1,4 +1,4 @@
--- evidence_high_risk_activity: one row per finding in the period (evidence-research §5.5).
+-- evidence_high_risk_activity: one row per finding in the period (docs/evidence.md#tables).
 --
 -- R1 burst of admin_login_failure: >= login_failure_burst by one actor from one IP within an
 --    hour (one finding per burst)                                                     high

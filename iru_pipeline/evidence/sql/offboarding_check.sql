@@ -1,11 +1,11 @@
 -- evidence_offboarding_check: one row per person terminated in the HR roster and workspace
--- (evidence-research §5.2). Scope: terminations inside the period, and any terminated person
+-- (docs/evidence.md#tables). Scope: terminations inside the period, and any terminated person
 -- who still holds an account whenever they left. Every workspace is checked, so "no account
 -- here" is evidence too. Empty when no HR roster is configured (T02 is then not_collected).
 --
 -- Removal time: an admin_deletion / admin_deprovisioned / seat_revoke event naming the admin
 -- (exact), else the snapshot that first missed the admin (scd2 `_dlt_valid_to`: an upper bound,
--- with `last_present_at` the last successful admin collection before it; §10.5).
+-- with `last_present_at` the last successful admin collection before it; docs/evidence.md#caveats-the-evidence-states).
 --
 -- status: fail            activity after termination, access held past the SLA, or removed late
 --         pending         access still held, within the SLA

@@ -1,4 +1,4 @@
--- evidence_personal_data_inventory: aggregate counts only (evidence-research §5.7, §8).
+-- evidence_personal_data_inventory: aggregate counts only (docs/evidence.md#tables).
 -- One row per workspace, record type (contact_user, contact_lead, ..., conversation), dimension
 -- and value. Supports the Art. 30 record of processing and minimisation: which categories of
 -- personal data are actually held, which custom attributes exist (sensitive-looking ones

@@ -1,5 +1,5 @@
 -- evidence_support_request_sla: one row per workspace, month (of creation), team and request
--- class, for conversations created in the period (evidence-research §5.8).
+-- class, for conversations created in the period (docs/evidence.md#tables).
 --
 -- all       inbound conversations (started by a user, lead or contact); info
 -- dsar      tagged with one of dsar_tags (any author: tagging is the human classification);
@@ -7,7 +7,7 @@
 --           while overdue (GDPR Art. 12(3): one month)
 -- security  tagged with one of security_tags; review if the first reply took longer than
 --           security_first_reply_hours
--- The evidence is only as good as the tagging discipline (§10.6).
+-- The evidence is only as good as the tagging discipline.
 
 create table if not exists evidence.evidence_support_request_sla (
     run_id varchar not null,

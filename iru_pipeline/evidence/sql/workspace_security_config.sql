@@ -1,5 +1,5 @@
 -- evidence_workspace_security_config: one row per workspace and security setting (long format,
--- evidence-research §5.4). Values are text so every setting fits one column.
+-- docs/evidence.md#tables). Values are text so every setting fits one column.
 --
 -- data_region                       app.region from /me, against allowed_regions            pass | fail
 -- data_region_matches_configured    app.region against the region the token was set for     pass | fail
