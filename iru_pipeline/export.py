@@ -15,9 +15,11 @@
         SHA256SUMS        every other file; `sha256sum -c SHA256SUMS`
 
 Everything is read from DuckDB, nothing from the clock or the machine exporting, so exporting
-a run twice gives the same bytes (Ed25519 signatures are deterministic). The table files and
-params.json are the bytes the run's chained manifest hash was computed over at collection
-time (manifest.py), so `iru-pipeline verify` recomputes the chain from the folder alone.
+a run twice gives the same bytes (Ed25519 signatures are deterministic). The table files,
+params.json and summary.md (less the header the export adds: signing notice and manifest hash;
+evidence/summary.py) are the bytes the run's chained manifest hash was computed over at
+collection time (manifest.py), so `iru-pipeline verify` recomputes the chain from the folder
+alone. report.html and manifest.json are rendered here, outside the chain.
 What is exported is what the evidence tables hold: admins in clear, contacts only as
 aggregates; no token, no PII key (only its fingerprint), no signing key (only its public
 fingerprint).
@@ -29,29 +31,29 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from iru_pipeline.config import ConfigError, Settings
-from iru_pipeline.evidence.controls import CONTROL_TESTS, status_with_counts
 from iru_pipeline.evidence.manifest import (
     CHAIN_VERSION,
     MANIFEST_SCHEMA,
     MANIFEST_SCHEMA_V2,
+    MANIFEST_SCHEMA_V3,
     TableRows,
     content_files,
-    json_value,
     pinned_columns,
     pretty_json,
     run_tables,
     sha256_hex,
+    stored_documents,
     verify_chain,
 )
 from iru_pipeline.evidence.report import report_file
 from iru_pipeline.evidence.signing import ALGORITHM, SIGNATURE_FILE, Signer
+from iru_pipeline.evidence.summary import SUMMARY_FILE, export_header, records, summary_document, with_header
 from iru_pipeline.evidence.tables import MANIFEST_TABLE, PROOF_TABLE
 from iru_pipeline.export_verify import MANIFEST_FILE, SUMS_FILE, verify_export
 from iru_pipeline.intercom_client.proofs import is_intercom_api_host
@@ -112,16 +114,19 @@ def build_export(con: Any, run_id: str, signer: Signer | None = None) -> tuple[s
     runs = _records(tables[MANIFEST_TABLE])
     first = runs[0]
     files: list[ExportFile] = []
-    for path, data in content_files(tables).items():
+    content = content_files(tables)
+    for path, data in content.items():
         name = path.removeprefix("tables/").rpartition(".")[0] if path.startswith("tables/") else None
         rows = tables[name] if name else None
         files.append(ExportFile(path, data, name, None if rows is None else len(rows.rows),
                                 None if rows is None else rows.columns))
     signing = {"signed": signer is not None, "public_key_fingerprint": signer.fingerprint if signer else None}
     files.append(report_file(con, run_id, signing))
-    title, _, body = _summary(first, runs, tables, files).partition("\n")
-    summary = f"{title}\n\n{_banner(runs, tables, signer)}{body.lstrip(chr(10))}"
-    files.append(ExportFile("summary.md", summary.encode("utf-8")))
+    # Chain version 3 on: the summary stored when the run was sealed (and chained); before, rendered now.
+    document = stored_documents(con, run_id).get(SUMMARY_FILE)
+    text = document.decode("utf-8") if document is not None else summary_document(tables, content)
+    header = export_header(signer.fingerprint if signer else None, first["manifest_sha256"])
+    files.append(ExportFile(SUMMARY_FILE, with_header(text, header).encode("utf-8")))
     # Every file appended to `files` before this line, whatever it is, is listed and hashed in
     # manifest.json, so the signature covers it and `verify` checks it.
     manifest = _pretty_json(_manifest(first, runs, tables, files, signer))
@@ -199,8 +204,7 @@ def settings_signer(settings: Settings) -> Signer | None:
 # ----------------------------------------------------------------------------- contents
 
 
-def _records(t: TableRows) -> list[dict[str, Any]]:
-    return [{c: json_value(v, typ) for c, v, typ in zip(t.columns, row, t.types, strict=True)} for row in t.rows]
+_records = records
 
 
 _pretty_json = pretty_json
@@ -266,13 +270,17 @@ def _chain(first: dict[str, Any]) -> dict[str, Any]:
     """How this run's stored manifest hash is computed, with its inputs (manifest.py)."""
     link = {"previous_manifest_sha256": first["previous_manifest_sha256"],
             "manifest_sha256": first["manifest_sha256"]}
-    if first.get("chain_version") == CHAIN_VERSION:
+    version = first.get("chain_version")
+    if version in (2, CHAIN_VERSION):
+        summary = (f", and {SUMMARY_FILE} without the export header (the signing notice and this run's manifest "
+                   "hash, the two paragraphs after its title)") if version == CHAIN_VERSION else ""
         return {
-            "version": CHAIN_VERSION,
+            "version": version,
             "algorithm": "manifest_sha256 = sha256 of the canonical JSON (sorted keys, no spaces) of {schema: "
-                         f"'{MANIFEST_SCHEMA_V2}', run_id, as_of, params_sha256, previous_manifest_sha256, "
-                         "files: {path: sha256}} over params.json and every tables/* file, "
-                         f"tables/{MANIFEST_TABLE}.* without the columns that hold the chain",
+                         f"'{MANIFEST_SCHEMA_V3 if version == CHAIN_VERSION else MANIFEST_SCHEMA_V2}', run_id, "
+                         "as_of, params_sha256, previous_manifest_sha256, files: {path: sha256}} over params.json "
+                         f"and every tables/* file, tables/{MANIFEST_TABLE}.* without the columns that hold the "
+                         f"chain{summary}",
             "files_sha256": first["files_sha256"],
             **link,
         }
@@ -284,107 +292,3 @@ def _chain(first: dict[str, Any]) -> dict[str, Any]:
         "tables_sha256": first["tables_sha256"],
         **link,
     }
-
-
-def _banner(runs: list[dict[str, Any]], tables: dict[str, TableRows], signer: Signer | None) -> str:
-    """Warnings a reader must see before any result: an unsigned export, a non-Intercom API host."""
-    lines = []
-    if signer is None:
-        lines.append("> **Unsigned export.** Nothing proves who wrote these files: anyone holding the folder can "
-                     "rewrite them and every hash. Ask for an export signed with IRU_SIGNING_KEY_FILE and check "
-                     "it with `iru-pipeline verify FOLDER --public-key KEY.pub`.")
-    else:
-        lines.append(f"> Signed (Ed25519, public key sha256 `{signer.fingerprint}`): check with "
-                     "`iru-pipeline verify FOLDER --public-key KEY.pub`.")
-    proof_urls: dict[str, set[str]] = {}
-    for p in _records(tables[PROOF_TABLE]) if PROOF_TABLE in tables else []:
-        proof_urls.setdefault(p["region"], set()).add(p["api_base_url"] or "")
-    for r in runs:
-        seen = sorted(u for u in proof_urls.get(r["region"], set()) if not is_intercom_api_host(u))
-        if not is_intercom_api_host(r["api_host"]) or seen:
-            lines.append(f"> **Not collected from Intercom's API host.** Region {r['region']} was read from "
-                         f"`{', '.join(seen) or r['api_host'] or 'an unknown host'}` (a proxy, a test double or a "
-                         "local server), not from https://api.intercom.io, api.eu.intercom.io or "
-                         "api.au.intercom.io: the evidence is only as good as that host.")
-    return "\n>\n".join(lines) + "\n\n"
-
-
-def _md(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        value = ", ".join(str(v) for v in value)
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _table_md(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
-    header = list(header)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in rows]
-    return lines
-
-
-def _summary(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[str, TableRows],
-             files: list[ExportFile]) -> str:
-    tests = _records(tables["evidence_control_tests"])
-    regions = [r["region"] for r in runs]
-    by_test: dict[str, dict[str, dict[str, Any]]] = {}
-    for t in tests:
-        by_test.setdefault(t["test_id"], {})[t["region"]] = t
-    lines = [
-        f"# Intercom compliance evidence: run {first['run_id']}",
-        "",
-        f"- Evidence as of: {first['as_of']} (UTC)",
-        f"- Period evaluated: {first['period_start']} to {first['period_end']}",
-        f"- Parameters: sha256 `{first['params_sha256']}` (params.json)",
-        f"- PII mode: {first['pii_mode']}: contacts appear only as aggregates; contact identifiers are stored as "
-        f"keyed HMAC pseudonyms (key fingerprint `{first['hmac_key_id'] or 'not recorded'}`); admins are in clear",
-        f"- Manifest sha256 `{first['manifest_sha256']}`, previous run `{first['previous_manifest_sha256'] or 'none'}`",
-        "",
-        "## Workspaces",
-        "",
-        *_table_md(["region", "workspace", "name", "reported region", "API host", "API version", "collection",
-                    "missing"],
-                   [[r["region"], r["workspace_id"], r["workspace_name"], r["reported_region"], r["api_host"],
-                     r["api_version"], r["status"], r["missing_capabilities"]] for r in runs]),
-        "",
-        "## Control tests",
-        "",
-        "Status per workspace; where a test fails or needs review, the items failing and the items to review "
-        "(counted apart) of its population. Statuses: pass, fail, review (a person must look), manual (needs "
-        "evidence the API cannot give), not_applicable (nothing to evaluate), not_collected (input missing or "
-        "failed).",
-        "",
-    ]
-    rows = []
-    for test in CONTROL_TESTS:
-        cells = []
-        for region in regions:
-            found = by_test.get(test.test_id, {}).get(region)
-            cells.append("" if found is None else status_with_counts(found["status"], found["failing"],
-                                                                        found["warnings"], found["population"]))
-        rows.append([test.test_id, test.name, *cells, ", ".join(test.soc2), ", ".join(test.iso27001),
-                     ", ".join(test.gdpr)])
-    lines += _table_md(["test", "control", *regions, "SOC 2", "ISO 27001", "GDPR"], rows)
-    lines += ["", "## Caveats", ""]
-    caveats = []
-    for t in tests:
-        if t["status"] in ("not_collected", "manual") or (t["status"] == "review" and t["findings"]):
-            caveats.append(f"{t['test_id']} ({t['region']}, {t['status']}): {'; '.join(t['findings'])}")
-    for r in runs:
-        if r["missing_capabilities"]:
-            missing = ", ".join(r["missing_capabilities"])
-            caveats.append(f"{r['region']}: not collected in the latest attempt: {missing}")
-    caveats += [
-        "MFA enforcement is not exposed by the Intercom API: T07 needs a Settings > Security screenshot showing "
-        "the URL and the date unless every login used SSO.",
-        "Removal times found from snapshots are upper bounds (between `last_present_at` and `removal_detected_at`).",
-        "DSAR and security-report timing is only as good as the tagging of conversations.",
-        "Admins who were removed before the first collection have no snapshot history.",
-    ]
-    lines += [f"- {c}" for c in caveats]
-    lines += ["", "## Files", ""]
-    lines += _table_md(["file", "rows", "sha256"],
-                       [[f.path, "" if f.rows is None else f.rows, sha256_hex(f.data)] for f in files])
-    lines += ["", "## Verify", "", "```", f"sha256sum -c {SUMS_FILE}", "```", ""]
-    return "\n".join(lines)

@@ -5,9 +5,10 @@ What is checked, each problem reported in one line:
 - SHA256SUMS: well-formed, lists every file, and every file matches it;
 - manifest.json: lists every file of the export (except itself, SHA256SUMS and manifest.sig),
   and every file matches its size and sha256 there;
-- the hash chain: the files the chain covers (params.json, tables/*) are recomputed and hashed
-  as at collection time (evidence/manifest.py), and the run's manifest hash is recomputed from
-  them, so a file edited after collection is caught even when every listed hash was rewritten;
+- the hash chain: the files the chain covers (params.json, tables/*, and from chain version 3
+  summary.md less its export header, which must say what manifest.json says) are recomputed and
+  hashed as at collection time (evidence/manifest.py), and the run's manifest hash is recomputed
+  from them, so a file edited after collection is caught even when every listed hash was rewritten;
 - the signature: manifest.sig is a valid Ed25519 signature of manifest.json by the public key
   given, whose fingerprint is the one manifest.json records;
 - with an earlier export, continuity: this run's previous_manifest_sha256 is that export's
@@ -16,6 +17,8 @@ What is checked, each problem reported in one line:
 An unsigned export can be rewritten whole, hashes included, by anyone holding it; only the
 signature (or an earlier or later export, or the database) tells. The chain definition used is
 the one the manifest names (`chain.version`, 1 for exports of runs written before version 2).
+report.html and manifest.json are outside the chain (rendered at export time): manifest.json
+lists and hashes report.html, and only the signature protects both from a rewrite.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import Any
 from iru_pipeline.config import ConfigError
 from iru_pipeline.evidence.manifest import (
     CHAIN_VERSION,
+    MANIFEST_SCHEMA_V2,
+    MANIFEST_SCHEMA_V3,
     chained_files_sha256,
     is_chained_file,
     manifest_sha256,
@@ -37,6 +42,7 @@ from iru_pipeline.evidence.manifest import (
     sha256_hex,
 )
 from iru_pipeline.evidence.signing import SIGNATURE_FILE, fingerprint, load_public_key, signature_valid
+from iru_pipeline.evidence.summary import SUMMARY_FILE, export_header, without_header
 from iru_pipeline.evidence.tables import MANIFEST_TABLE
 
 SUMS_FILE = "SHA256SUMS"
@@ -132,7 +138,7 @@ def _check_manifest_files(files: dict[str, bytes], manifest: dict[str, Any]) -> 
 
 
 def _check_chain(files: dict[str, bytes], manifest: dict[str, Any]) -> list[str]:
-    chain = got if isinstance(got := manifest.get("chain"), dict) else {}
+    chain: dict[str, Any] = manifest["chain"] if isinstance(manifest.get("chain"), dict) else {}
     try:
         as_of = datetime.fromisoformat(str(manifest["as_of"]).replace("Z", "+00:00"))
         run_id, params_sha256 = manifest["run_id"], manifest["params_sha256"]
@@ -140,16 +146,19 @@ def _check_chain(files: dict[str, bytes], manifest: dict[str, Any]) -> list[str]
         return [f"{MANIFEST_FILE} lacks run_id, as_of or params_sha256: the chain cannot be recomputed"]
     previous = chain.get("previous_manifest_sha256")
     problems: list[str] = []
-    if chain.get("version") == CHAIN_VERSION:
+    if chain.get("version") in (2, CHAIN_VERSION):
         try:
             actual = chained_files_sha256({p: d for p, d in files.items() if is_chained_file(p)})
         except (ValueError, IndexError):
             return [f"tables/{MANIFEST_TABLE}.* cannot be read: the chain cannot be recomputed"]
+        if chain.get("version") == CHAIN_VERSION:
+            problems += _chained_summary(files, manifest, chain, actual)
         recorded = chain.get("files_sha256") or {}
         for path in sorted(actual.keys() | recorded.keys()):
             if actual.get(path) != recorded.get(path):
                 problems.append(f"{path} does not match the hash recorded at collection time")
-        recomputed = manifest_sha256_v2(run_id, as_of, params_sha256, previous, recorded)
+        schema = MANIFEST_SCHEMA_V3 if chain.get("version") == CHAIN_VERSION else MANIFEST_SCHEMA_V2
+        recomputed = manifest_sha256_v2(run_id, as_of, params_sha256, previous, recorded, schema)
         problems += _chain_columns_agree(files, chain)
     else:
         recorded = chain.get("tables_sha256") or {}
@@ -161,6 +170,21 @@ def _check_chain(files: dict[str, bytes], manifest: dict[str, Any]) -> list[str]
     if recomputed != chain.get("manifest_sha256"):
         problems.append("manifest hash does not match its recorded inputs")
     return problems
+
+
+def _chained_summary(files: dict[str, bytes], manifest: dict[str, Any], chain: dict[str, Any],
+                     actual: dict[str, str]) -> list[str]:
+    """Add summary.md's chained hash to `actual`: the file less the export header, which must be
+    the one manifest.json implies (signed by the key it names, or unsigned; this run's hash)."""
+    signing = manifest.get("signing")
+    key = signing.get("public_key_sha256") if isinstance(signing, dict) else None
+    text = files.get(SUMMARY_FILE, b"").decode("utf-8", errors="replace")
+    document = without_header(text, export_header(key, chain.get("manifest_sha256")))
+    if document is None:  # reported once: the rest of the file is not compared as well
+        actual[SUMMARY_FILE] = (chain.get("files_sha256") or {}).get(SUMMARY_FILE, "")
+        return [f"{SUMMARY_FILE}: its signing notice or manifest hash does not say what {MANIFEST_FILE} says"]
+    actual[SUMMARY_FILE] = sha256_hex(document.encode("utf-8"))
+    return []
 
 
 def _chain_columns_agree(files: dict[str, bytes], chain: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ By topic, implemented in `iru_pipeline_tests/support/`:
 
 from __future__ import annotations
 
-from iru_pipeline_tests.support.chain import V1_TABLES, write_as_chain_version_1
+from iru_pipeline_tests.support.chain import V1_TABLES, write_as_chain_version_1, write_as_chain_version_2
 from iru_pipeline_tests.support.dagster import (
     evidence_materializations,
     finish_unless_stuck_behind,
@@ -97,5 +97,5 @@ __all__ = [
     "hold_duckdb_open", "ingestion_run_ids", "instance_at", "latest_materialization_metadata", "lock_holders",
     "on_nth_request", "pipeline_env", "query", "run_ids", "run_with_env", "secret_needles", "slots_held",
     "small_fake", "steps_waiting_for_a_slot", "stored_values", "sync_results", "table_fingerprint",
-    "tables_containing", "world_run", "write_as_chain_version_1", "write_world_inputs",
+    "tables_containing", "world_run", "write_as_chain_version_1", "write_as_chain_version_2", "write_world_inputs",
 ]

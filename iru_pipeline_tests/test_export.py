@@ -136,12 +136,19 @@ def test_manifest_describes_the_run_and_chains_to_the_previous(two_runs, tmp_pat
     assert (review["rows"], review["columns"][:5]) == (8, ["run_id", "as_of", "workspace_id", "region", "status"])
     assert review["sha256"] == _sha((folder / review["path"]).read_bytes())
     chain = manifest["chain"]
-    assert chain["version"] == 2
-    run_files = {"tables/evidence_collection_run.csv", "tables/evidence_collection_run.json"}
+    assert chain["version"] == 3
+    run_files = {"tables/evidence_collection_run.csv", "tables/evidence_collection_run.json", "summary.md"}
     data_files = {p: f["sha256"] for p, f in files.items() if p.startswith("tables/") or p == "params.json"}
-    assert set(chain["files_sha256"]) == set(data_files) and len(data_files) == 2 * len(EVIDENCE_TABLES) + 1
+    assert set(chain["files_sha256"]) == set(data_files) | {"summary.md"}
+    assert len(data_files) == 2 * len(EVIDENCE_TABLES) + 1
     assert {p: h for p, h in chain["files_sha256"].items() if p not in run_files} == {
         p: h for p, h in data_files.items() if p not in run_files}
+    # summary.md is chained less the two paragraphs the export adds after its title: the signing
+    # notice and this run's manifest hash (which cannot be inside what it hashes).
+    title, notice, manifest_line, rest = (folder / "summary.md").read_text().split("\n\n", 3)
+    assert notice.startswith("> **Unsigned export.**") and manifest_line == (
+        f"This run's manifest sha256: `{hashes['run-2']}`.")
+    assert chain["files_sha256"]["summary.md"] == _sha(f"{title}\n\n{rest}".encode())
     # The run's own rows hold the chain, so it covers them without the chain columns.
     rows = json.loads((folder / "tables/evidence_collection_run.json").read_text())
     chain_columns = {"tables_sha256", "files_sha256", "previous_manifest_sha256", "manifest_sha256", "chain_seq",

@@ -80,7 +80,7 @@ def test_a_password_in_any_url_setting_is_never_printed_or_written(tmp_path: Pat
         proxies = {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "ALL_PROXY": proxy,
                    "http_proxy": proxy, "https_proxy": proxy}
         assert cli({**base, **proxies}, "run") == 2
-        assert "through the proxy 127.0.0.1:9" in outputs[-1]
+        assert "the proxy 127.0.0.1:9" in outputs[-1]
         assert cli({**base, **proxies}, "check") != 0
         bypass = {**base, **proxies, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
         assert cli(bypass, "check") == 0

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from iru_pipeline.cli import main
 from iru_pipeline.config import ConfigError, load_settings
-from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import TEST_PII_KEY, build_world_db, derive_world, world_run, write_world_inputs
 
 
 def keygen(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -85,7 +85,7 @@ def test_run_refuses_an_unsafe_key_before_any_request(tmp_path: Path, capsys,
     # A host nobody listens on: any request would fail differently from the setting error.
     monkeypatch.setenv("INTERCOM_ACCESS_TOKEN_US", "tok")
     monkeypatch.setenv("INTERCOM_BASE_URL_US", "http://127.0.0.1:9")
-    monkeypatch.setenv("IRU_PII_KEY", "x" * 32)
+    monkeypatch.setenv("IRU_PII_KEY", TEST_PII_KEY)
     capsys.readouterr()
     assert main(["run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -20,6 +20,7 @@ from iru_pipeline_tests.helpers import (
     derive_world,
     world_run,
     write_as_chain_version_1,
+    write_as_chain_version_2,
     write_world_inputs,
 )
 
@@ -110,17 +111,67 @@ def test_an_edited_summary_with_manifest_rehashed_without_the_key_fails_the_sign
     rehash_manifest(folder)
     rewrite_sums(folder)
     code, lines = verify(folder, "--public-key", str(chain["pub"]), capsys=capsys)
-    assert (code, lines) == (1, ["export: manifest.sig is not a valid signature of manifest.json by the given key"])
+    assert (code, lines) == (1, ["export: summary.md does not match the hash recorded at collection time",
+                                 "export: manifest.sig is not a valid signature of manifest.json by the given key"])
+
+
+def unsign(folder: Path) -> None:
+    """What a tamperer does to a signed export to drop the signature: no manifest.sig, no signing
+    key in manifest.json, the summary's notice says unsigned (so nothing disagrees)."""
+    (folder / "manifest.sig").unlink()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    signed_notice = f"> Signed (Ed25519, public key sha256 `{manifest['signing']['public_key_sha256']}`)"
+    manifest["signing"] = None
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    summary = (folder / "summary.md").read_text()
+    head, notice, rest = summary.partition(signed_notice)
+    assert notice, "the signed export's summary names its key"
+    unsigned = ("> **Unsigned export.** Nothing proves who wrote these files: anyone holding the folder can "
+                "rewrite them and every hash. Ask for an export signed with IRU_SIGNING_KEY_FILE and check "
+                "it with `iru-pipeline verify FOLDER --public-key KEY.pub`.")
+    (folder / "summary.md").write_text(head + unsigned + "\n" + rest.split("\n", 1)[1])
+
+
+def test_an_unsigned_export_passes_untouched_and_an_edited_summary_breaks_the_chain(chain, tmp_path: Path,
+                                                                                   capsys) -> None:
+    untouched = tmp_path / "untouched"
+    shutil.copytree(chain["run-2"], untouched)
+    unsign(untouched)
+    rehash_manifest(untouched)
+    rewrite_sums(untouched)
+    code, lines = verify(untouched, capsys=capsys)
+    assert code == 0 and "NOT SIGNED" in lines[0], lines
+
+    folder = tmp_path / "export"
+    shutil.copytree(untouched, folder)
+    summary = (folder / "summary.md").read_text()
+    row = next(line for line in summary.splitlines() if line.startswith("| T08 "))
+    assert "fail" in row
+    (folder / "summary.md").write_text(summary.replace(row, row.replace("fail", "pass")))
+    rehash_manifest(folder)
+    rewrite_sums(folder)
+    code, lines = verify(folder, capsys=capsys)
+    assert (code, lines) == (1, ["export: summary.md does not match the hash recorded at collection time"])
+
+
+def test_an_unsigned_export_whose_summary_claims_a_signature_is_caught(chain, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "export"
+    shutil.copytree(chain["run-2"], folder)
+    summary = (folder / "summary.md").read_text()
+    unsign(folder)
+    (folder / "summary.md").write_text(summary)  # the signed notice kept: it claims what is no longer true
+    rehash_manifest(folder)
+    rewrite_sums(folder)
+    code, lines = verify(folder, capsys=capsys)
+    assert (code, lines) == (1, ["export: summary.md: its signing notice or manifest hash does not say what "
+                                 "manifest.json says"])
 
 
 def test_an_edited_table_with_every_hash_rewritten_breaks_the_chain_even_unsigned(chain, tmp_path: Path,
                                                                                  capsys) -> None:
     folder = tmp_path / "export"
     shutil.copytree(chain["run-2"], folder)
-    (folder / "manifest.sig").unlink()
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["signing"] = None
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    unsign(folder)
     table = folder / "tables" / "evidence_control_tests.json"
     assert b'"status":"fail"' in table.read_bytes()
     table.write_bytes(table.read_bytes().replace(b'"status":"fail"', b'"status":"pass"'))
@@ -185,7 +236,7 @@ def test_runs_chained_by_version_1_still_verify_and_a_new_run_chains_onto_them(t
     try:
         assert verify_chain(con) == []
         assert con.execute("select distinct previous_manifest_sha256, chain_version from "
-                           "evidence.evidence_collection_run where run_id = 'new-3'").fetchall() == [(old["old-2"], 2)]
+                           "evidence.evidence_collection_run where run_id = 'new-3'").fetchall() == [(old["old-2"], 3)]
         new_export = export_run(con, "new-3", tmp_path / "exports").folder
     finally:
         con.close()
@@ -221,3 +272,61 @@ def test_a_column_added_by_a_later_version_changes_neither_old_exports_nor_the_c
     for rel in names:
         assert (before / rel).read_bytes() == (after / rel).read_bytes(), rel
     assert verify(after, capsys=capsys)[0] == 0
+
+
+def test_runs_chained_by_version_2_still_verify_and_a_new_run_chains_onto_them(tmp_path: Path, capsys) -> None:
+    from iru_pipeline.evidence.manifest import verify_chain
+
+    (tmp_path / "data").mkdir()
+    db = build_world_db(tmp_path / "data" / "iru.duckdb")
+    files = write_world_inputs(tmp_path / "inputs")
+    now = datetime.now(UTC)
+    for k, run_id in enumerate(("old-1", "old-2")):
+        derive_world(db, world_run(files, run_id, now + timedelta(minutes=k)))
+    old = write_as_chain_version_2(db, tmp_path / "scratch")
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert verify_chain(con) == []
+        old_export = export_run(con, "old-2", tmp_path / "exports").folder
+    finally:
+        con.close()
+    chain = json.loads((old_export / "manifest.json").read_text())["chain"]
+    assert (chain["version"], chain["manifest_sha256"]) == (2, old["old-2"])
+    assert "summary.md" not in chain["files_sha256"]
+    assert verify(old_export, capsys=capsys)[0] == 0
+
+    new_hash = derive_world(db, world_run(files, "new-3", now + timedelta(minutes=2)))
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert verify_chain(con) == []
+        assert con.execute("select distinct previous_manifest_sha256, chain_version from "
+                           "evidence.evidence_collection_run where run_id = 'new-3'").fetchall() == [(old["old-2"], 3)]
+        new_export = export_run(con, "new-3", tmp_path / "exports").folder
+    finally:
+        con.close()
+    chain = json.loads((new_export / "manifest.json").read_text())["chain"]
+    assert chain["manifest_sha256"] == new_hash and "summary.md" in chain["files_sha256"]
+    assert verify(new_export, "--previous", str(old_export), capsys=capsys)[0] == 0
+
+
+def test_the_stored_summary_is_chained_in_the_database(tmp_path: Path) -> None:
+    """The summary document stored with a version 3 run is covered by the run's hash there too."""
+    from iru_pipeline.evidence.manifest import verify_chain
+
+    (tmp_path / "data").mkdir()
+    db = build_world_db(tmp_path / "data" / "iru.duckdb")
+    files = write_world_inputs(tmp_path / "inputs")
+    derive_world(db, world_run(files, "run-1", datetime.now(UTC)))
+    con = duckdb.connect(str(db))
+    try:
+        assert verify_chain(con) == []
+        stored = con.execute("select content from evidence.evidence_run_documents where run_id = 'run-1' "
+                             "and path = 'summary.md'").fetchone()[0]
+        exported = (export_run(con, "run-1", tmp_path / "exports").folder / "summary.md").read_text()
+        title, _, rest = stored.partition("\n\n")
+        assert exported.startswith(title + "\n\n> **Unsigned export.**") and exported.endswith(rest)
+        con.execute("update evidence.evidence_run_documents set content = replace(content, '| T08 ', '| T08* ')")
+        assert verify_chain(con) == ["run run-1: evidence rows changed after the run (manifest hash differs)"]
+    finally:
+        con.close()

@@ -6,7 +6,16 @@ run is written and chains their hashes into the run's manifest hash, stored in D
 anyone holding an export can recompute the manifest hash from the folder alone, and any file
 edited after collection breaks the chain, whatever hashes are rewritten beside it.
 
-Chain version 2 (runs written by this version, `chain_version = 2`):
+Chain version 3 (runs written by this version, `chain_version = 3`): as version 2 below, with
+schema "iru-evidence-manifest/3" and one more file, `summary.md`, hashed as the document
+rendered when the run is sealed (`summary.py`: the export adds a header, signing notice and
+this hash, which `verify` checks against manifest.json and removes before hashing). The
+document's bytes are stored with the run (`evidence.evidence_run_documents`) and exported as
+they are, so a later version's rendering changes neither an old run's summary nor its chain.
+report.html is not chained: it is rendered at export time (it states the signing and takes
+seconds to draw), so manifest.json and its signature cover it, and SHA256SUMS only.
+
+Chain version 2 (runs written before version 3, `chain_version = 2`):
 
     manifest_sha256 = sha256(canonical JSON of {schema: "iru-evidence-manifest/2", run_id, as_of,
                              params_sha256, previous_manifest_sha256,
@@ -49,7 +58,10 @@ from iru_pipeline.evidence.tables import CHAINED_TABLES, EVIDENCE_TABLES, MANIFE
 
 MANIFEST_SCHEMA = "iru-evidence-manifest/1"
 MANIFEST_SCHEMA_V2 = "iru-evidence-manifest/2"
-CHAIN_VERSION = 2
+MANIFEST_SCHEMA_V3 = "iru-evidence-manifest/3"
+CHAIN_VERSION = 3
+DOCUMENTS_TABLE = "evidence_run_documents"
+"""The documents rendered when a run is sealed (chain version 3 on): run_id, path, sha256, content."""
 CHAIN_COLUMNS = ("tables_sha256", "files_sha256", "previous_manifest_sha256", "manifest_sha256", "chain_seq",
                  "chain_version", "chain_columns")
 """Columns of evidence_collection_run that hold the chain: left out of what the chain hashes."""
@@ -244,9 +256,10 @@ def manifest_sha256(run_id: str, as_of: datetime, params_sha256: str, previous: 
 
 
 def manifest_sha256_v2(run_id: str, as_of: datetime, params_sha256: str, previous: str | None,
-                       files: dict[str, str]) -> str:
+                       files: dict[str, str], schema: str = MANIFEST_SCHEMA_V2) -> str:
+    """Chain version 2, and version 3 with `schema=MANIFEST_SCHEMA_V3` (its files include summary.md)."""
     body = {
-        "schema": MANIFEST_SCHEMA_V2,
+        "schema": schema,
         "run_id": run_id,
         "as_of": _timestamp(as_of),
         "params_sha256": params_sha256,
@@ -326,8 +339,9 @@ def write_run_manifest(con: Any, run_id: str, as_of: datetime, params_sha256: st
         )
         write_rows()
         tables = run_tables(con, run_id)
-        files = chained_files_sha256(content_files(tables))
-        digest = manifest_sha256_v2(run_id, as_of, params_sha256, previous, files)
+        content = content_files(tables)
+        files = chained_files_sha256(content) | _store_documents(con, run_id, tables, content)
+        digest = manifest_sha256_v2(run_id, as_of, params_sha256, previous, files, MANIFEST_SCHEMA_V3)
         csv_digests = {name: sha256_hex(table_csv(tables[name])) for name in CHAINED_TABLES}
         pinned = {name: t.columns for name, t in tables.items()}
         con.execute(
@@ -343,12 +357,45 @@ def write_run_manifest(con: Any, run_id: str, as_of: datetime, params_sha256: st
     return digest
 
 
+def _store_documents(con: Any, run_id: str, tables: Mapping[str, TableRows], content: Mapping[str, bytes]
+                     ) -> dict[str, str]:
+    """Render the run's summary.md document, store it with the run; path -> sha256 for the chain."""
+    from iru_pipeline.evidence.summary import SUMMARY_FILE, summary_document  # it renders from this module's tables
+
+    if not tables[MANIFEST_TABLE].rows:  # no workspace: no run row to seal, nothing to export
+        return {}
+    document = summary_document(tables, content).encode("utf-8")
+    con.execute(f"create table if not exists evidence.{DOCUMENTS_TABLE} "
+                "(run_id varchar not null, path varchar not null, sha256 varchar not null, content varchar not null, "
+                "primary key (run_id, path))")
+    con.execute(f"delete from evidence.{DOCUMENTS_TABLE} where run_id = ?", [run_id])
+    digest = sha256_hex(document)
+    con.execute(f"insert into evidence.{DOCUMENTS_TABLE} values (?, ?, ?, ?)",
+                [run_id, SUMMARY_FILE, digest, document.decode("utf-8")])
+    return {SUMMARY_FILE: digest}
+
+
+def stored_documents(con: Any, run_id: str) -> dict[str, bytes]:
+    """path -> bytes of the documents stored when the run was sealed (none before chain version 3)."""
+    exists = con.execute("select count(*) from information_schema.tables where table_schema = 'evidence' "
+                         "and table_name = ?", [DOCUMENTS_TABLE]).fetchone()[0]
+    if not exists:
+        return {}
+    rows = con.execute(f"select path, content from evidence.{DOCUMENTS_TABLE} where run_id = ? order by path",
+                       [run_id]).fetchall()
+    return {path: text.encode("utf-8") for path, text in rows}
+
+
 def recompute_manifest_sha256(con: Any, run_id: str, as_of: datetime, params_sha256: str, previous: str | None,
                               version: int | None, tables_sha256: Mapping[str, Any] | None) -> str:
     """A stored run's manifest hash, recomputed from its rows by the chain version it was written with."""
-    if version == CHAIN_VERSION:
+    if version in (2, CHAIN_VERSION):
         tables = run_tables(con, run_id, pinned_columns(con, run_id))
-        return manifest_sha256_v2(run_id, as_of, params_sha256, previous, chained_files_sha256(content_files(tables)))
+        files = chained_files_sha256(content_files(tables))
+        if version == 2:
+            return manifest_sha256_v2(run_id, as_of, params_sha256, previous, files)
+        files |= {path: sha256_hex(data) for path, data in stored_documents(con, run_id).items()}
+        return manifest_sha256_v2(run_id, as_of, params_sha256, previous, files, MANIFEST_SCHEMA_V3)
     names = sorted(tables_sha256) if tables_sha256 else list(CHAINED_TABLES)
     return manifest_sha256(run_id, as_of, params_sha256, previous, table_digests(con, run_id, names))
 

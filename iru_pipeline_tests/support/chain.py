@@ -54,3 +54,36 @@ def write_as_chain_version_1(db: Path, exports: Path) -> dict[str, str]:
         con.close()
     shutil.rmtree(exports)
     return hashes
+
+
+def write_as_chain_version_2(db: Path, exports: Path) -> dict[str, str]:
+    """Turn a database into what chain version 2 wrote: no stored documents, every run chained
+    by the version 2 definition, computed here from its documentation: sha256 of the canonical
+    JSON of {schema: "iru-evidence-manifest/2", run_id, as_of, params_sha256,
+    previous_manifest_sha256, files: {path: sha256}} over params.json and every tables/* file
+    (tables/evidence_collection_run.* without the chain columns). Returns run id -> hash."""
+    from iru_pipeline.evidence.manifest import chain_bytes
+
+    con = duckdb.connect(str(db))
+    try:
+        runs = con.execute("select run_id from evidence.evidence_collection_run group by run_id "
+                           "order by max(chain_seq)").fetchall()
+        folders = {run_id: export_run(con, run_id, exports).folder for (run_id,) in runs}
+        con.execute("drop table evidence.evidence_run_documents")
+        previous, hashes = None, {}
+        for run_id, folder in folders.items():
+            manifest = json.loads((folder / "manifest.json").read_text())
+            paths = ["params.json"] + [p.relative_to(folder).as_posix() for p in (folder / "tables").iterdir()]
+            files = {p: sha(chain_bytes(p, (folder / p).read_bytes())) for p in sorted(paths)}
+            body = {"schema": "iru-evidence-manifest/2", "run_id": run_id, "as_of": manifest["as_of"],
+                    "params_sha256": manifest["params_sha256"], "previous_manifest_sha256": previous,
+                    "files": files}
+            digest = sha(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+            con.execute("update evidence.evidence_collection_run set files_sha256 = ?::json, chain_version = 2, "
+                        "previous_manifest_sha256 = ?, manifest_sha256 = ? where run_id = ?",
+                        [json.dumps(files, sort_keys=True, separators=(",", ":")), previous, digest, run_id])
+            previous = hashes[run_id] = digest
+    finally:
+        con.close()
+    shutil.rmtree(exports)
+    return hashes
