@@ -124,7 +124,7 @@ def _add_rekey_parser(sub: Any) -> None:
 
 def cmd_rekey(args: argparse.Namespace) -> int:
     from iru_pipeline.rekey import rekey
-    from iru_pipeline.storage import ensure_writable_database
+    from iru_pipeline.storage import database_turn, ensure_writable_database
 
     var = args.old_key_env
     if var == "IRU_PII_KEY":
@@ -136,8 +136,12 @@ def cmd_rekey(args: argparse.Namespace) -> int:
                           "the new one)")
 
     settings = load_settings()
-    ensure_writable_database(settings.duckdb_path)  # no other process may write while pseudonyms move
-    changed = rekey(settings, old_key, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr))
+    def log(line: str) -> None:
+        print(f"iru-pipeline: {line}", file=sys.stderr)
+
+    with database_turn(settings.duckdb_path, log=log):  # no run may write while pseudonyms move
+        ensure_writable_database(settings.duckdb_path)  # nor any other process
+        changed = rekey(settings, old_key, log=log)
     print(f"re-keyed {changed} stored pseudonyms of {settings.duckdb_path} to the key in IRU_PII_KEY")
     return EXIT_OK
 

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_dlt import DagsterDltResource
-from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.assets.ingestion import intercom_assets
 from iru_pipeline.config import load_dotenv_file
 from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.jobs import RUN_EXECUTOR, daily_refresh, refresh_all_job
-from iru_pipeline.resources import IntercomResource, duckdb_path_from_env
+from iru_pipeline.resources import DuckDBTurnResource, IntercomResource, duckdb_path_from_env
 from iru_pipeline.storage import DUCKDB_MEMORY_LIMIT, restrict_umask
 
 load_dotenv_file()
@@ -47,8 +46,8 @@ def build_definitions(duckdb_path: Path | None = None) -> dg.Definitions:
         resources={
             "dlt": DagsterDltResource(),
             "intercom": IntercomResource(),
-            "duckdb": DuckDBResource(database=str(duckdb_path or duckdb_path_from_env()),
-                                     connection_config={"memory_limit": DUCKDB_MEMORY_LIMIT}),
+            "duckdb": DuckDBTurnResource(database=str(duckdb_path or duckdb_path_from_env()),
+                                         connection_config={"memory_limit": DUCKDB_MEMORY_LIMIT}),
         },
     )
 

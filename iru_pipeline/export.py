@@ -163,23 +163,23 @@ def export_cli(settings: Settings, out: str | None = None, run_id: str | None = 
     """`iru-pipeline export [--out DIR] [--run RUN_ID]`: signed when IRU_SIGNING_KEY_FILE is set."""
     import duckdb
 
+    from iru_pipeline.storage import reading_database
+
     signer = settings_signer(settings)
     db = settings.duckdb_path
     if not db.exists():
         raise ConfigError(f"IRU_DUCKDB_PATH={db} does not exist: run `iru-pipeline run` (or `iru-pipeline demo`) first")
     try:
-        con = duckdb.connect(str(db), read_only=True)
+        # Read inside the DuckDB turn: an export during a run waits for its step, never breaks it.
+        with reading_database(db, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr)) as con:
+            chosen = run_id or latest_run_id(con)
+            if chosen is None:
+                raise ConfigError(f"no evidence run in {db}: run `iru-pipeline run` (or `iru-pipeline demo`) first")
+            problems = verify_chain(con)
+            result = export_run(con, chosen, Path(out).expanduser() if out else settings.exports_dir, signer)
     except duckdb.Error as exc:
-        print(f"iru-pipeline: cannot open {db}: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
+        print(f"iru-pipeline: cannot read {db}: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
         return 1
-    try:
-        chosen = run_id or latest_run_id(con)
-        if chosen is None:
-            raise ConfigError(f"no evidence run in {db}: run `iru-pipeline run` (or `iru-pipeline demo`) first")
-        problems = verify_chain(con)
-        result = export_run(con, chosen, Path(out).expanduser() if out else settings.exports_dir, signer)
-    finally:
-        con.close()
     print(f"exported evidence run {chosen}: {len(result.files)} files in {result.folder}")
     if signer is None:
         print("not signed: set IRU_SIGNING_KEY_FILE (see `iru-pipeline keygen`) to sign exports")

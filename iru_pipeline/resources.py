@@ -3,10 +3,14 @@ run starts, so tokens never enter Dagster's run config or storage."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import httpx
+from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.config import DEFAULT_DUCKDB_PATH, Settings, load_settings
 from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
@@ -47,6 +51,18 @@ class IntercomResource(dg.ConfigurableResource):
             timeout=httpx.Timeout(self.read_timeout_seconds, connect=min(10.0, self.read_timeout_seconds)),
             max_connections=max(1, self.extract_workers),
         )
+
+
+class DuckDBTurnResource(DuckDBResource):
+    """Dagster's DuckDB resource, its connections opened inside the pipeline's DuckDB turn
+    (storage.database_turn), so an evidence step or check never meets another run's load."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[Any]:
+        from iru_pipeline.storage import database_turn
+
+        with database_turn(Path(self.database)), super().get_connection() as con:
+            yield con
 
 
 def duckdb_path_from_env() -> Path:

@@ -210,12 +210,18 @@ def _first_failure(res: Any) -> str:
 
 
 def _sync_rows(duckdb_path: Path, run_id: str) -> list[dict[str, Any]]:
+    from iru_pipeline.storage import reading_database
+
     if not duckdb_path.exists():
         return []
     try:
-        con = duckdb.connect(str(duckdb_path), read_only=True)
+        with reading_database(duckdb_path, log=logging.getLogger("iru_pipeline.progress").info) as con:
+            return _sync_rows_of(con, run_id)
     except duckdb.Error:
         return []
+
+
+def _sync_rows_of(con: Any, run_id: str) -> list[dict[str, Any]]:
     try:
         cur = con.execute(
             "select region, resource, status, rows_loaded, rows_deleted, duplicates_skipped, api_calls, api_429s, "
@@ -224,10 +230,8 @@ def _sync_rows(duckdb_path: Path, run_id: str) -> list[dict[str, Any]]:
             "from intercom.sync_results where run_id = ? order by region, resource", [run_id])
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-    except duckdb.Error:
+    except duckdb.Error:  # no sync_results table yet (the run failed before writing any)
         return []
-    finally:
-        con.close()
 
 
 def format_summary(result: PipelineResult) -> str:

@@ -5,17 +5,26 @@ for the file, whether it is locked is read from /proc/locks, not by opening the 
 connection takes the lock itself for a moment, and a run that tries to open the file during
 that moment fails (dlt does not retry a lock conflict). Where /proc/locks does not exist, a
 trial connection is the fallback.
+
+Between the pipeline's own processes the file is shared by turns (`database_turn`): a step
+that writes holds the turn for its whole body, and whatever opens the file outside a step (a
+run's start-up check, the summary read between runs, `export`, `rekey`) takes the turn first.
+Dagster's `duckdb_writer` pool orders the steps of one instance; the turn also covers what
+the pool does not see, so no process of the pipeline ever opens the file while another one
+may be opening it.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import hmac
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,13 +135,18 @@ def ensure_writable_database(path: Path, log: Callable[[str], None] | None = Non
             "move it away or choose another path")
     holders = lock_holders(path)
     if not holders:  # free (or unknown without /proc/locks): opening it once proves it is intact
-        _trial_connect(path)
-        return
+        with database_turn(path, wait=False) as turn:
+            if turn:
+                _trial_connect(path)
+                return
+        holders = set()  # another run's step is about to open it: not ours to touch now
     foreign = sorted(pid for pid in holders if not is_pipeline_process(pid))
     if foreign:
         raise _locked_error(path, foreign[0])
     if log:
-        log(f"another run (process {', '.join(map(str, sorted(holders)))}) is writing {path}; this run waits its turn")
+        pids = ", ".join(map(str, sorted(holders)))
+        log(f"another run {f'(process {pids}) ' if pids else ''}is writing {path}; this run waits its turn")
+
 
 
 def _trial_connect(path: Path) -> None:
@@ -150,6 +164,90 @@ def _trial_connect(path: Path) -> None:
             f"IRU_DUCKDB_PATH={path} is not a usable DuckDB database ({str(exc).splitlines()[0]}): "
             "move it away or choose another path"
         ) from None
+
+
+TURN_SUFFIX = ".turn"
+"""The turn file beside the DuckDB file (`iru.duckdb.turn`): empty, only ever locked."""
+TURN_LOG_EVERY_S = 30.0
+_HELD_EXCLUSIVE: set[str] = set()
+"""Turn files this process holds exclusively."""
+
+
+@contextmanager
+def database_turn(path: Path, *, shared: bool = False, wait: bool = True,
+                  log: Callable[[str], None] | None = None) -> Iterator[bool]:
+    """Hold the pipeline's turn on the DuckDB file `path`: exclusive for a writer, `shared`
+    for readers. Yields True once held; with `wait=False` yields False at once when another
+    process holds it. Waits without a bound otherwise, as Dagster's pool does (the turn is
+    held only by a live process of the pipeline: the kernel drops a flock when its holder
+    dies, so no turn outlives a killed run), saying so through `log` every 30 s.
+
+    A flock on a file of its own, not DuckDB's lock: DuckDB takes its lock only while a
+    connection is open and fails at once on a conflict; the turn spans a whole step (dlt
+    opens and closes the file several times in one) and queues. A folder where the turn
+    file cannot be created (read-only) gets no turn: the storage checks report that folder.
+
+    Inside a process that holds the turn exclusively, a nested request passes through: a flock
+    taken again on a second descriptor would wait for the first one forever."""
+    turn_file = path.with_name(path.name + TURN_SUFFIX)
+    key = str(turn_file.resolve())
+    if key in _HELD_EXCLUSIVE:
+        yield True
+        return
+    try:
+        fd = os.open(turn_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        yield True
+        return
+    try:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        if not _try_flock(fd, mode):
+            if not wait:
+                yield False
+                return
+            _wait_flock(fd, mode, path, log)
+        if not shared:
+            _HELD_EXCLUSIVE.add(key)
+        try:
+            yield True
+        finally:
+            _HELD_EXCLUSIVE.discard(key)
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _try_flock(fd: int, mode: int) -> bool:
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _wait_flock(fd: int, mode: int, path: Path, log: Callable[[str], None] | None) -> None:
+    # Polled rather than a blocking flock, so a stop request (SIGINT, SIGTERM) raised in the
+    # main thread is not held up inside a system call.
+    started = time.monotonic()
+    next_log = started
+    while not _try_flock(fd, mode):
+        now = time.monotonic()
+        if log and now >= next_log:
+            log(f"{path} is in use by another run of the pipeline; waiting its turn "
+                f"({now - started:.0f}s so far)")
+            next_log = now + TURN_LOG_EVERY_S
+        time.sleep(0.1)
+
+
+@contextmanager
+def reading_database(path: Path, log: Callable[[str], None] | None = None) -> Iterator[Any]:
+    """A read-only connection to `path`, opened and closed inside a shared turn, so it never
+    meets a writing step of another run (and never makes one fail)."""
+    with database_turn(path, shared=True, log=log):
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def wait_for_database(path: Path, timeout: float = 120.0, log: Callable[[str], None] | None = None) -> None:

@@ -28,7 +28,7 @@ from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, UPSERT, resour
 from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
-from iru_pipeline.storage import bind_pii_key, duckdb_destination, wait_for_database
+from iru_pipeline.storage import bind_pii_key, database_turn, duckdb_destination, wait_for_database
 from iru_pipeline.sync_results import write_sync_results
 
 progress = logging.getLogger("iru_pipeline.progress")
@@ -93,8 +93,16 @@ class IntercomTranslator(DagsterDltTranslator):
 def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource,
     intercom: IntercomResource) -> Iterator[Any]:
     """Load one region's workspace into DuckDB schema `intercom`."""
+    # The whole step holds the DuckDB turn: dlt opens the file several times in a step and
+    # does not retry a lock conflict (storage.database_turn).
+    settings = intercom.settings(context.partition_key)
+    with database_turn(settings.duckdb_path, log=context.log.info):
+        yield from _load_region(context, dlt, intercom, settings)
+
+
+def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, intercom: IntercomResource,
+                 settings: Settings) -> Iterator[Any]:
     region = context.partition_key
-    settings = intercom.settings(region)
     client = intercom.client(settings, region)
     report = SyncReport(region)
     source = intercom_source(
