@@ -135,7 +135,7 @@ def ensure_writable_database(path: Path, log: Callable[[str], None] | None = Non
             "move it away or choose another path")
     holders = lock_holders(path)
     if not holders:  # free (or unknown without /proc/locks): opening it once proves it is intact
-        with database_turn(path, wait=False) as turn:
+        with database_turn(path, wait=False, create=False) as turn:
             if turn:
                 _trial_connect(path)
                 return
@@ -174,7 +174,7 @@ _HELD_EXCLUSIVE: set[str] = set()
 
 
 @contextmanager
-def database_turn(path: Path, *, shared: bool = False, wait: bool = True,
+def database_turn(path: Path, *, shared: bool = False, wait: bool = True, create: bool = True,
                   log: Callable[[str], None] | None = None) -> Iterator[bool]:
     """Hold the pipeline's turn on the DuckDB file `path`: exclusive for a writer, `shared`
     for readers. Yields True once held; with `wait=False` yields False at once when another
@@ -188,14 +188,17 @@ def database_turn(path: Path, *, shared: bool = False, wait: bool = True,
     file cannot be created (read-only) gets no turn: the storage checks report that folder.
 
     Inside a process that holds the turn exclusively, a nested request passes through: a flock
-    taken again on a second descriptor would wait for the first one forever."""
+    taken again on a second descriptor would wait for the first one forever.
+
+    With `create=False` a missing turn file is not created (a check that must write nothing):
+    nobody holds a turn that does not exist, so the turn is yielded as held."""
     turn_file = path.with_name(path.name + TURN_SUFFIX)
     key = str(turn_file.resolve())
     if key in _HELD_EXCLUSIVE:
         yield True
         return
     try:
-        fd = os.open(turn_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(turn_file, os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o600)
     except OSError:
         yield True
         return
