@@ -383,16 +383,19 @@ def bind_pii_key(path: Path, key: Any) -> str:
 
 def check_pii_key(settings: Any) -> None:
     """Before any request: a run with another PII key than the stored pseudonyms' stops here.
-    Reads only; skipped while another run of the pipeline holds the file (the ingestion
-    asset checks again, and binds the key on first use, before it writes)."""
+    Reads only; skipped while another run of the pipeline holds the file or its turn (the
+    ingestion asset checks again, and binds the key on first use, before it writes)."""
     path = settings.duckdb_path
     if settings.pii_key is None or not path.exists() or path.stat().st_size == 0 or lock_holders(path):
         return
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        verify_pii_key(con, path, settings.pii_key.reveal())
-    finally:
-        con.close()
+    with database_turn(path, shared=True, wait=False, create=False) as turn:
+        if not turn:
+            return
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            verify_pii_key(con, path, settings.pii_key.reveal())
+        finally:
+            con.close()
 
 
 # --------------------------------------------------------------------------- full or read-only storage

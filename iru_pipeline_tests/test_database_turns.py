@@ -12,10 +12,13 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 
-from iru_pipeline.storage import database_turn, ensure_writable_database, reading_database
+from iru_pipeline.config import Secret
+from iru_pipeline.storage import check_pii_key, database_turn, ensure_writable_database, reading_database
+from iru_pipeline_tests.helpers import TEST_PII_KEY
 
 STEP = textwrap.dedent("""
     import sys, time
@@ -67,12 +70,14 @@ def _finish_step(step: subprocess.Popen[str]) -> tuple[int, int]:
     return int(counts["opened"]), int(counts["failed"])
 
 
-def test_the_start_up_check_leaves_the_file_alone_while_another_runs_step_holds_the_turn(tmp_path: Path) -> None:
+def test_the_start_up_checks_leave_the_file_alone_while_another_runs_step_holds_the_turn(tmp_path: Path) -> None:
     db = _database(tmp_path)
+    settings = SimpleNamespace(duckdb_path=db, pii_key=Secret(TEST_PII_KEY))
     step, _released = _start_step(db, 2.0, tmp_path)
     checks, lines = 0, []
     while step.poll() is None:
         ensure_writable_database(db, log=lines.append)  # never raises: the holder is a run of ours
+        check_pii_key(settings)
         checks += 1
     opened, failed = _finish_step(step)
     assert checks > 10 and opened > 10, "both sides had time to meet"
