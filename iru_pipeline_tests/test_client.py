@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import pickle
 
+import httpx
 import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
@@ -14,11 +15,19 @@ from iru_pipeline.intercom_client import (
     IntercomConnectionError,
     IntercomError,
     IntercomPermissionError,
+    IntercomRateLimitError,
+    IntercomRequestError,
     IntercomResponseError,
     IntercomServerError,
+    IntercomTransportError,
+    IntercomVersionError,
     RateLimiter,
     RetryPolicy,
+    SearchPage,
 )
+from iru_pipeline.intercom_client.classify import NOT_JSON, Classifier, is_retryable, unusable_body
+from iru_pipeline.intercom_client.errors import KIND_WORDS
+from iru_pipeline.intercom_client.page import records_of, search_decoder
 
 FAST = RetryPolicy(max_retries=5, backoff_base=0.01, backoff_cap=0.05)
 
@@ -294,3 +303,135 @@ def test_page_bodies_are_freed_without_the_cyclic_collector() -> None:
             client.close()
     assert pages == 10
     assert held < 1_000_000, f"{held:,} bytes of {pages} pages still held"
+
+
+# --------------------------------------------------------------------------- classify step (unit)
+
+EU = Classifier(region="eu", host="api.eu.intercom.io", base_url="https://api.eu.intercom.io", api_version="2.16",
+                token_env="INTERCOM_ACCESS_TOKEN_EU", base_url_env="INTERCOM_BASE_URL_EU",
+                permissions={"tags": "Read tags", "contacts": "Read and list users and companies"})
+
+
+def error_body(code: str | None, message: str | None = None, request_id: str | None = "req-7f3a") -> dict:
+    error = {k: v for k, v in (("code", code), ("message", message)) if v is not None}
+    return {"type": "error.list", **({"request_id": request_id} if request_id else {}), "errors": [error]}
+
+
+def assert_one_line(err: IntercomError, kind: type[IntercomError], status: int | None, *fragments: str) -> None:
+    line = str(err)
+    assert type(err) is kind
+    assert "\n" not in line and line.startswith(f"[eu] {KIND_WORDS[kind.kind]}: "), line
+    assert err.status == status and (status is None or f"status {status}" in line), line
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+
+
+@pytest.mark.parametrize(("status", "code", "resource", "kind", "fragments"), [
+    (401, "unauthorized", "tags", IntercomAuthError,
+     ("api.eu.intercom.io", "INTERCOM_ACCESS_TOKEN_EU", "hosted in the EU region")),
+    (401, "token_revoked", None, IntercomAuthError, ("INTERCOM_ACCESS_TOKEN_EU",)),
+    (401, "token_unauthorized", "contacts", IntercomPermissionError,
+     ("may not read contacts", "'Read and list users and companies'", "Developer Hub")),
+    (403, "forbidden", "tags", IntercomPermissionError, ("may not read tags", "'Read tags'")),
+    (403, "action_forbidden", "segments", IntercomPermissionError, ("'the matching read permission'",)),
+    (403, "api_plan_restricted", "tags", IntercomPermissionError,
+     ("tags is not available on this workspace's Intercom plan (Not on your plan)",)),
+    (402, None, "tags", IntercomPermissionError, ("not available on this workspace's Intercom plan",)),
+    (400, "intercom_version_invalid", "tags", IntercomVersionError, ("tags needs Intercom API version 2.16",)),
+    (404, "not_found", None, IntercomRequestError, ("Intercom refused the request: Not on your plan",)),
+    (422, None, "tags", IntercomRequestError, ("Intercom refused the request: no detail given",)),
+])
+def test_each_4xx_family_becomes_its_typed_one_line_error(status: int, code: str | None, resource: str | None,
+                                                          kind: type[IntercomError], fragments: tuple[str]) -> None:
+    message = "Not on your plan" if code in ("api_plan_restricted", "not_found") else None
+    err = EU.status_error(status, error_body(code, message), "GET /tags", resource)
+    assert_one_line(err, kind, status, *fragments, "GET /tags", "request_id req-7f3a", *([code] if code else []))
+    assert (err.code, err.request_id, err.resource, err.region) == (code, "req-7f3a", resource, "eu")
+
+
+def test_intercom_words_are_trimmed_to_one_line_and_an_error_without_request_id_still_reads() -> None:
+    err = EU.status_error(400, error_body("parameter_invalid", "bad\nsort\r\n  order", request_id=None),
+                          "POST /contacts/search", "contacts")
+    assert_one_line(err, IntercomRequestError, 400, "Intercom refused the request: bad sort order")
+    assert err.request_id is None and "request_id" not in str(err)
+    long_id = EU.status_error(404, error_body("not_found", request_id="r" * 500), "GET /tags", None)
+    assert long_id.request_id == "r" * 64
+    not_json = EU.status_error(500, NOT_JSON, "GET /tags", None)
+    assert not_json.request_id is None and not_json.code is None
+
+
+@pytest.mark.parametrize(("status", "retried"), [
+    (408, True), (500, True), (502, True), (503, True), (504, True), (599, True),
+    (400, False), (401, False), (403, False), (404, False), (410, False), (422, False), (429, False), (302, False),
+])
+def test_only_timeouts_and_server_errors_are_retried(status: int, retried: bool) -> None:
+    assert is_retryable(status) is retried
+
+
+def test_a_redirect_names_the_base_url_setting_and_never_shows_the_query() -> None:
+    err = EU.redirect_error(302, "https://login.example.com/sso?session=s3cr3t", "GET /me", "workspaces")
+    assert_one_line(err, IntercomResponseError, 302, "redirected to https://login.example.com/sso",
+                    "set INTERCOM_BASE_URL_EU")
+    assert "s3cr3t" not in str(err) and "?" not in str(err)
+    assert "nowhere (no Location header)" in str(EU.redirect_error(301, None, "GET /me", None))
+
+
+def test_exhausted_waits_and_retries_are_server_trouble_with_counts() -> None:
+    limited = EU.rate_limit_error(12, error_body("rate_limit_exceeded"), "GET /contacts", "contacts")
+    assert_one_line(limited, IntercomRateLimitError, 429, "still rate limited after 12 waits", "rate_limit_exceeded",
+                    "request_id req-7f3a")
+    down = EU.server_error(503, 7, NOT_JSON, "GET /contacts", "contacts")
+    assert_one_line(down, IntercomServerError, 503, "kept answering 503 from api.eu.intercom.io after 7 attempts",
+                    "status.intercom.com")
+
+
+@pytest.mark.parametrize(("exc", "kind", "words"), [
+    (httpx.ConnectError("[Errno 111] Connection refused: https://u:pw@proxy.example"), IntercomConnectionError,
+     "connection refused or host unreachable"),
+    (httpx.ConnectError("[Errno -2] Name or service not known: https://u:pw@proxy.example"), IntercomConnectionError,
+     "host name not found"),
+    (httpx.ReadTimeout("read of https://u:pw@proxy.example"), IntercomTransportError, "(timed out)"),
+    (httpx.RemoteProtocolError("peer closed https://u:pw@proxy.example"), IntercomTransportError,
+     "(connection dropped or response truncated)"),
+])
+def test_transport_failures_say_unreachable_or_incomplete(exc: httpx.TransportError, kind: type[IntercomError],
+                                                          words: str) -> None:
+    err = EU.transport_error(exc, 7, "GET /admins", "admins")
+    assert_one_line(err, kind, None, words, "7 attempts", "GET /admins")
+    assert "pw@" not in str(err) and "proxy.example" not in str(err), "the exception's own text may hold a URL"
+
+
+def test_an_unusable_200_body_is_a_bad_answer_naming_its_content_type() -> None:
+    assert unusable_body(NOT_JSON) == "a non-JSON body"
+    assert unusable_body([{"id": "1"}]) == "JSON that is not an object (list)"
+    assert unusable_body({"type": "list"}) is None
+    err = EU.body_error("a non-JSON body", 200, httpx.Headers({"content-type": "text/html", "x-request-id": "abc"}),
+                        "GET /teams", "teams")
+    assert_one_line(err, IntercomResponseError, 200, "Intercom returned a non-JSON body (content-type 'text/html')",
+                    "request_id abc")
+
+
+# --------------------------------------------------------------------------- the typed search result (unit)
+
+
+def test_a_search_answer_decodes_to_a_typed_page_with_its_records_still_json() -> None:
+    records = b'[{"id":"1","type":"contact"}, 7, {"id":"2","type":"contact"}]'
+    answer = (b'{"type":"list","data":' + records + b',"total_count":2,'
+              b'"pages":{"type":"pages","page":1,"per_page":2,"total_pages":1,"next":{"page":2,"starting_after":"Wz"}}}')
+    page = search_decoder("data")(answer)
+    assert isinstance(page, SearchPage)
+    assert (page.records_json, page.total_count, page.next_cursor) == (records, 2, "Wz")
+    assert page.envelope() == {"total_count": 2, "pages": page.pages} and page.pages["total_pages"] == 1
+    assert records_of(page.records_json) == [{"id": "1", "type": "contact"}, {"id": "2", "type": "contact"}]
+
+
+def test_a_search_answer_falls_back_to_data_and_other_shapes_to_the_full_decoder() -> None:
+    conversations = search_decoder("conversations")
+    in_data = conversations(b'{"data":[{"id":"9"}],"total_count":true,"pages":{"next":null}}')
+    assert isinstance(in_data, SearchPage)
+    assert (in_data.records_json, in_data.total_count, in_data.next_cursor) == (b'[{"id":"9"}]', None, None)
+    assert conversations(b'{"conversations":{"id":"9"},"total_count":1}') == {"conversations": {"id": "9"},
+                                                                             "total_count": 1}
+    assert conversations(b'{"type":"error.list","errors":[]}') == {"type": "error.list", "errors": []}
+    assert conversations(b'{"conversations":[{"id":"9"}') is NOT_JSON
+    assert conversations(b"<html>502</html>") is NOT_JSON

@@ -7,6 +7,7 @@ from iru_pipeline.intercom_client.client import (
     EndpointStats,
     IntercomClient,
     Page,
+    SearchPage,
 )
 from iru_pipeline.intercom_client.errors import (
     SKIPPABLE_ERRORS,
@@ -27,5 +28,5 @@ __all__ = [
     "API_VERSION", "MAX_PER_PAGE", "PERMISSIONS", "SKIPPABLE_ERRORS", "EndpointStats", "IntercomAuthError",
     "IntercomClient", "IntercomConnectionError", "IntercomError", "IntercomPermissionError",
     "IntercomRateLimitError", "IntercomRequestError", "IntercomResponseError", "IntercomServerError",
-    "IntercomTransportError",     "IntercomVersionError", "Page", "RateLimiter", "RetryPolicy",
+    "IntercomTransportError", "IntercomVersionError", "Page", "RateLimiter", "RetryPolicy", "SearchPage",
 ]
