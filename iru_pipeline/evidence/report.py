@@ -34,6 +34,7 @@ from iru_pipeline.evidence.raw import create_raw_views
 from iru_pipeline.regions import REGIONS
 
 if TYPE_CHECKING:
+    from iru_pipeline.evidence.period import Period
     from iru_pipeline.export import ExportFile
 
 REPORT_FILE = "report.html"
@@ -188,8 +189,10 @@ def _charts(con: Any, run_id: str, first: dict[str, Any], as_of: datetime) -> di
     }
 
 
-def report_context(con: Any, run_id: str, signing: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything the template shows, read from DuckDB (the run must have rows: build_export checks)."""
+def report_context(con: Any, run_id: str, signing: dict[str, Any] | None = None,
+                   period: Period | None = None) -> dict[str, Any]:
+    """Everything the template shows, read from DuckDB (the run must have rows: build_export checks).
+    `period`: the audit window of a period export, named in the header."""
     con.execute("set TimeZone = 'UTC'")
     runs = _records(con, "evidence_collection_run", run_id)
     first = runs[0]
@@ -203,6 +206,7 @@ def report_context(con: Any, run_id: str, signing: dict[str, Any] | None = None)
     hosts = [r for r in runs if (r["api_host"] or "").split(":")[0] not in _OFFICIAL_HOSTS]
     return {
         "run": first, "runs": runs, "regions": regions,
+        "export_period": period.describe() if period is not None else None,
         "params_text": json.dumps(first["params_json"] or {}, indent=2, sort_keys=True, ensure_ascii=False),
         "non_production": hosts,
         "signature": _signature_note(signing),
@@ -235,15 +239,17 @@ def _environment() -> Environment:
     return env
 
 
-def render_report(con: Any, run_id: str, signing: dict[str, Any] | None = None) -> bytes:
+def render_report(con: Any, run_id: str, signing: dict[str, Any] | None = None,
+                  period: Period | None = None) -> bytes:
     """report.html of one evidence run, as bytes (UTF-8). `signing` is the manifest's signature
     entry when the export is signed or known to be unsigned; None says nothing is known."""
-    html = _environment().get_template("report.html.j2").render(**report_context(con, run_id, signing))
+    html = _environment().get_template("report.html.j2").render(**report_context(con, run_id, signing, period))
     return html.encode("utf-8")
 
 
-def report_file(con: Any, run_id: str, signing: dict[str, Any] | None = None) -> ExportFile:
+def report_file(con: Any, run_id: str, signing: dict[str, Any] | None = None,
+                period: Period | None = None) -> ExportFile:
     """report.html as a file of the run's export (listed and hashed like every other file)."""
     from iru_pipeline.export import ExportFile  # export.py builds the folder and imports this module
 
-    return ExportFile(REPORT_FILE, render_report(con, run_id, signing))
+    return ExportFile(REPORT_FILE, render_report(con, run_id, signing, period))
