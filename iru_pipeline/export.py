@@ -42,16 +42,14 @@ from iru_pipeline.evidence.manifest import (
     MANIFEST_SCHEMA,
     MANIFEST_SCHEMA_V2,
     MANIFEST_SCHEMA_V3,
-    TableRows,
     content_files,
     pinned_columns,
-    pretty_json,
     run_tables,
-    sha256_hex,
     stored_documents,
     verify_chain,
 )
 from iru_pipeline.evidence.period import Period, latest_run_in_period, parse_period, period_files
+from iru_pipeline.evidence.rendering import TableRows, pretty_json, sha256_hex
 from iru_pipeline.evidence.report import report_file
 from iru_pipeline.evidence.signing import ALGORITHM, SIGNATURE_FILE, Signer
 from iru_pipeline.evidence.summary import SUMMARY_FILE, export_header, records, summary_document, with_header

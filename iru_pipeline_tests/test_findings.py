@@ -114,8 +114,8 @@ def test_a_finding_appears_is_reviewed_and_disappears(days: Path) -> None:
 
     at_d = _finding(days, "run-d", f1)
     assert at_d is not None, "a finding resolved in the period stays listed"
-    assert (at_d["resolution"], at_d["resolved_at"], at_d["last_seen_at"]) == ("reviewed", REVIEWED_AT, AS_OF["run-c"]), \
-        "reviewed before it left the data: the review resolved it"
+    # reviewed before it left the data: the review resolved it
+    assert (at_d["resolution"], at_d["resolved_at"], at_d["last_seen_at"]) == ("reviewed", REVIEWED_AT, AS_OF["run-c"])
 
 
 def test_a_finding_gone_from_the_data_is_resolved_by_the_first_run_without_it(days: Path) -> None:

@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 
 from iru_pipeline.config import ConfigError
-from iru_pipeline.evidence.manifest import TableRows, fetch_table, table_csv, table_json
+from iru_pipeline.evidence.rendering import TableRows, fetch_table, table_csv, table_json
 from iru_pipeline.evidence.tables import MANIFEST_TABLE, SQL_DIR
 
 HISTORY_FILE = "period/control_test_history"

@@ -29,8 +29,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from iru_pipeline.evidence import report_charts as charts
 from iru_pipeline.evidence.controls import CONTROL_TESTS
-from iru_pipeline.evidence.manifest import fetch_table, json_value
 from iru_pipeline.evidence.raw import create_raw_views
+from iru_pipeline.evidence.rendering import fetch_table, json_value
 from iru_pipeline.regions import REGIONS
 
 if TYPE_CHECKING:
