@@ -9,6 +9,7 @@ times, review time), not read from the product.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +19,10 @@ import duckdb
 import pytest
 
 from iru_pipeline.cli import main
+from iru_pipeline.evidence import manifest, session
 from iru_pipeline.evidence.manifest import verify_chain
 from iru_pipeline.evidence.period import parse_period
+from iru_pipeline.evidence.tables import CHAINED_TABLES, TABLES_BY_NAME, EvidenceTable
 from iru_pipeline.export import build_export, export_run
 from iru_pipeline.export_verify import SUMS_FILE, verify_export
 from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
@@ -240,3 +243,58 @@ def test_the_cli_exports_a_period_and_verify_round_trips(days: Path, tmp_path: P
     empty = f"{(NOW - 400 * DAY).date().isoformat()}..{(NOW - 300 * DAY).date().isoformat()}"
     assert main(["export", "--period", empty, "--out", str(tmp_path / "out")]) == 2
     assert "no evidence run in the period" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- upgrade
+
+
+class _ControlTestsBeforeFindings(EvidenceTable):
+    """evidence_control_tests as written before evidence_findings: T11 read this run's
+    evidence_high_risk_activity rows directly."""
+
+    @property
+    def sql(self) -> str:
+        new = super().sql
+        start = new.index("hra as (select * from evidence.evidence_findings")
+        end = new.index("as_of),", start) + len("as_of),")
+        return new[:start] + ("hra as (select * from evidence.evidence_high_risk_activity "
+                              "where run_id = (select run_id from p)),") + new[end:]
+
+
+def test_a_database_written_before_findings_keeps_verifying_and_its_findings_date_from_then(
+        tmp_path: Path, monkeypatch) -> None:
+    db = build_world_db(tmp_path / "iru.duckdb")
+    files = write_world_inputs(tmp_path / "inputs", NOW)
+    old_as_of, new_as_of = NOW - 2 * DAY, NOW
+    old_control = _ControlTestsBeforeFindings(**{f: getattr(TABLES_BY_NAME["evidence_control_tests"], f)
+                                                 for f in ("name", "description", "reads", "order_by", "after",
+                                                           "preview")})
+    old_tables = tuple(t for t in CHAINED_TABLES if t != "evidence_findings")
+    with monkeypatch.context() as old:  # the previous version: no findings table, chain without it
+        old.setattr(session, "EVIDENCE_TABLES", tuple(old_control if t.name == "evidence_control_tests" else t
+                                                      for t in session.EVIDENCE_TABLES
+                                                      if t.name != "evidence_findings"))
+        old.setattr(manifest, "table_digests", functools.partial(manifest.table_digests, tables=old_tables))
+        derive_world(db, world_run(files, "old-run", old_as_of))
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("select count(*) from information_schema.tables where table_name = 'evidence_findings'"
+                           ).fetchone()[0] == 0
+        old_export = export_run(con, "old-run", tmp_path / "exports").folder
+    finally:
+        con.close()
+    derive_world(db, world_run(files, "new-run", new_as_of))
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert verify_chain(con) == []
+        new_export = export_run(con, "new-run", tmp_path / "exports").folder
+    finally:
+        con.close()
+    assert verify_export(old_export) == [] and verify_export(new_export) == []
+    held_then = {r["finding_id"] for r in _rows(db, "select finding_id from evidence.evidence_high_risk_activity "
+                                                    "where run_id = 'old-run'", [])}
+    tracked = {r["finding_id"]: r for r in _rows(db, "select * from evidence.evidence_findings "
+                                                     "where run_id = 'new-run' and test_id = 'T11'", [])}
+    assert held_then and held_then <= set(tracked)
+    assert {tracked[f]["first_detected_at"] for f in held_then} == {old_as_of}, \
+        "findings of runs stored before the table existed count from those runs"
