@@ -47,6 +47,10 @@ _ACCESS_COLUMNS = (
     "last_activity_at", "last_login_at", "last_sign_in_method", "days_inactive", "staleness",
     "identity_status", "exception_kinds", "status", "findings",
 )
+_FINDING_COLUMNS = (
+    "region", "test_id", "finding_kind", "subject_label", "severity", "status", "first_detected_at", "last_seen_at",
+    "resolved_at", "resolution", "reviewed_by", "time_to_resolve_hours",
+)
 _TO_REVIEW_COLUMNS = ("to_review", "review", "reviewing", "warnings")
 """Names the to-review count of a control test may have; the first present is shown."""
 
@@ -218,8 +222,19 @@ def report_context(con: Any, run_id: str, signing: dict[str, Any] | None = None,
         "history_days": (days[0].isoformat(), days[-1].isoformat()),
         "access_columns": columns,
         "access_rows": [[_cell(a[c]) for c in columns] for a in access],
+        "findings": _findings(con, run_id),
         "charts": _charts(con, run_id, first, as_of),
     }
+
+
+def _findings(con: Any, run_id: str) -> dict[str, Any]:
+    """The findings tracked across runs (evidence_findings; none for a run written before it)."""
+    rows = _records(con, "evidence_findings", run_id)
+    columns = [c for c in _FINDING_COLUMNS if rows and c in rows[0]]
+    return {"columns": columns, "rows": [[_cell(r[c]) for c in columns] for r in rows],
+            "open": sum(1 for r in rows if r.get("is_open")),
+            "reviewed": sum(1 for r in rows if r.get("resolution") == "reviewed"),
+            "gone": sum(1 for r in rows if r.get("resolution") == "gone_from_the_data")}
 
 
 def _cell(value: Any) -> str:
