@@ -190,6 +190,9 @@ def test_period_export_holds_the_window_and_verifies(days: Path, tmp_path: Path)
     assert manifest["export_period"]["latest_run_id"] == "run-d"
     report = (result.folder / "report.html").read_text(encoding="utf-8")
     assert f"Audit period {(NOW - 10 * DAY).date().isoformat()} to {NOW.date().isoformat()}" in report
+    shown = report.split('<table id="findings">', 1)[1].split("</table>", 1)[0]
+    tracked = _rows(days, "select count(*) as n from evidence.evidence_findings where run_id = 'run-d'", [])[0]["n"]
+    assert shown.count("<tr>") == 1 + tracked > 1, "report.html lists every finding of the run"
 
     history = json.loads((result.folder / "period/control_test_history.json").read_bytes())
     us_t01 = {h["day"]: h for h in history if h["region"] == "us" and h["test_id"] == "T01"}
