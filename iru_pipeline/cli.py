@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write one CSV and JSON file per evidence table, params.json, summary.md, "
                             "report.html (the run as a page with charts that opens offline), "
                             "manifest.json (every file hashed, the hash chain, proofs of collection), manifest.sig "
-                            "(when IRU_SIGNING_KEY_FILE names a key) and SHA256SUMS into a folder per run.")
+                            "(when IRU_SIGNING_KEY_FILE names a key) and SHA256SUMS into a folder per run; with "
+                            "--period, the latest run in the period plus period/control_test_history and "
+                            "period/findings.")
     export.add_argument("--out", metavar="DIR", help="output folder (default: exports/ beside the DuckDB file)")
     export.add_argument("--run", metavar="RUN_ID", help="export this evidence run instead of the latest")
     export.add_argument("--period", metavar="START..END",

@@ -6,6 +6,8 @@
         params.json       the parameters the run used
         summary.md        the tests table per workspace and the caveats, for a person to read
         report.html       the run as a page with charts, self-contained (evidence/report.py)
+        period/*          with --period only: the control-test history and the findings over the
+                          period (evidence/period.py), in `period_<start>-<end>_<as_of>_<run_id>/`
         (any other file added to `files` in build_export is listed the same way)
         manifest.json     run, workspaces (region, API host and version), period, parameters hash,
                           PII mode, inputs, streams, proofs of collection, tests, every file above
@@ -19,7 +21,7 @@ a run twice gives the same bytes (Ed25519 signatures are deterministic). The tab
 params.json and summary.md (less the header the export adds: signing notice and manifest hash;
 evidence/summary.py) are the bytes the run's chained manifest hash was computed over at
 collection time (manifest.py), so `iru-pipeline verify` recomputes the chain from the folder
-alone. report.html and manifest.json are rendered here, outside the chain.
+alone. report.html, period/* and manifest.json are rendered here, outside the chain.
 What is exported is what the evidence tables hold: admins in clear, contacts only as
 aggregates; no token, no PII key (only its fingerprint), no signing key (only its public
 fingerprint).

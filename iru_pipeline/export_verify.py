@@ -17,8 +17,9 @@ What is checked, each problem reported in one line:
 An unsigned export can be rewritten whole, hashes included, by anyone holding it; only the
 signature (or an earlier or later export, or the database) tells. The chain definition used is
 the one the manifest names (`chain.version`, 1 for exports of runs written before version 2).
-report.html and manifest.json are outside the chain (rendered at export time): manifest.json
-lists and hashes report.html, and only the signature protects both from a rewrite.
+report.html, a period export's period/* files and manifest.json are outside the chain (rendered
+at export time): manifest.json lists and hashes the others, and only the signature protects them
+all from a rewrite.
 """
 
 from __future__ import annotations
