@@ -301,3 +301,33 @@ def test_a_database_written_before_findings_keeps_verifying_and_its_findings_dat
     assert held_then and held_then <= set(tracked)
     assert {tracked[f]["first_detected_at"] for f in held_then} == {old_as_of}, \
         "findings of runs stored before the table existed count from those runs"
+
+
+def test_a_signed_period_export_verifies_and_a_rehashed_period_file_breaks_the_signature(
+        days: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    from iru_pipeline.evidence.signing import generate_key_pair, load_public_key, load_signer
+
+    public_path, _ = generate_key_pair(tmp_path / "keys" / "k.pem")
+    signer, public = load_signer(tmp_path / "keys" / "k.pem"), load_public_key(public_path)
+    con = duckdb.connect(str(days), read_only=True)
+    try:
+        folder = export_run(con, "run-d", tmp_path / "out", signer, parse_period(_period())).folder
+    finally:
+        con.close()
+    assert verify_export(folder, public) == []
+    # Rewrite a period file and every hash beside it (manifest.json and SHA256SUMS), without the key.
+    path = folder / "period/control_test_history.csv"
+    data = path.read_bytes().replace(b",no_run,", b",pass,", 1)
+    assert data != path.read_bytes(), "the day without a run is in the file"
+    path.write_bytes(data)
+    manifest_json = json.loads((folder / "manifest.json").read_bytes())
+    for entry in manifest_json["files"]:
+        if entry["path"] == "period/control_test_history.csv":
+            entry.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    (folder / "manifest.json").write_text(json.dumps(manifest_json, indent=2) + "\n", encoding="utf-8")
+    sums = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(folder).as_posix()}\n"
+                   for p in sorted(folder.rglob("*")) if p.is_file() and p.name != SUMS_FILE)
+    (folder / SUMS_FILE).write_text(sums, encoding="utf-8")
+    assert verify_export(folder, public) == ["manifest.sig is not a valid signature of manifest.json by the given key"]
