@@ -3,7 +3,7 @@
     iru-pipeline check [--region R]
     iru-pipeline run [--region R ...] [--full-refresh] [--reconcile | --no-reconcile]
     iru-pipeline demo
-    iru-pipeline export [--out DIR] [--run RUN_ID]
+    iru-pipeline export [--out DIR] [--run RUN_ID | --period START..END]
     iru-pipeline keygen [--out PATH]
     iru-pipeline verify FOLDER [--public-key FILE] [--previous FOLDER]
     iru-pipeline rekey --old-key-env VAR
@@ -75,9 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write one CSV and JSON file per evidence table, params.json, summary.md, "
                             "report.html (the run as a page with charts that opens offline), "
                             "manifest.json (every file hashed, the hash chain, proofs of collection), manifest.sig "
-                            "(when IRU_SIGNING_KEY_FILE names a key) and SHA256SUMS into a folder per run.")
+                            "(when IRU_SIGNING_KEY_FILE names a key) and SHA256SUMS into a folder per run; with "
+                            "--period, the latest run in the period plus period/control_test_history and "
+                            "period/findings.")
     export.add_argument("--out", metavar="DIR", help="output folder (default: exports/ beside the DuckDB file)")
     export.add_argument("--run", metavar="RUN_ID", help="export this evidence run instead of the latest")
+    export.add_argument("--period", metavar="START..END",
+                        help="export an audit window, e.g. 2026-01-01..2026-12-31 (UTC days, both included): the "
+                        "latest run in it, plus the control-test history and the findings over the period")
     _add_keygen_parser(sub)
     _add_verify_parser(sub)
 
@@ -323,7 +328,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from iru_pipeline.export import export_cli
 
     settings = load_settings(require_regions=False, require_pii_key=False)
-    return export_cli(settings, out=args.out, run_id=args.run)
+    return export_cli(settings, out=args.out, run_id=args.run, period_text=args.period)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@
         params.json       the parameters the run used
         summary.md        the tests table per workspace and the caveats, for a person to read
         report.html       the run as a page with charts, self-contained (evidence/report.py)
+        period/*          with --period only: the control-test history and the findings over the
+                          period (evidence/period.py), in `period_<start>-<end>_<as_of>_<run_id>/`
         (any other file added to `files` in build_export is listed the same way)
         manifest.json     run, workspaces (region, API host and version), period, parameters hash,
                           PII mode, inputs, streams, proofs of collection, tests, every file above
@@ -19,7 +21,7 @@ a run twice gives the same bytes (Ed25519 signatures are deterministic). The tab
 params.json and summary.md (less the header the export adds: signing notice and manifest hash;
 evidence/summary.py) are the bytes the run's chained manifest hash was computed over at
 collection time (manifest.py), so `iru-pipeline verify` recomputes the chain from the folder
-alone. report.html and manifest.json are rendered here, outside the chain.
+alone. report.html, period/* and manifest.json are rendered here, outside the chain.
 What is exported is what the evidence tables hold: admins in clear, contacts only as
 aggregates; no token, no PII key (only its fingerprint), no signing key (only its public
 fingerprint).
@@ -42,15 +44,14 @@ from iru_pipeline.evidence.manifest import (
     MANIFEST_SCHEMA,
     MANIFEST_SCHEMA_V2,
     MANIFEST_SCHEMA_V3,
-    TableRows,
     content_files,
     pinned_columns,
-    pretty_json,
     run_tables,
-    sha256_hex,
     stored_documents,
     verify_chain,
 )
+from iru_pipeline.evidence.period import Period, latest_run_in_period, parse_period, period_files
+from iru_pipeline.evidence.rendering import TableRows, pretty_json, sha256_hex
 from iru_pipeline.evidence.report import report_file
 from iru_pipeline.evidence.signing import ALGORITHM, SIGNATURE_FILE, Signer
 from iru_pipeline.evidence.summary import SUMMARY_FILE, export_header, records, summary_document, with_header
@@ -103,9 +104,11 @@ def _has_table(con: Any, table: str) -> bool:
     ).fetchone()[0])
 
 
-def build_export(con: Any, run_id: str, signer: Signer | None = None) -> tuple[str, list[ExportFile], str | None]:
+def build_export(con: Any, run_id: str, signer: Signer | None = None, period: Period | None = None
+                 ) -> tuple[str, list[ExportFile], str | None]:
     """The folder name and the files of one run's export (not written). With a signer, the
-    manifest records its public key's fingerprint and `manifest.sig` signs manifest.json."""
+    manifest records its public key's fingerprint and `manifest.sig` signs manifest.json. With a
+    period, the period's files (evidence/period.py) are added and named in the manifest."""
     con.execute("set TimeZone = 'UTC'")
     if not has_run(con, run_id):
         raise ConfigError(f"no evidence run {run_id!r} in the database: list runs with "
@@ -120,8 +123,11 @@ def build_export(con: Any, run_id: str, signer: Signer | None = None) -> tuple[s
         rows = tables[name] if name else None
         files.append(ExportFile(path, data, name, None if rows is None else len(rows.rows),
                                 None if rows is None else rows.columns))
+    if period is not None:
+        for path, (rows, data) in period_files(con, run_id, period).items():
+            files.append(ExportFile(path, data, path.rpartition(".")[0], len(rows.rows), rows.columns))
     signing = {"signed": signer is not None, "public_key_fingerprint": signer.fingerprint if signer else None}
-    files.append(report_file(con, run_id, signing))
+    files.append(report_file(con, run_id, signing, period))
     # Chain version 3 on: the summary stored when the run was sealed (and chained); before, rendered now.
     document = stored_documents(con, run_id).get(SUMMARY_FILE)
     text = document.decode("utf-8") if document is not None else summary_document(tables, content)
@@ -129,19 +135,23 @@ def build_export(con: Any, run_id: str, signer: Signer | None = None) -> tuple[s
     files.append(ExportFile(SUMMARY_FILE, with_header(text, header).encode("utf-8")))
     # Every file appended to `files` before this line, whatever it is, is listed and hashed in
     # manifest.json, so the signature covers it and `verify` checks it.
-    manifest = _pretty_json(_manifest(first, runs, tables, files, signer))
+    manifest = _pretty_json(_manifest(first, runs, tables, files, signer, period))
     files.append(ExportFile(MANIFEST_FILE, manifest))
     if signer is not None:
         files.append(ExportFile(SIGNATURE_FILE, signer.sign(manifest)))
     sums = "".join(f"{sha256_hex(f.data)}  {f.path}\n" for f in sorted(files, key=lambda f: f.path))
     files.append(ExportFile(SUMS_FILE, sums.encode("utf-8")))
     folder = f"{datetime.fromisoformat(first['as_of'].replace('Z', '+00:00')):%Y%m%dT%H%M%SZ}_{run_id}"
+    if period is not None:
+        folder = f"period_{period.start:%Y%m%d}-{period.end:%Y%m%d}_{folder}"
     return folder, files, first["manifest_sha256"]
 
 
-def export_run(con: Any, run_id: str, out_dir: Path, signer: Signer | None = None) -> ExportResult:
-    """Write one run's export folder under `out_dir`, replacing an earlier export of the run."""
-    name, files, digest = build_export(con, run_id, signer)
+def export_run(con: Any, run_id: str, out_dir: Path, signer: Signer | None = None,
+               period: Period | None = None) -> ExportResult:
+    """Write one run's export folder under `out_dir`, replacing an earlier export of the run
+    (with `period`, of the run and period)."""
+    name, files, digest = build_export(con, run_id, signer, period)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / name
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_dir))
@@ -159,12 +169,17 @@ def export_run(con: Any, run_id: str, out_dir: Path, signer: Signer | None = Non
     return ExportResult(target, files, digest)
 
 
-def export_cli(settings: Settings, out: str | None = None, run_id: str | None = None) -> int:
-    """`iru-pipeline export [--out DIR] [--run RUN_ID]`: signed when IRU_SIGNING_KEY_FILE is set."""
+def export_cli(settings: Settings, out: str | None = None, run_id: str | None = None,
+               period_text: str | None = None) -> int:
+    """`iru-pipeline export [--out DIR] [--run RUN_ID | --period START..END]`: signed when
+    IRU_SIGNING_KEY_FILE is set. With a period, the latest run in it and the audit window."""
     import duckdb
 
     from iru_pipeline.storage import reading_database
 
+    if period_text is not None and run_id is not None:
+        raise ConfigError("give --run or --period, not both: a period export holds the latest run in the period")
+    period = parse_period(period_text) if period_text is not None else None
     signer = settings_signer(settings)
     db = settings.duckdb_path
     if not db.exists():
@@ -172,15 +187,16 @@ def export_cli(settings: Settings, out: str | None = None, run_id: str | None = 
     try:
         # Read inside the DuckDB turn: an export during a run waits for its step, never breaks it.
         with reading_database(db, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr)) as con:
-            chosen = run_id or latest_run_id(con)
+            chosen = latest_run_in_period(con, period) if period is not None else run_id or latest_run_id(con)
             if chosen is None:
                 raise ConfigError(f"no evidence run in {db}: run `iru-pipeline run` (or `iru-pipeline demo`) first")
             problems = verify_chain(con)
-            result = export_run(con, chosen, Path(out).expanduser() if out else settings.exports_dir, signer)
+            result = export_run(con, chosen, Path(out).expanduser() if out else settings.exports_dir, signer, period)
     except duckdb.Error as exc:
         print(f"iru-pipeline: cannot read {db}: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
         return 1
-    print(f"exported evidence run {chosen}: {len(result.files)} files in {result.folder}")
+    window = f" with the period {period.label}" if period is not None else ""
+    print(f"exported evidence run {chosen}{window}: {len(result.files)} files in {result.folder}")
     if signer is None:
         print("not signed: set IRU_SIGNING_KEY_FILE (see `iru-pipeline keygen`) to sign exports")
     else:
@@ -211,59 +227,71 @@ _pretty_json = pretty_json
 
 
 def _manifest(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[str, TableRows],
-              files: list[ExportFile], signer: Signer | None) -> dict[str, Any]:
-    streams = _records(tables["evidence_collection_stream"])
-    proofs = _records(tables[PROOF_TABLE]) if PROOF_TABLE in tables else []
+              files: list[ExportFile], signer: Signer | None, period: Period | None = None) -> dict[str, Any]:
     tests = _records(tables["evidence_control_tests"])
-    return {
+    manifest: dict[str, Any] = {
         "schema_version": EXPORT_SCHEMA,
         "run_id": first["run_id"],
         "as_of": first["as_of"],
         "generator": {"name": "iru-pipeline", "version": first["tool_version"], "python": first["python_version"],
                       "duckdb": first["duckdb_version"], "dagster": first["dagster_version"],
                       "dlt": first["dlt_version"]},
-        "collected": {
-            "collector_host": first["collector_host"],
-            "started_at": min((r["collection_started_at"] for r in runs if r["collection_started_at"]), default=None),
-            "finished_at": max((r["collection_finished_at"] for r in runs if r["collection_finished_at"]),
-                default=None),
-        },
+        "collected": _collected(first, runs),
         "period": {"start": first["period_start"], "end": first["period_end"]},
-        "workspaces": [
-            {"region": r["region"], "id": r["workspace_id"], "name": r["workspace_name"],
-             "reported_region": r["reported_region"], "api_host": r["api_host"], "api_version": r["api_version"],
-             "official_intercom_host": is_intercom_api_host(r["api_host"]),
-             "token_admin_id": r["token_admin_id"], "collection_status": r["status"],
-             "missing_capabilities": r["missing_capabilities"]}
-            for r in runs
-        ],
+        "workspaces": [_workspace(r) for r in runs],
         "params_sha256": first["params_sha256"],
         "pii_mode": first["pii_mode"],
         "hmac_key_id": first["hmac_key_id"],
         "inputs": first["inputs_json"] or [],
-        "streams": [
-            {k: s[k] for k in ("region", "stream", "status", "endpoint", "scope_required", "mode", "window_start",
-                               "window_end", "cursor_before", "cursor_after", "rows_loaded", "api_calls",
-                               "api_retries", "api_429s", "error_code", "fields_dropped")}
-            for s in streams
-        ],
-        "collection_proofs": [
-            {k: p[k] for k in ("region", "endpoint", "resource", "received_at", "api_base_url", "http_status",
-                               "request_id", "body_sha256", "body_bytes")}
-            for p in proofs
-        ],
+        **_streams_and_proofs(tables),
         "tests": [
             {k: t.get(k) for k in ("region", "test_id", "test_name", "status", "population", "failing", "warnings")}
             for t in tests
         ],
         "files": [f.describe() for f in files],
-        "signing": (
-            {"algorithm": ALGORITHM, "public_key_sha256": signer.fingerprint, "signature_file": SIGNATURE_FILE,
-             "signs": MANIFEST_FILE}
-            if signer is not None else None
-        ),
+        "signing": _signing(signer),
         "chain": _chain(first),
     }
+    if period is not None:  # the audit window exported beside the run (evidence/period.py)
+        manifest["export_period"] = {**period.describe(), "latest_run_id": first["run_id"],
+                                     "files": sorted(f.path for f in files if f.path.startswith("period/"))}
+    return manifest
+
+
+def _collected(first: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    started = [r["collection_started_at"] for r in runs if r["collection_started_at"]]
+    finished = [r["collection_finished_at"] for r in runs if r["collection_finished_at"]]
+    return {"collector_host": first["collector_host"], "started_at": min(started, default=None),
+            "finished_at": max(finished, default=None)}
+
+
+def _workspace(r: dict[str, Any]) -> dict[str, Any]:
+    return {"region": r["region"], "id": r["workspace_id"], "name": r["workspace_name"],
+            "reported_region": r["reported_region"], "api_host": r["api_host"], "api_version": r["api_version"],
+            "official_intercom_host": is_intercom_api_host(r["api_host"]),
+            "token_admin_id": r["token_admin_id"], "collection_status": r["status"],
+            "missing_capabilities": r["missing_capabilities"]}
+
+
+_STREAM_KEYS = ("region", "stream", "status", "endpoint", "scope_required", "mode", "window_start", "window_end",
+                "cursor_before", "cursor_after", "rows_loaded", "api_calls", "api_retries", "api_429s", "error_code",
+                "fields_dropped")
+_PROOF_KEYS = ("region", "endpoint", "resource", "received_at", "api_base_url", "http_status", "request_id",
+               "body_sha256", "body_bytes")
+
+
+def _streams_and_proofs(tables: dict[str, TableRows]) -> dict[str, Any]:
+    streams = _records(tables["evidence_collection_stream"])
+    proofs = _records(tables[PROOF_TABLE]) if PROOF_TABLE in tables else []
+    return {"streams": [{k: s[k] for k in _STREAM_KEYS} for s in streams],
+            "collection_proofs": [{k: p[k] for k in _PROOF_KEYS} for p in proofs]}
+
+
+def _signing(signer: Signer | None) -> dict[str, Any] | None:
+    if signer is None:
+        return None
+    return {"algorithm": ALGORITHM, "public_key_sha256": signer.fingerprint, "signature_file": SIGNATURE_FILE,
+            "signs": MANIFEST_FILE}
 
 
 def _chain(first: dict[str, Any]) -> dict[str, Any]:

@@ -17,8 +17,9 @@ What is checked, each problem reported in one line:
 An unsigned export can be rewritten whole, hashes included, by anyone holding it; only the
 signature (or an earlier or later export, or the database) tells. The chain definition used is
 the one the manifest names (`chain.version`, 1 for exports of runs written before version 2).
-report.html and manifest.json are outside the chain (rendered at export time): manifest.json
-lists and hashes report.html, and only the signature protects both from a rewrite.
+report.html, a period export's period/* files and manifest.json are outside the chain (rendered
+at export time): manifest.json lists and hashes the others, and only the signature protects them
+all from a rewrite.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from iru_pipeline.evidence.manifest import (
     is_chained_file,
     manifest_sha256,
     manifest_sha256_v2,
-    sha256_hex,
 )
+from iru_pipeline.evidence.rendering import sha256_hex
 from iru_pipeline.evidence.signing import SIGNATURE_FILE, fingerprint, load_public_key, signature_valid
 from iru_pipeline.evidence.summary import SUMMARY_FILE, export_header, without_header
 from iru_pipeline.evidence.tables import MANIFEST_TABLE
@@ -145,31 +146,40 @@ def _check_chain(files: dict[str, bytes], manifest: dict[str, Any]) -> list[str]
     except (KeyError, ValueError):
         return [f"{MANIFEST_FILE} lacks run_id, as_of or params_sha256: the chain cannot be recomputed"]
     previous = chain.get("previous_manifest_sha256")
-    problems: list[str] = []
     if chain.get("version") in (2, CHAIN_VERSION):
-        try:
-            actual = chained_files_sha256({p: d for p, d in files.items() if is_chained_file(p)})
-        except (ValueError, IndexError):
+        problems = _check_chained_files(files, manifest, chain)
+        if problems is None:
             return [f"tables/{MANIFEST_TABLE}.* cannot be read: the chain cannot be recomputed"]
-        if chain.get("version") == CHAIN_VERSION:
-            problems += _chained_summary(files, manifest, chain, actual)
-        recorded = chain.get("files_sha256") or {}
-        for path in sorted(actual.keys() | recorded.keys()):
-            if actual.get(path) != recorded.get(path):
-                problems.append(f"{path} does not match the hash recorded at collection time")
         schema = MANIFEST_SCHEMA_V3 if chain.get("version") == CHAIN_VERSION else MANIFEST_SCHEMA_V2
-        recomputed = manifest_sha256_v2(run_id, as_of, params_sha256, previous, recorded, schema)
-        problems += _chain_columns_agree(files, chain)
+        recomputed = manifest_sha256_v2(run_id, as_of, params_sha256, previous, chain.get("files_sha256") or {},
+                                        schema)
     else:
         recorded = chain.get("tables_sha256") or {}
         tables: dict[str, str | None] = {
             t: sha256_hex(files[f"tables/{t}.csv"]) if f"tables/{t}.csv" in files else None for t in recorded}
-        if tables != recorded:
-            problems.append("table files do not match the hashes recorded at collection time")
+        problems = [] if tables == recorded else ["table files do not match the hashes recorded at collection time"]
         recomputed = manifest_sha256(run_id, as_of, params_sha256, previous, recorded)
     if recomputed != chain.get("manifest_sha256"):
         problems.append("manifest hash does not match its recorded inputs")
     return problems
+
+
+def _check_chained_files(files: dict[str, bytes], manifest: dict[str, Any], chain: dict[str, Any]
+                         ) -> list[str] | None:
+    """Chain versions 2 and 3: each chained file against the hash recorded at collection time
+    (None: the collection-run table cannot be read, so nothing can be recomputed)."""
+    try:
+        actual = chained_files_sha256({p: d for p, d in files.items() if is_chained_file(p)})
+    except (ValueError, IndexError):
+        return None
+    problems: list[str] = []
+    if chain.get("version") == CHAIN_VERSION:
+        problems += _chained_summary(files, manifest, chain, actual)
+    recorded = chain.get("files_sha256") or {}
+    for path in sorted(actual.keys() | recorded.keys()):
+        if actual.get(path) != recorded.get(path):
+            problems.append(f"{path} does not match the hash recorded at collection time")
+    return problems + _chain_columns_agree(files, chain)
 
 
 def _chained_summary(files: dict[str, bytes], manifest: dict[str, Any], chain: dict[str, Any],

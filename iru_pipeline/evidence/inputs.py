@@ -190,6 +190,26 @@ def parse_csv(spec: InputSpec, data: bytes, where: str) -> list[tuple]:
     except UnicodeDecodeError:
         raise ConfigError(f"{spec.name} file {where}: not UTF-8 text; save the CSV as UTF-8") from None
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    reader.fieldnames = _header(spec, reader, where)
+    out: list[tuple] = []
+    seen: dict[object, int] = {}
+    try:
+        for record in reader:
+            line = reader.line_num
+            if None in record:
+                raise ConfigError(f"{spec.name} file {where}, line {line}: more fields than the header has")
+            if all(not (v or "").strip() for v in record.values()):
+                continue
+            row = _parse_row(spec, record, where, line)
+            _check_unique(spec, row, seen, where, line)
+            out.append((*row.values(), line))
+    except csv.Error as exc:
+        raise ConfigError(f"{spec.name} file {where}, line {reader.line_num}: {exc}") from None
+    return out
+
+
+def _header(spec: InputSpec, reader: csv.DictReader, where: str) -> list[str]:
+    """The header, lower-case; every required column must be there."""
     try:
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
     except csv.Error as exc:
@@ -200,28 +220,18 @@ def parse_csv(spec: InputSpec, data: bytes, where: str) -> list[tuple]:
         raise ConfigError(
             f"{spec.name} file {where}, line 1: missing column {', '.join(missing)} (expected: {expected})"
         )
-    reader.fieldnames = header
-    out: list[tuple] = []
-    seen: dict[object, int] = {}
-    line = 1
-    try:
-        for record in reader:
-            line = reader.line_num
-            if None in record:
-                raise ConfigError(f"{spec.name} file {where}, line {line}: more fields than the header has")
-            if all(not (v or "").strip() for v in record.values()):
-                continue
-            row = _parse_row(spec, record, where, line)
-            if spec.unique_on is not None:
-                key = row[spec.unique_on]
-                if key in seen:
-                    raise ConfigError(f"{spec.name} file {where}, line {line}: {spec.unique_on} {key!r} "
-                                      f"already given on line {seen[key]}")
-                seen[key] = line
-            out.append((*row.values(), line))
-    except csv.Error as exc:
-        raise ConfigError(f"{spec.name} file {where}, line {reader.line_num}: {exc}") from None
-    return out
+    return header
+
+
+def _check_unique(spec: InputSpec, row: Mapping[str, object], seen: dict[object, int], where: str,
+                  line: int) -> None:
+    if spec.unique_on is None:
+        return
+    key = row[spec.unique_on]
+    if key in seen:
+        raise ConfigError(f"{spec.name} file {where}, line {line}: {spec.unique_on} {key!r} "
+                          f"already given on line {seen[key]}")
+    seen[key] = line
 
 
 def _parse_row(spec: InputSpec, record: Mapping[str, str | None], where: str, line: int) -> dict[str, object]:

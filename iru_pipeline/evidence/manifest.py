@@ -36,24 +36,30 @@ Chain version 1 (runs written before; `chain_version` NULL) covered the CSV file
 
 with the tables named in the run's `tables_sha256`; such runs are still verified that way.
 
-Formatting rules: UTC timestamps in ISO 8601 with `Z`, rows sorted by the table's key then
-every other column, columns in table order, RFC 4180 CSV (UTF-8, CRLF, minimal quoting; lists
-as JSON arrays, booleans `true`/`false`, NULL empty), JSON typed.
+File formatting (the same rows always give the same bytes): evidence/rendering.py.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from iru_pipeline.evidence.params import canonical_json
+from iru_pipeline.evidence.rendering import (
+    TableRows,
+    fetch_table,
+    json_rows,
+    json_value,
+    pretty_json,
+    sha256_hex,
+    table_csv,
+    table_json,
+    timestamp_text,
+)
 from iru_pipeline.evidence.tables import CHAINED_TABLES, EVIDENCE_TABLES, MANIFEST_TABLE, TABLES_BY_NAME
 
 MANIFEST_SCHEMA = "iru-evidence-manifest/1"
@@ -67,101 +73,6 @@ CHAIN_COLUMNS = ("tables_sha256", "files_sha256", "previous_manifest_sha256", "m
 """Columns of evidence_collection_run that hold the chain: left out of what the chain hashes."""
 PARAMS_FILE = "params.json"
 _PENDING = ""
-
-
-@dataclass(frozen=True)
-class TableRows:
-    name: str
-    columns: list[str]
-    types: list[str]
-    rows: list[tuple]
-
-
-def fetch_table(con: Any, table: str, run_id: str, columns: Sequence[str] | None = None) -> TableRows:
-    """This run's rows of one evidence table, in the export's order; only `columns` if given
-    (the columns the table had when the run was written)."""
-    cols = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = 'evidence' and table_name = ? order by ordinal_position",
-        [table],
-    ).fetchall()
-    if columns is not None:
-        cols = [c for c in cols if c[0] in set(columns)]
-    if not cols:
-        return TableRows(table, [], [], [])
-    names = [c[0] for c in cols]
-    key = [c for c in TABLES_BY_NAME[table].order_by if c in names]
-    order = ", ".join(f'"{c}" nulls first' for c in key + [n for n in names if n not in key])
-    select = ", ".join(f'"{n}"' for n in names)
-    rows = con.execute(f'select {select} from evidence."{table}" where run_id = ? order by {order}',
-                       [run_id]).fetchall()
-    return TableRows(table, names, [c[1].upper() for c in cols], rows)
-
-
-def _timestamp(value: datetime) -> str:
-    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-    return value.strftime(fmt)
-
-
-def json_value(value: Any, sql_type: str = "") -> Any:
-    """A DuckDB value as a JSON value (typed)."""
-    if value is None:
-        return None
-    if sql_type == "JSON" and isinstance(value, str):
-        return json.loads(value)
-    if isinstance(value, datetime):
-        return _timestamp(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (list, tuple)):
-        return [json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
-    return value
-
-
-def csv_cell(value: Any, sql_type: str = "") -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if sql_type == "JSON" and isinstance(value, str):
-        return canonical_json(json.loads(value))
-    if isinstance(value, (list, tuple, dict)):
-        return canonical_json(json_value(value))
-    converted = json_value(value, sql_type)
-    return "" if converted is None else str(converted)
-
-
-def table_csv(t: TableRows) -> bytes:
-    buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(t.columns)
-    for row in t.rows:
-        writer.writerow([csv_cell(v, typ) for v, typ in zip(row, t.types, strict=True)])
-    return buf.getvalue().encode("utf-8")
-
-
-def table_json(t: TableRows) -> bytes:
-    return _json_rows([{c: json_value(v, typ) for c, v, typ in zip(t.columns, row, t.types, strict=True)}
-                       for row in t.rows])
-
-
-def _json_rows(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    objects = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows]
-    body = "[\n" + ",\n".join(objects) + "\n]\n" if objects else "[]\n"
-    return body.encode("utf-8")
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def pretty_json(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def table_digests(con: Any, run_id: str, tables: Sequence[str] = CHAINED_TABLES) -> dict[str, str]:
@@ -226,7 +137,7 @@ def chain_bytes(path: str, data: bytes) -> bytes:
         return data
     if path.endswith(".json"):
         rows = json.loads(data.decode("utf-8"))
-        return _json_rows([{k: v for k, v in row.items() if k not in CHAIN_COLUMNS} for row in rows])
+        return json_rows([{k: v for k, v in row.items() if k not in CHAIN_COLUMNS} for row in rows])
     records = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     keep = [i for i, c in enumerate(records[0] if records else []) if c not in CHAIN_COLUMNS]
     buf = io.StringIO(newline="")
@@ -247,7 +158,7 @@ def manifest_sha256(run_id: str, as_of: datetime, params_sha256: str, previous: 
     body = {
         "schema": MANIFEST_SCHEMA,
         "run_id": run_id,
-        "as_of": _timestamp(as_of),
+        "as_of": timestamp_text(as_of),
         "params_sha256": params_sha256,
         "previous_manifest_sha256": previous,
         "tables": dict(sorted(tables.items())),
@@ -261,7 +172,7 @@ def manifest_sha256_v2(run_id: str, as_of: datetime, params_sha256: str, previou
     body = {
         "schema": schema,
         "run_id": run_id,
-        "as_of": _timestamp(as_of),
+        "as_of": timestamp_text(as_of),
         "params_sha256": params_sha256,
         "previous_manifest_sha256": previous,
         "files": dict(sorted(files.items())),

@@ -151,19 +151,16 @@ def load_params(config: Mapping[str, object], config_path: Path | None = None) -
     return params
 
 
+_LOWER_CASE_LISTS = ("internal_domains", "access_managers", "freemail_domains", "generic_localparts",
+                     "generic_display_names", "dsar_tags", "security_tags")
+"""Lists compared lower-case in the SQL."""
+
+
 def _coerce(where: str, key: str, raw: object, default: object, config_path: Path | None) -> object:
     if key == "inputs":
         return _inputs(where, raw, config_path)
     if isinstance(default, tuple):
-        if not isinstance(raw, list) or not all(isinstance(v, str) and v.strip() for v in raw):
-            raise ConfigError(f"{where}: {key} must be a list of non-empty strings, e.g. {key} = [\"x\"] (got {raw!r})")
-        items = [v.strip() for v in raw]
-        if key in ("internal_domains", "access_managers", "freemail_domains", "generic_localparts",
-                   "generic_display_names", "dsar_tags", "security_tags"):
-            items = [v.lower().lstrip("@") for v in items]  # compared lower-case in the SQL
-        if key == "allowed_regions":
-            items = [v.upper() for v in items]
-        return tuple(dict.fromkeys(items))
+        return _string_list(where, key, raw)
     if isinstance(default, bool) or not isinstance(default, (int, float, str)):
         raise ConfigError(f"{where}: {key} cannot be set")  # pragma: no cover - no such field today
     if isinstance(default, str):
@@ -171,12 +168,27 @@ def _coerce(where: str, key: str, raw: object, default: object, config_path: Pat
             raise ConfigError(f"{where}: {key} must be a string like {default!r} (got {raw!r})")
         return raw
     if isinstance(default, float):
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= 100:
-            raise ConfigError(f"{where}: {key} must be a percentage between 0 and 100 (got {raw!r})")
-        return float(raw)
+        return _percentage(where, key, raw)
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
         raise ConfigError(f"{where}: {key} must be a whole number of at least 1 (got {raw!r})")
     return raw
+
+
+def _string_list(where: str, key: str, raw: object) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v.strip() for v in raw):
+        raise ConfigError(f"{where}: {key} must be a list of non-empty strings, e.g. {key} = [\"x\"] (got {raw!r})")
+    items = [v.strip() for v in raw]
+    if key in _LOWER_CASE_LISTS:
+        items = [v.lower().lstrip("@") for v in items]
+    if key == "allowed_regions":
+        items = [v.upper() for v in items]
+    return tuple(dict.fromkeys(items))
+
+
+def _percentage(where: str, key: str, raw: object) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= 100:
+        raise ConfigError(f"{where}: {key} must be a percentage between 0 and 100 (got {raw!r})")
+    return float(raw)
 
 
 def _inputs(where: str, raw: object, config_path: Path | None) -> dict[str, str]:

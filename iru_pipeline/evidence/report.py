@@ -29,11 +29,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from iru_pipeline.evidence import report_charts as charts
 from iru_pipeline.evidence.controls import CONTROL_TESTS
-from iru_pipeline.evidence.manifest import fetch_table, json_value
 from iru_pipeline.evidence.raw import create_raw_views
+from iru_pipeline.evidence.rendering import fetch_table, json_value
 from iru_pipeline.regions import REGIONS
 
 if TYPE_CHECKING:
+    from iru_pipeline.evidence.period import Period
     from iru_pipeline.export import ExportFile
 
 REPORT_FILE = "report.html"
@@ -45,6 +46,10 @@ _ACCESS_COLUMNS = (
     "region", "admin_id", "admin_name", "admin_email", "role_name", "is_privileged", "team_names",
     "last_activity_at", "last_login_at", "last_sign_in_method", "days_inactive", "staleness",
     "identity_status", "exception_kinds", "status", "findings",
+)
+_FINDING_COLUMNS = (
+    "region", "test_id", "finding_kind", "subject_label", "severity", "status", "first_detected_at", "last_seen_at",
+    "resolved_at", "resolution", "reviewed_by", "time_to_resolve_hours",
 )
 _TO_REVIEW_COLUMNS = ("to_review", "review", "reviewing", "warnings")
 """Names the to-review count of a control test may have; the first present is shown."""
@@ -188,8 +193,10 @@ def _charts(con: Any, run_id: str, first: dict[str, Any], as_of: datetime) -> di
     }
 
 
-def report_context(con: Any, run_id: str, signing: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything the template shows, read from DuckDB (the run must have rows: build_export checks)."""
+def report_context(con: Any, run_id: str, signing: dict[str, Any] | None = None,
+                   period: Period | None = None) -> dict[str, Any]:
+    """Everything the template shows, read from DuckDB (the run must have rows: build_export checks).
+    `period`: the audit window of a period export, named in the header."""
     con.execute("set TimeZone = 'UTC'")
     runs = _records(con, "evidence_collection_run", run_id)
     first = runs[0]
@@ -203,6 +210,7 @@ def report_context(con: Any, run_id: str, signing: dict[str, Any] | None = None)
     hosts = [r for r in runs if (r["api_host"] or "").split(":")[0] not in _OFFICIAL_HOSTS]
     return {
         "run": first, "runs": runs, "regions": regions,
+        "export_period": period.describe() if period is not None else None,
         "params_text": json.dumps(first["params_json"] or {}, indent=2, sort_keys=True, ensure_ascii=False),
         "non_production": hosts,
         "signature": _signature_note(signing),
@@ -214,8 +222,19 @@ def report_context(con: Any, run_id: str, signing: dict[str, Any] | None = None)
         "history_days": (days[0].isoformat(), days[-1].isoformat()),
         "access_columns": columns,
         "access_rows": [[_cell(a[c]) for c in columns] for a in access],
+        "findings": _findings(con, run_id),
         "charts": _charts(con, run_id, first, as_of),
     }
+
+
+def _findings(con: Any, run_id: str) -> dict[str, Any]:
+    """The findings tracked across runs (evidence_findings; none for a run written before it)."""
+    rows = _records(con, "evidence_findings", run_id)
+    columns = [c for c in _FINDING_COLUMNS if rows and c in rows[0]]
+    return {"columns": columns, "rows": [[_cell(r[c]) for c in columns] for r in rows],
+            "open": sum(1 for r in rows if r.get("is_open")),
+            "reviewed": sum(1 for r in rows if r.get("resolution") == "reviewed"),
+            "gone": sum(1 for r in rows if r.get("resolution") == "gone_from_the_data")}
 
 
 def _cell(value: Any) -> str:
@@ -235,15 +254,17 @@ def _environment() -> Environment:
     return env
 
 
-def render_report(con: Any, run_id: str, signing: dict[str, Any] | None = None) -> bytes:
+def render_report(con: Any, run_id: str, signing: dict[str, Any] | None = None,
+                  period: Period | None = None) -> bytes:
     """report.html of one evidence run, as bytes (UTF-8). `signing` is the manifest's signature
     entry when the export is signed or known to be unsigned; None says nothing is known."""
-    html = _environment().get_template("report.html.j2").render(**report_context(con, run_id, signing))
+    html = _environment().get_template("report.html.j2").render(**report_context(con, run_id, signing, period))
     return html.encode("utf-8")
 
 
-def report_file(con: Any, run_id: str, signing: dict[str, Any] | None = None) -> ExportFile:
+def report_file(con: Any, run_id: str, signing: dict[str, Any] | None = None,
+                period: Period | None = None) -> ExportFile:
     """report.html as a file of the run's export (listed and hashed like every other file)."""
     from iru_pipeline.export import ExportFile  # export.py builds the folder and imports this module
 
-    return ExportFile(REPORT_FILE, render_report(con, run_id, signing))
+    return ExportFile(REPORT_FILE, render_report(con, run_id, signing, period))

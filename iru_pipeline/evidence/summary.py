@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from iru_pipeline.evidence.controls import CONTROL_TESTS, status_with_counts
-from iru_pipeline.evidence.manifest import TableRows, json_value, sha256_hex
+from iru_pipeline.evidence.rendering import TableRows, json_value, sha256_hex
 from iru_pipeline.evidence.tables import MANIFEST_TABLE, PROOF_TABLE
 from iru_pipeline.intercom_client.proofs import is_intercom_api_host
 

@@ -126,6 +126,16 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
                  "status"),
     ),
     EvidenceTable(
+        "evidence_findings",
+        "One row per finding tracked across runs (high-risk activity, failing admin, access change): stable "
+        "id, test, subject, first detected, last seen, resolved (reviewed, or gone from the data), reviewer and "
+        "time to resolve in hours (docs/evidence.md#findings-across-runs).",
+        reads=(), order_by=("region", "test_id", "first_detected_at", "finding_id"),
+        after=("evidence_collection_stream", "evidence_admin_access_review", "evidence_access_change_events",
+               "evidence_high_risk_activity"),
+        preview=("region", "finding_id", "test_id", "subject_label", "first_detected_at", "status"),
+    ),
+    EvidenceTable(
         "evidence_control_tests",
         "One row per control test T01-T15 and workspace: status (pass / fail / review / manual / "
         "not_applicable / not_collected), population, failing and to-review counts, parameters and "
@@ -136,6 +146,7 @@ EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
             "evidence_offboarding_check",
             "evidence_access_change_events", "evidence_workspace_security_config", "evidence_high_risk_activity",
             "evidence_data_retention", "evidence_personal_data_inventory", "evidence_support_request_sla",
+            "evidence_findings",
         ),
         preview=("region", "test_id", "test_name", "status", "population", "failing", "to_review"),
     ),

@@ -54,7 +54,9 @@ ar as (select * from evidence.evidence_admin_access_review where run_id = (selec
 ob as (select * from evidence.evidence_offboarding_check where run_id = (select run_id from p)),
 ace as (select * from evidence.evidence_access_change_events where run_id = (select run_id from p)),
 sec as (select * from evidence.evidence_workspace_security_config where run_id = (select run_id from p)),
-hra as (select * from evidence.evidence_high_risk_activity where run_id = (select run_id from p)),
+-- T11 reads the findings tracked across runs: the high-risk findings this run's rows hold
+hra as (select * from evidence.evidence_findings
+        where run_id = (select run_id from p) and test_id = 'T11' and last_seen_at = as_of),
 dr as (select * from evidence.evidence_data_retention where run_id = (select run_id from p)),
 inv as (select * from evidence.evidence_personal_data_inventory where run_id = (select run_id from p) and is_custom),
 sla as (select * from evidence.evidence_support_request_sla where run_id = (select run_id from p) and request_class = 'dsar'),
