@@ -65,7 +65,8 @@ def test_each_control_test_is_a_check_on_its_evidence_table(materialized) -> Non
     t01, t04, t07, t09, t10 = (checks[n] for n in ("t01_admins_identified", "t04_privileged_admins_limited",
                                                     "t07_mfa_or_sso_enforced", "t09_data_region_allowed",
                                                     "t10_activity_logs_complete"))
-    assert t01.asset_key == evidence_key("evidence_admin_access_review")
+    assert t01.asset_key == evidence_key("evidence_admin_access_review") == dg.AssetKey(
+        ["evidence", "admin_access_review"])
     assert (t01.passed, t01.severity, t01.metadata["status"].value) == (False, dg.AssetCheckSeverity.ERROR, "fail")
     assert (t04.passed, t04.severity, t04.metadata["status"].value) == (False, dg.AssetCheckSeverity.WARN, "review")
     assert (t07.passed, t07.metadata["status"].value) == (True, "manual")
@@ -81,15 +82,16 @@ def test_each_control_test_is_a_check_on_its_evidence_table(materialized) -> Non
 def test_materialisations_carry_row_counts_and_failing_rows(materialized) -> None:
     world_db, result = materialized
     events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert set(events) == {t.name for t in EVIDENCE_TABLES} | {"auditor_export"}
-    review = events["evidence_admin_access_review"]
+    # Asset names drop the table's doubled prefix: evidence/admin_access_review, table evidence_admin_access_review
+    assert set(events) == {t.name.removeprefix("evidence_") for t in EVIDENCE_TABLES} | {"auditor_export"}
+    review = events["admin_access_review"]
     assert review["dagster/row_count"].value == scalar(
         world_db, "select count(*) from evidence.evidence_admin_access_review where run_id = ?", [result.run_id]) == 8
     assert review["rows_by_status"].value == {"fail": 4, "pass": 1, "review": 3}
     preview = review["failing_rows"].value
     assert preview.startswith("| region | admin_id |") and "| us | 5 | tom@acme.test | fail |" in preview
     assert "dagster/column_schema" in review
-    assert events["evidence_collection_run"]["params_sha256"].value == scalar(
+    assert events["collection_run"]["params_sha256"].value == scalar(
         world_db, "select any_value(params_sha256) from evidence.evidence_collection_run")
     export = Path(events["auditor_export"]["path"].value)
     assert export.parent == world_db.parent / "exports" and (export / "SHA256SUMS").is_file()

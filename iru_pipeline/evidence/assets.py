@@ -1,6 +1,7 @@
 """Evidence assets: one Dagster asset per evidence table, each running its SQL file in DuckDB.
 
-Keys are `evidence/<table>`. They run after every region's ingestion (they depend on the
+Keys are `evidence/<table without its evidence_ prefix>` (`evidence/admin_access_review` for
+table `evidence.evidence_admin_access_review`). They run after every region's ingestion (they depend on the
 `intercom/*` assets they read), in the order of `tables.EVIDENCE_TABLES`, and write through
 the `duckdb` resource inside the DuckDB writer pool. All assets of one Dagster run share its
 `run_id` and `as_of` (the run's start time), so a run's rows line up across tables; rows are
@@ -33,8 +34,15 @@ PREVIEW_ROWS = 20
 _PREVIEW_STATUSES = ("fail", "not_collected", "failed", "skipped", "warning", "review", "pending")
 
 
+def asset_name(table: str) -> str:
+    """The asset's name for an evidence table: the table name without its `evidence_` prefix
+    (the asset key's `evidence/` prefix says it already). DuckDB keeps the full table name."""
+    return table.removeprefix("evidence_")
+
+
 def evidence_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["evidence", table])
+    """`evidence/<name>` for a table name (`evidence_admin_access_review`) or asset name."""
+    return dg.AssetKey(["evidence", asset_name(table)])
 
 
 def run_started_at(context: dg.AssetExecutionContext) -> datetime:
