@@ -7,7 +7,8 @@ the `duckdb` resource inside the DuckDB writer pool. All assets of one Dagster r
 `run_id` and `as_of` (the run's start time), so a run's rows line up across tables; rows are
 appended per run, and a re-execution of the same run replaces that run's rows.
 
-Each materialisation carries row counts, counts per status, the table schema and a markdown
+Each materialisation carries row counts, counts per status, the table schema (each column with
+its description, from descriptions.py, also set as the DuckDB column comment) and a markdown
 preview of the failing rows. `auditor_export` writes the auditor folder of the run (export.py)
 after the manifest is chained, report.html included, and links the report in its metadata.
 
@@ -24,6 +25,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.assets.ingestion import DUCKDB_POOL
+from iru_pipeline.evidence.descriptions import apply_evidence_comments, evidence_column_schema
 from iru_pipeline.evidence.manifest import write_run_manifest
 from iru_pipeline.evidence.report import REPORT_FILE
 from iru_pipeline.evidence.session import EvidenceRun, prepare_connection, run_table_sql
@@ -73,6 +75,8 @@ def _build_asset(table: EvidenceTable) -> dg.AssetsDefinition:
                 context.log.info(f"manifest sha256 {digest}")
             else:
                 run_table_sql(con, table)
+            # After the write: a table created by this run gets its comments at once (idempotent).
+            apply_evidence_comments(con)
             metadata = table_metadata(con, table, run.run_id)
         metadata["as_of"] = dg.MetadataValue.timestamp(run.as_of)
         metadata["params_sha256"] = run.params.sha256
@@ -94,7 +98,7 @@ def table_metadata(con: Any, table: EvidenceTable, run_id: str) -> dict[str, Any
     metadata: dict[str, Any] = {
         "dagster/row_count": sum(counts.values()),
         "rows_by_status": dg.MetadataValue.json(counts),
-        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, t.lower()) for c, t in columns]),
+        "dagster/column_schema": evidence_column_schema(name, [(c, t.lower()) for c, t in columns]),
         "table": f"evidence.{name} (latest run: evidence.latest_{name})",
     }
     shown = [s for s in _PREVIEW_STATUSES if s in counts]
