@@ -79,6 +79,32 @@ def test_each_control_test_is_a_check_on_its_evidence_table(materialized) -> Non
     assert t01.metadata["failing"].value == 3 and "tom@acme.test" in t01.metadata["details"].value
 
 
+def test_check_metadata_counts_per_workspace_and_links_the_runs_report(materialized) -> None:
+    world_db, result = materialized
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    con = duckdb.connect(str(world_db), read_only=True)
+    try:
+        for name, check in checks.items():
+            test_id = check.metadata["test_id"].value
+            expected = {r[0]: {"workspace_id": r[1], "status": r[2], "population": r[3], "failing": r[4],
+                               "to_review": r[5]}
+                        for r in con.execute("select region, workspace_id, status, population, failing, to_review "
+                                             "from evidence.evidence_control_tests where run_id = ? and test_id = ?",
+                                             [result.run_id, test_id]).fetchall()}
+            assert check.metadata["workspaces"].value == expected, name
+            assert check.metadata["failing"].value == sum(w["failing"] for w in expected.values())
+            assert check.metadata["to_review"].value == sum(w["to_review"] for w in expected.values())
+    finally:
+        con.close()
+    export = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                  if e.asset_key == evidence_key("auditor_export"))
+    report = export["report"].value
+    assert Path(report).is_file() and Path(report).name == "report.html"
+    for check in checks.values():
+        assert check.metadata["report"].value == report
+        assert check.metadata["report_url"].value == Path(report).resolve().as_uri()
+
+
 def test_materialisations_carry_row_counts_and_failing_rows(materialized) -> None:
     world_db, result = materialized
     events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}

@@ -54,7 +54,8 @@ def test_a_table_the_previous_version_wrote_is_upgraded_in_place(tmp_path: Path)
 
 
 # The table as the version before typed windows created it: windows as ISO 8601 text.
-TEXT_WINDOWS_DDL = PREVIOUS_DDL.replace("finished_at timestamptz\n", "finished_at timestamptz, duplicates_skipped bigint\n")
+TEXT_WINDOWS_DDL = PREVIOUS_DDL.replace("finished_at timestamptz\n",
+                                        "finished_at timestamptz, duplicates_skipped bigint\n")
 
 
 def test_text_windows_of_the_previous_version_become_timestamps_in_place(tmp_path: Path) -> None:
