@@ -34,7 +34,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +141,15 @@ def build_export(con: Any, run_id: str, signer: Signer | None = None, period: Pe
         files.append(ExportFile(SIGNATURE_FILE, signer.sign(manifest)))
     sums = "".join(f"{sha256_hex(f.data)}  {f.path}\n" for f in sorted(files, key=lambda f: f.path))
     files.append(ExportFile(SUMS_FILE, sums.encode("utf-8")))
-    folder = f"{datetime.fromisoformat(first['as_of'].replace('Z', '+00:00')):%Y%m%dT%H%M%SZ}_{run_id}"
+    folder = export_folder_name(datetime.fromisoformat(first["as_of"].replace("Z", "+00:00")), run_id)
     if period is not None:
         folder = f"period_{period.start:%Y%m%d}-{period.end:%Y%m%d}_{folder}"
     return folder, files, first["manifest_sha256"]
+
+
+def export_folder_name(as_of: datetime, run_id: str) -> str:
+    """`<as_of, UTC>_<run_id>`: the run's export folder (the asset checks link its report)."""
+    return f"{as_of.astimezone(UTC):%Y%m%dT%H%M%SZ}_{run_id}"
 
 
 def export_run(con: Any, run_id: str, out_dir: Path, signer: Signer | None = None,

@@ -35,10 +35,10 @@ create table if not exists {TABLE} (
     unchanged_rows_skipped bigint,
     rows_deleted bigint,              -- deletion markers (tombstones) applied
     pages bigint,
-    cursor_before varchar,
+    cursor_before varchar,            -- dlt's cursor value as text (ISO 8601 for every cursor today)
     cursor_after varchar,
-    window_start varchar,
-    window_end varchar,
+    window_start timestamptz,
+    window_end timestamptz,
     api_host varchar,
     api_version varchar,
     api_calls bigint,
@@ -78,6 +78,9 @@ _LOADED = ("ok", "partial")
 
 UPGRADE = f"alter table {TABLE} add column if not exists duplicates_skipped bigint;"
 """Tables written before `duplicates_skipped` existed get it in place (null in their old rows)."""
+TIMESTAMP_COLUMNS = ("window_start", "window_end", "started_at", "finished_at")
+"""Typed `timestamptz`. Tables written before that held the windows as ISO 8601 text; the
+first write by this version converts them in place (`upgrade_timestamps`)."""
 COLUMNS = (
     "run_id", "region", "resource", "status", "reason", "rows_loaded", "unchanged_rows_skipped", "rows_deleted",
     "pages", "cursor_before", "cursor_after", "window_start", "window_end", "api_host", "api_version", "api_calls",
@@ -118,7 +121,7 @@ def sync_rows(
             run_id, region, name, status, reason,
             loaded, rr.unchanged_skipped, tombstones, rr.pages,
             rr.cursor_before, rr.cursor_after if status in _LOADED else rr.cursor_before,
-            rr.window_start, rr.window_end, host, API_VERSION,
+            _timestamp(rr.window_start), _timestamp(rr.window_end), host, API_VERSION,
             s.get("calls", 0), s.get("retries", 0), s.get("rate_limited", 0), s.get("server_errors", 0),
             s.get("transport_errors", 0), s.get("min_remaining"),
             rr.error_code, rr.status_code, rr.request_id,
@@ -141,6 +144,7 @@ def write_sync_results(
         try:
             con.execute(DDL)
             con.execute(UPGRADE)
+            upgrade_timestamps(con)
             con.executemany(f"insert into {TABLE} ({', '.join(COLUMNS)}) values ({', '.join('?' * len(COLUMNS))})",
                             rows)
             proofs = proof_rows(run_id, region, client)
@@ -152,6 +156,30 @@ def write_sync_results(
         # Never hide the run's own error behind this one.
         log.warning("could not record sync results for %s: %s", region, _one_line(exc))
     return rows
+
+
+def upgrade_timestamps(con: Any) -> list[str]:
+    """Convert the timestamp columns a previous version stored as text (ISO 8601, or epoch
+    seconds) to `timestamptz`, in place, keeping every row. Returns the columns converted;
+    on a table already typed it changes nothing."""
+    schema, table = TABLE.split(".")
+    types = dict(con.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ?",
+        [schema, table]).fetchall())
+    converted = [c for c in TIMESTAMP_COLUMNS if c in types and types[c].upper() != "TIMESTAMP WITH TIME ZONE"]
+    for column in converted:
+        con.execute(
+            f'alter table {TABLE} alter column "{column}" set data type timestamptz using '
+            f'coalesce(try_cast("{column}" as timestamptz), to_timestamp(try_cast("{column}" as double)))')
+    return converted
+
+
+def _timestamp(value: str | datetime | None) -> datetime | None:
+    """The report's ISO 8601 text as an aware datetime (DuckDB stores it as timestamptz)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def proof_rows(run_id: str, region: str, client: Any) -> list[tuple]:

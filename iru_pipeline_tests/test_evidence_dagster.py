@@ -65,7 +65,8 @@ def test_each_control_test_is_a_check_on_its_evidence_table(materialized) -> Non
     t01, t04, t07, t09, t10 = (checks[n] for n in ("t01_admins_identified", "t04_privileged_admins_limited",
                                                     "t07_mfa_or_sso_enforced", "t09_data_region_allowed",
                                                     "t10_activity_logs_complete"))
-    assert t01.asset_key == evidence_key("evidence_admin_access_review")
+    assert t01.asset_key == evidence_key("evidence_admin_access_review") == dg.AssetKey(
+        ["evidence", "admin_access_review"])
     assert (t01.passed, t01.severity, t01.metadata["status"].value) == (False, dg.AssetCheckSeverity.ERROR, "fail")
     assert (t04.passed, t04.severity, t04.metadata["status"].value) == (False, dg.AssetCheckSeverity.WARN, "review")
     assert (t07.passed, t07.metadata["status"].value) == (True, "manual")
@@ -78,18 +79,45 @@ def test_each_control_test_is_a_check_on_its_evidence_table(materialized) -> Non
     assert t01.metadata["failing"].value == 3 and "tom@acme.test" in t01.metadata["details"].value
 
 
+def test_check_metadata_counts_per_workspace_and_links_the_runs_report(materialized) -> None:
+    world_db, result = materialized
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    con = duckdb.connect(str(world_db), read_only=True)
+    try:
+        for name, check in checks.items():
+            test_id = check.metadata["test_id"].value
+            expected = {r[0]: {"workspace_id": r[1], "status": r[2], "population": r[3], "failing": r[4],
+                               "to_review": r[5]}
+                        for r in con.execute("select region, workspace_id, status, population, failing, to_review "
+                                             "from evidence.evidence_control_tests where run_id = ? and test_id = ?",
+                                             [result.run_id, test_id]).fetchall()}
+            assert check.metadata["workspaces"].value == expected, name
+            assert check.metadata["failing"].value == sum(w["failing"] for w in expected.values())
+            assert check.metadata["to_review"].value == sum(w["to_review"] for w in expected.values())
+    finally:
+        con.close()
+    export = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                  if e.asset_key == evidence_key("auditor_export"))
+    report = export["report"].value
+    assert Path(report).is_file() and Path(report).name == "report.html"
+    for check in checks.values():
+        assert check.metadata["report"].value == report
+        assert check.metadata["report_url"].value == Path(report).resolve().as_uri()
+
+
 def test_materialisations_carry_row_counts_and_failing_rows(materialized) -> None:
     world_db, result = materialized
     events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert set(events) == {t.name for t in EVIDENCE_TABLES} | {"auditor_export"}
-    review = events["evidence_admin_access_review"]
+    # Asset names drop the table's doubled prefix: evidence/admin_access_review, table evidence_admin_access_review
+    assert set(events) == {t.name.removeprefix("evidence_") for t in EVIDENCE_TABLES} | {"auditor_export"}
+    review = events["admin_access_review"]
     assert review["dagster/row_count"].value == scalar(
         world_db, "select count(*) from evidence.evidence_admin_access_review where run_id = ?", [result.run_id]) == 8
     assert review["rows_by_status"].value == {"fail": 4, "pass": 1, "review": 3}
     preview = review["failing_rows"].value
     assert preview.startswith("| region | admin_id |") and "| us | 5 | tom@acme.test | fail |" in preview
     assert "dagster/column_schema" in review
-    assert events["evidence_collection_run"]["params_sha256"].value == scalar(
+    assert events["collection_run"]["params_sha256"].value == scalar(
         world_db, "select any_value(params_sha256) from evidence.evidence_collection_run")
     export = Path(events["auditor_export"]["path"].value)
     assert export.parent == world_db.parent / "exports" and (export / "SHA256SUMS").is_file()

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from iru_pipeline.intercom_source.helpers import SyncReport
-from iru_pipeline.sync_results import write_sync_results
+from iru_pipeline.sync_results import upgrade_timestamps, write_sync_results
 from iru_pipeline_tests.helpers import (  # noqa: F401
     fresh_progress_handler,
     on_nth_request,
@@ -51,6 +51,50 @@ def test_a_table_the_previous_version_wrote_is_upgraded_in_place(tmp_path: Path)
     rows = query(db, "select run_id, resource, status, rows_loaded, api_calls, duplicates_skipped "
                      "from intercom.sync_results order by run_id desc")
     assert rows == [("old-run", "tags", "ok", 25, 1, None), ("new-run", "tags", "ok", 7, 0, 0)]
+
+
+# The table as the version before typed windows created it: windows as ISO 8601 text.
+TEXT_WINDOWS_DDL = PREVIOUS_DDL.replace("finished_at timestamptz\n",
+                                        "finished_at timestamptz, duplicates_skipped bigint\n")
+
+
+def test_text_windows_of_the_previous_version_become_timestamps_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(TEXT_WINDOWS_DDL)
+    con.execute("insert into intercom.sync_results (run_id, region, resource, status, window_start, window_end, "
+                "started_at, finished_at) values "
+                "('old-run', 'us', 'activity_logs', 'ok', '2023-12-05T10:37:25+00:00', '2026-12-04T10:37:25.5+00:00', "
+                "'2026-12-04T10:37:20+00:00', '2026-12-04T10:37:27+00:00'), "
+                "('old-run', 'us', 'tags', 'ok', null, null, null, null)")
+    con.close()
+
+    report = SyncReport("us", started_at=datetime(2026, 12, 5, 3, tzinfo=UTC))
+    logs = report.resource("activity_logs")
+    logs.status, logs.rows = "ok", 4
+    logs.window_start, logs.window_end = "2026-12-04T10:37:25+00:00", "2026-12-05T03:00:01.250000+00:00"
+    write_sync_results(db, "new-run", "us", None, report, None, loaded_rows={"activity_logs": 4},
+                       selected=["activity_logs"])
+
+    types = dict(query(db, "select column_name, data_type from information_schema.columns "
+                           "where table_schema = 'intercom' and table_name = 'sync_results'"))
+    assert {types[c] for c in ("window_start", "window_end", "started_at", "finished_at")} == {
+        "TIMESTAMP WITH TIME ZONE"}
+    rows = query(db, "select run_id, resource, window_start, window_end from intercom.sync_results "
+                     "order by run_id desc, resource")
+    assert rows == [
+        ("old-run", "activity_logs", datetime(2023, 12, 5, 10, 37, 25, tzinfo=UTC),
+         datetime(2026, 12, 4, 10, 37, 25, 500000, tzinfo=UTC)),
+        ("old-run", "tags", None, None),
+        ("new-run", "activity_logs", datetime(2026, 12, 4, 10, 37, 25, tzinfo=UTC),
+         datetime(2026, 12, 5, 3, 0, 1, 250000, tzinfo=UTC)),
+    ]
+    # A second write by the new version finds nothing left to convert.
+    con = duckdb.connect(str(db))
+    try:
+        assert upgrade_timestamps(con) == []
+    finally:
+        con.close()
 
 
 def test_rows_loaded_counts_landed_rows_apart_from_tombstones_and_repeats(tmp_path: Path) -> None:

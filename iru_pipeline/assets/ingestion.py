@@ -12,6 +12,7 @@ DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from iru_pipeline.config import Settings
+from iru_pipeline.intercom_records.descriptions import apply_raw_comments, with_descriptions
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncReport, intercom_source
 from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, UPSERT, resource_spec
 from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
@@ -96,8 +98,45 @@ def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource,
     # The whole step holds the DuckDB turn: dlt opens the file several times in a step and
     # does not retry a lock conflict (storage.database_turn).
     settings = intercom.settings(context.partition_key)
-    with database_turn(settings.duckdb_path, log=context.log.info):
+    with progress_to_run_log(context), database_turn(settings.duckdb_path, log=context.log.info):
         yield from _load_region(context, dlt, intercom, settings)
+
+
+class _RunLogHandler(logging.Handler):
+    """Sends each progress line to the Dagster run log, at its level, as the terminal shows it."""
+
+    def __init__(self, log: Any) -> None:
+        super().__init__(logging.INFO)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            (self.log.warning if record.levelno >= logging.WARNING else self.log.info)(message)
+        except Exception:  # a log line must never fail the load
+            self.handleError(record)
+
+
+@contextmanager
+def progress_to_run_log(context: AssetExecutionContext) -> Iterator[None]:
+    """For the step's duration, the ingestion's progress lines (the `iru_pipeline.progress`
+    logger: `[us] contacts: done, 300 rows (0 unchanged skipped)`, pages so far, skips) go to
+    `context.log` too, so the run's log in the UI reads like the terminal. An instance whose
+    dagster.yaml already manages that logger (`python_logs.managed_python_loggers`, as
+    iru_pipeline/dagster.yaml does) gets them from Dagster itself: not twice."""
+    if progress.name in (context.instance.managed_python_loggers or []):
+        yield
+        return
+    handler = _RunLogHandler(context.log)
+    level = progress.level
+    if progress.getEffectiveLevel() > logging.INFO:
+        progress.setLevel(logging.INFO)
+    progress.addHandler(handler)
+    try:
+        yield
+    finally:
+        progress.removeHandler(handler)
+        progress.setLevel(level)
 
 
 def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, intercom: IntercomResource,
@@ -138,10 +177,27 @@ def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, interc
                            loaded_rows=None if error else normalized_row_counts(pipeline),
                            selected=[key.path[-1] for key in context.selected_asset_keys],
                            landed_rows=None if error else landed_row_counts(pipeline, settings.duckdb_path, region))
+        comment_raw_tables(settings.duckdb_path, context.log.warning)
+
+
+def comment_raw_tables(duckdb_path: Path, warn: Callable[[str], None]) -> None:
+    """Column comments on the raw tables (intercom_records/descriptions.py), after every load:
+    a table or column dlt created in this load gets its comment; a second call writes nothing."""
+    if not duckdb_path.exists():
+        return
+    try:
+        con = duckdb.connect(str(duckdb_path))
+        try:
+            apply_raw_comments(con, DATASET_NAME)
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        # Never hide the run's own error behind this one; the next load comments them.
+        warn(f"could not set the column comments of {DATASET_NAME}.*: {' '.join(str(exc).split())[:300]}")
 
 
 def _notice(context: AssetExecutionContext, region: str, line: str) -> None:
-    context.log.warning(f"[{region}] {line}")
+    # The run log gets it through progress_to_run_log (or the instance's managed logger).
     progress.warning("[%s] %s", region, line)
 
 
@@ -203,7 +259,12 @@ def _with_sync_metadata(result: Any, report: SyncReport, client: Any) -> Any:
         extra["reason"] = rr.reason
     if name in DROPPED_FIELDS:
         extra["fields_dropped"] = ", ".join(DROPPED_FIELDS[name])
-    return dg.MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **extra})
+    metadata = {**(result.metadata or {}), **extra}
+    schema = metadata.get("dagster/column_schema")
+    schema = getattr(schema, "schema", schema)  # a TableSchemaMetadataValue or a TableSchema
+    if isinstance(schema, dg.TableSchema):
+        metadata["dagster/column_schema"] = with_descriptions(schema, name)
+    return dg.MaterializeResult(asset_key=result.asset_key, metadata=metadata)
 
 
 def _internal_domains(settings: Settings) -> list[str]:

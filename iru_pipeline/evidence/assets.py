@@ -1,12 +1,14 @@
 """Evidence assets: one Dagster asset per evidence table, each running its SQL file in DuckDB.
 
-Keys are `evidence/<table>`. They run after every region's ingestion (they depend on the
+Keys are `evidence/<table without its evidence_ prefix>` (`evidence/admin_access_review` for
+table `evidence.evidence_admin_access_review`). They run after every region's ingestion (they depend on the
 `intercom/*` assets they read), in the order of `tables.EVIDENCE_TABLES`, and write through
 the `duckdb` resource inside the DuckDB writer pool. All assets of one Dagster run share its
 `run_id` and `as_of` (the run's start time), so a run's rows line up across tables; rows are
 appended per run, and a re-execution of the same run replaces that run's rows.
 
-Each materialisation carries row counts, counts per status, the table schema and a markdown
+Each materialisation carries row counts, counts per status, the table schema (each column with
+its description, from descriptions.py, also set as the DuckDB column comment) and a markdown
 preview of the failing rows. `auditor_export` writes the auditor folder of the run (export.py)
 after the manifest is chained, report.html included, and links the report in its metadata.
 
@@ -23,6 +25,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.assets.ingestion import DUCKDB_POOL
+from iru_pipeline.evidence.descriptions import apply_evidence_comments, evidence_column_schema
 from iru_pipeline.evidence.manifest import write_run_manifest
 from iru_pipeline.evidence.report import REPORT_FILE
 from iru_pipeline.evidence.session import EvidenceRun, prepare_connection, run_table_sql
@@ -33,8 +36,15 @@ PREVIEW_ROWS = 20
 _PREVIEW_STATUSES = ("fail", "not_collected", "failed", "skipped", "warning", "review", "pending")
 
 
+def asset_name(table: str) -> str:
+    """The asset's name for an evidence table: the table name without its `evidence_` prefix
+    (the asset key's `evidence/` prefix says it already). DuckDB keeps the full table name."""
+    return table.removeprefix("evidence_")
+
+
 def evidence_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["evidence", table])
+    """`evidence/<name>` for a table name (`evidence_admin_access_review`) or asset name."""
+    return dg.AssetKey(["evidence", asset_name(table)])
 
 
 def run_started_at(context: dg.AssetExecutionContext) -> datetime:
@@ -65,6 +75,8 @@ def _build_asset(table: EvidenceTable) -> dg.AssetsDefinition:
                 context.log.info(f"manifest sha256 {digest}")
             else:
                 run_table_sql(con, table)
+            # After the write: a table created by this run gets its comments at once (idempotent).
+            apply_evidence_comments(con)
             metadata = table_metadata(con, table, run.run_id)
         metadata["as_of"] = dg.MetadataValue.timestamp(run.as_of)
         metadata["params_sha256"] = run.params.sha256
@@ -86,7 +98,7 @@ def table_metadata(con: Any, table: EvidenceTable, run_id: str) -> dict[str, Any
     metadata: dict[str, Any] = {
         "dagster/row_count": sum(counts.values()),
         "rows_by_status": dg.MetadataValue.json(counts),
-        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, t.lower()) for c, t in columns]),
+        "dagster/column_schema": evidence_column_schema(name, [(c, t.lower()) for c, t in columns]),
         "table": f"evidence.{name} (latest run: evidence.latest_{name})",
     }
     shown = [s for s in _PREVIEW_STATUSES if s in counts]

@@ -3,8 +3,9 @@
 The result comes from `evidence.evidence_control_tests` (computed in SQL), for the check's own
 Dagster run, so the UI shows each control's status on its evidence at a glance. A check covers
 every workspace; its status is the worst over them (fail > review > not_collected > manual >
-not_applicable > pass) and the metadata lists each workspace's status, and the failing and
-to-review counts separately.
+not_applicable > pass) and the metadata lists each workspace's status (`by_workspace`), the
+failing and to-review counts separately, in total and per workspace (`workspaces`), and links
+the run's report.html (`report`, `report_url`).
 
 | test status     | check passed | severity | why                                                  |
 |-----------------|--------------|----------|------------------------------------------------------|
@@ -21,6 +22,8 @@ not_applicable is mistaken for pass.
 
 # No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
 import json
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -29,6 +32,7 @@ from dagster_duckdb import DuckDBResource
 from iru_pipeline.assets.ingestion import DUCKDB_POOL
 from iru_pipeline.evidence.assets import evidence_key, markdown_table
 from iru_pipeline.evidence.controls import CONTROL_TESTS, ControlTest, status_with_counts
+from iru_pipeline.evidence.report import REPORT_FILE
 
 CONTROL_TESTS_TABLE = "evidence_control_tests"
 SEVERITY_ORDER = ("fail", "review", "not_collected", "manual", "not_applicable", "pass")
@@ -56,7 +60,7 @@ def _read_results(con: Any, test_id: str, run_id: str) -> tuple[str, list[tuple]
     """This run's rows of the test; when the run did not compute tests, the latest run's."""
     query = (
         "select region, workspace_id, status, population, failing, coalesce(to_review, warnings), failing_items, "
-        "findings, params_json "
+        "findings, params_json, as_of "
         f"from evidence.{CONTROL_TESTS_TABLE} where test_id = ? and run_id = ? order by region"
     )
     rows = con.execute(query, [test_id, run_id]).fetchall()
@@ -66,6 +70,16 @@ def _read_results(con: Any, test_id: str, run_id: str) -> tuple[str, list[tuple]
         f"select arg_max(run_id, as_of) from evidence.{CONTROL_TESTS_TABLE} where test_id = ?", [test_id]
     ).fetchone()[0]
     return latest, (con.execute(query, [test_id, latest]).fetchall() if latest else [])
+
+
+def report_links(database: Path, as_of: datetime, run_id: str) -> dict[str, Any]:
+    """Where the evidence run's report.html is (or will be: `evidence/auditor_export` writes it
+    after the checks of the same run may have run): the export folder beside the DuckDB file."""
+    from iru_pipeline.export import export_folder_name
+
+    report = database.expanduser().parent / "exports" / export_folder_name(as_of, run_id) / REPORT_FILE
+    return {"report": dg.MetadataValue.path(str(report)),
+            "report_url": dg.MetadataValue.url(report.resolve().as_uri())}
 
 
 def _build_check(test: ControlTest) -> dg.AssetChecksDefinition:
@@ -92,6 +106,9 @@ def _build_check(test: ControlTest) -> dg.AssetChecksDefinition:
             "status": status,
             "test_id": test.test_id,
             "by_workspace": dg.MetadataValue.json({r[0]: r[2] for r in rows}),
+            "workspaces": dg.MetadataValue.json({
+                r[0]: {"workspace_id": r[1], "status": r[2], "population": r[3], "failing": r[4], "to_review": r[5]}
+                for r in rows}),
             "population": population,
             "failing": failing,
             "to_review": to_review,
@@ -101,6 +118,7 @@ def _build_check(test: ControlTest) -> dg.AssetChecksDefinition:
             "gdpr": ", ".join(test.gdpr),
         }
         if rows:
+            metadata.update(report_links(Path(duckdb.database), rows[0][9], run_id or ""))
             metadata["params"] = dg.MetadataValue.json(json.loads(rows[0][8]) if rows[0][8] else {})
             metadata["details"] = dg.MetadataValue.md(markdown_table(
                 ["region", "workspace", "status", "population", "failing", "to review", "items", "findings"],
