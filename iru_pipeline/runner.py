@@ -1,8 +1,9 @@
 """Run the Dagster definitions in process, as `iru-pipeline run` and `demo` do.
 
 Each region is one run of the `refresh_all` job restricted to the ingestion assets (its
-partition); the evidence assets then run once over everything loaded. Runs are recorded in
-the Dagster instance under the data folder, so they show in `dagster dev` too.
+partition), given the settings the CLI validated as its `intercom` resource's configuration;
+the evidence assets then run once over everything loaded. Runs are recorded in the Dagster
+instance under the data folder, so they show in `dagster dev` too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dagster as dg
 import duckdb
 
 from iru_pipeline.config import Settings
+from iru_pipeline.resources import SettingsConfig
 
 INSTANCE_TEMPLATE = Path(__file__).with_name("dagster.yaml")
 # The terminal gets progress lines and the summary; Dagster's own event log (with stack
@@ -137,11 +139,8 @@ def run_pipeline(
             "run %s was left unfinished by a killed process: marked failed, its DuckDB pool slot freed", run_id)
     defs = build_definitions(duckdb_path=settings.duckdb_path)
     job = defs.resolve_job_def("refresh_all")
-    run_config = {
-        **QUIET_DAGSTER,
-        "resources": {"intercom": {"config": {
-            "full_refresh": full_refresh, "reconcile": reconcile, **(intercom_options or {})}}},
-    }
+    run_config = ingestion_run_config(settings, full_refresh=full_refresh, reconcile=reconcile,
+                                      intercom_options=intercom_options)
     result = PipelineResult()
     for rs in settings.regions:
         _stop_if_requested()
@@ -158,6 +157,19 @@ def run_pipeline(
         result.outcomes.append(outcome)
     _stop_if_requested()
     return result
+
+
+def ingestion_run_config(settings: Settings, *, full_refresh: bool = False, reconcile: bool | None = None,
+                         intercom_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run config of an ingestion run: the run's options and the validated settings, whose
+    secrets are references (variable names, file paths), never values (resources.py)."""
+    intercom = {
+        "validated_settings": SettingsConfig.from_settings(settings).model_dump(),
+        "full_refresh": full_refresh,
+        "reconcile": reconcile,
+        **(intercom_options or {}),
+    }
+    return {**QUIET_DAGSTER, "resources": {"intercom": {"config": intercom}}}
 
 
 def _stop_if_storage_failed(settings: Settings, outcome: RunOutcome) -> None:
