@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from iru_pipeline import __version__
-from iru_pipeline.config import ConfigError, Settings, load_dotenv_file, load_settings
+from iru_pipeline.config import ConfigError, Settings, duckdb_path_from_env, load_dotenv_file, load_settings
+from iru_pipeline.env_names import (
+    BASE_URL_ENV_PREFIX,
+    DUCKDB_PATH_ENV,
+    EVIDENCE_CONFIG_ENV,
+    PII_KEY_ENV,
+    SIGNING_KEY_FILE_ENV,
+    TOKEN_ENV_PREFIX,
+)
 from iru_pipeline.storage import restrict_umask
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -38,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Intercom workspaces (US, EU, AU) as a compliance source: loaded incrementally into "
         "DuckDB with dlt, orchestrated by Dagster, turned into audit evidence.",
         epilog="Configuration comes from environment variables (a .env file is honoured): "
-        "INTERCOM_ACCESS_TOKEN_US/_EU/_AU, INTERCOM_BASE_URL_*, IRU_DUCKDB_PATH, IRU_PII_KEY, IRU_EVIDENCE_CONFIG, "
-        "IRU_SIGNING_KEY_FILE.",
+        f"{TOKEN_ENV_PREFIX}US/_EU/_AU, {BASE_URL_ENV_PREFIX}*, {DUCKDB_PATH_ENV}, {PII_KEY_ENV}, "
+        f"{EVIDENCE_CONFIG_ENV}, {SIGNING_KEY_FILE_ENV}.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -68,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="run the whole pipeline offline against the bundled fake Intercom",
                    description="Start the bundled fake Intercom on loopback for US, EU and AU, run the whole "
-                   "pipeline into the configured DuckDB file (IRU_DUCKDB_PATH, default data/iru.duckdb), print "
+                   f"pipeline into the configured DuckDB file ({DUCKDB_PATH_ENV}, default data/iru.duckdb), print "
                    "what was loaded and example SQL. Needs no token and no network.")
 
     export = sub.add_parser("export", help="write the auditor export of the latest evidence run",
@@ -99,7 +107,7 @@ def _add_keygen_parser(sub: argparse._SubParsersAction) -> None:
     keygen = sub.add_parser("keygen", help="write an Ed25519 key pair for signing auditor exports",
                             description="Write a new Ed25519 private key (PEM, mode 0600; never overwrites a file) "
                             "and its public half beside it (PATH.pub), and print the public key's path and "
-                            "fingerprint. Point IRU_SIGNING_KEY_FILE at the private key, keep it outside the "
+                            f"fingerprint. Point {SIGNING_KEY_FILE_ENV} at the private key, keep it outside the "
                             "data folder, and give the .pub file to auditors.")
     keygen.add_argument("--out", metavar="PATH", default=str(DEFAULT_KEY_PATH),
                         help=f"private key file to create (default: {DEFAULT_KEY_PATH})")
@@ -118,9 +126,9 @@ def _add_verify_parser(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--previous", metavar="FOLDER", help="the export of the run just before this one")
 def _add_rekey_parser(sub: Any) -> None:
     rekey = sub.add_parser(
-        "rekey", help="move the stored contact pseudonyms to a new PII key (IRU_PII_KEY)",
+        "rekey", help=f"move the stored contact pseudonyms to a new PII key ({PII_KEY_ENV})",
         description="Check the old PII key against the DuckDB file, read every stored workspace's contacts again "
-        "from Intercom, and rewrite every stored pseudonym under IRU_PII_KEY in one transaction (pseudonyms of "
+        f"from Intercom, and rewrite every stored pseudonym under {PII_KEY_ENV} in one transaction (pseudonyms of "
         "contacts Intercom no longer has are cleared). The old key is read from an environment variable, never "
         "from the command line.")
     rekey.add_argument("--old-key-env", required=True, metavar="VAR",
@@ -132,12 +140,12 @@ def cmd_rekey(args: argparse.Namespace) -> int:
     from iru_pipeline.storage import database_turn, ensure_writable_database
 
     var = args.old_key_env
-    if var == "IRU_PII_KEY":
-        raise ConfigError("--old-key-env names IRU_PII_KEY: put the old key in another variable, the new one "
-                          "in IRU_PII_KEY")
+    if var == PII_KEY_ENV:
+        raise ConfigError(f"--old-key-env names {PII_KEY_ENV}: put the old key in another variable, the new one "
+                          f"in {PII_KEY_ENV}")
     old_key = os.environ.get(var, "")
     if not old_key:
-        raise ConfigError(f"--old-key-env {var}: {var} is not set; set it to the old key (and IRU_PII_KEY to "
+        raise ConfigError(f"--old-key-env {var}: {var} is not set; set it to the old key (and {PII_KEY_ENV} to "
                           "the new one)")
 
     settings = load_settings()
@@ -147,7 +155,7 @@ def cmd_rekey(args: argparse.Namespace) -> int:
     with database_turn(settings.duckdb_path, log=log):  # no run may write while pseudonyms move
         ensure_writable_database(settings.duckdb_path)  # nor any other process
         changed = rekey(settings, old_key, log=log)
-    print(f"re-keyed {changed} stored pseudonyms of {settings.duckdb_path} to the key in IRU_PII_KEY")
+    print(f"re-keyed {changed} stored pseudonyms of {settings.duckdb_path} to the key in {PII_KEY_ENV}")
     return EXIT_OK
 
 
@@ -210,14 +218,13 @@ def quiet_dlt_logs() -> None:
 def storage_failed(exc: Exception) -> int:
     """A full or read-only data folder, wherever it surfaced (DuckDB, dlt, Dagster's storage):
     one line naming the folder and the fix, exit 1. Any other error is raised again."""
-    from iru_pipeline.config import DEFAULT_DUCKDB_PATH
     from iru_pipeline.storage import StorageError, storage_error, storage_problem
 
     if not isinstance(exc, StorageError):
         problem = storage_problem(exc)
         if problem is None:
             raise exc
-        folder = Path(os.environ.get("IRU_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH).parent
+        folder = duckdb_path_from_env().parent
         exc = storage_error(folder, problem)
     print(f"iru-pipeline: {exc}", file=sys.stderr, flush=True)
     return EXIT_FAILED
@@ -333,7 +340,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from iru_pipeline.evidence.signing import KEY_SETTING, generate_key_pair
-    from iru_pipeline.resources import duckdb_path_from_env
 
     path = Path(args.out).expanduser()
     data_dir = duckdb_path_from_env().parent.resolve()

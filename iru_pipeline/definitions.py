@@ -1,9 +1,12 @@
 """The single Dagster `Definitions` of iru-pipeline (loaded by workspace.yaml).
 
-Environment (see README, Configuration): INTERCOM_ACCESS_TOKEN_US/_EU/_AU and optional
-INTERCOM_BASE_URL_*, IRU_DUCKDB_PATH, IRU_PII_KEY, IRU_EVIDENCE_CONFIG. A `.env` file in the
-working directory is honoured. Settings are validated when a run starts, not at import, so
-the UI loads even while a setting is wrong (the run then fails with the one-line reason).
+Environment (see README, Configuration; names in `env_names.py`): INTERCOM_ACCESS_TOKEN_US/_EU/_AU
+and optional INTERCOM_BASE_URL_*, IRU_DUCKDB_PATH, IRU_PII_KEY, IRU_EVIDENCE_CONFIG. A `.env`
+file in the working directory is honoured. `iru-pipeline run` hands each run the settings it
+validated (the `intercom` resource's `validated_settings`); a run launched from the UI or the
+schedule has none and builds the same value from the environment when it starts, not at
+import, so the UI loads even while a setting is wrong (the run then fails with the one-line
+reason).
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource
 
 from iru_pipeline.assets.ingestion import intercom_assets
-from iru_pipeline.config import load_dotenv_file
+from iru_pipeline.config import duckdb_path_from_env, load_dotenv_file
 from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.jobs import RUN_EXECUTOR, daily_refresh, refresh_all_job
-from iru_pipeline.resources import DuckDBTurnResource, IntercomResource, duckdb_path_from_env
+from iru_pipeline.resources import DuckDBTurnResource, IntercomResource
 from iru_pipeline.storage import DUCKDB_MEMORY_LIMIT, restrict_umask
 
 load_dotenv_file()

@@ -16,10 +16,11 @@ from typing import Any
 
 import duckdb
 
-from iru_pipeline.config import DEFAULT_DUCKDB_PATH, load_settings
+from iru_pipeline.config import duckdb_path_from_env, load_settings
+from iru_pipeline.env_names import DUCKDB_PATH_ENV, EVIDENCE_CONFIG_ENV, PII_KEY_ENV
 from iru_pipeline.evidence.controls import status_with_counts
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES
-from iru_pipeline.regions import REGION_CODES
+from iru_pipeline.regions import REGION_CODES, REGIONS
 
 DEMO_PII_KEY = "iru-demo-pii-key--not-a-secret--demo-data-only"
 
@@ -46,16 +47,16 @@ def run_demo(contacts: int = 3000, conversations: int = 2000) -> int:
     from iru_pipeline.runner import enable_progress, format_summary, run_pipeline
     from iru_pipeline.storage import ensure_writable_database
 
-    duckdb_path = Path(os.environ.get("IRU_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+    duckdb_path = duckdb_path_from_env()
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     with FakeIntercom(seed=7, contacts=contacts, conversations=conversations) as fake:
         for region in REGION_CODES:
-            os.environ[f"INTERCOM_ACCESS_TOKEN_{region.upper()}"] = fake.token(region)
-            os.environ[f"INTERCOM_BASE_URL_{region.upper()}"] = fake.base_url(region)
+            os.environ[REGIONS[region].token_env] = fake.token(region)
+            os.environ[REGIONS[region].base_url_env] = fake.base_url(region)
             print(f"fake Intercom {region.upper()}: {fake.base_url(region)}")
-        os.environ["IRU_DUCKDB_PATH"] = str(duckdb_path)
-        os.environ.setdefault("IRU_PII_KEY", DEMO_PII_KEY)
-        os.environ.setdefault("IRU_EVIDENCE_CONFIG", str(_demo_evidence_config(duckdb_path.parent, fake)))
+        os.environ[DUCKDB_PATH_ENV] = str(duckdb_path)
+        os.environ.setdefault(PII_KEY_ENV, DEMO_PII_KEY)
+        os.environ.setdefault(EVIDENCE_CONFIG_ENV, str(_demo_evidence_config(duckdb_path.parent, fake)))
         settings = load_settings()
         ensure_writable_database(settings.duckdb_path)
         enable_progress()

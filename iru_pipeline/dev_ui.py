@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from iru_pipeline.demo import DEMO_PII_KEY, write_demo_evidence_inputs
-from iru_pipeline.regions import REGION_CODES
+from iru_pipeline.regions import REGION_CODES, REGIONS
 
 STOP_GRACE_S = 20.0
 """How long the Dagster processes get to shut down on their own before SIGKILL."""
@@ -70,17 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
 def ui_environment(fake: Any) -> dict[str, str]:
     """The environment of `dagster dev`: the fake's tokens and hosts, the demo PII key."""
     from iru_pipeline.config import DEFAULT_DUCKDB_PATH
+    from iru_pipeline.env_names import DUCKDB_PATH_ENV, EVIDENCE_CONFIG_ENV, PII_KEY_ENV
 
     env = dict(os.environ)
     for region in REGION_CODES:
-        env[f"INTERCOM_ACCESS_TOKEN_{region.upper()}"] = fake.token(region)
-        env[f"INTERCOM_BASE_URL_{region.upper()}"] = fake.base_url(region)
+        env[REGIONS[region].token_env] = fake.token(region)
+        env[REGIONS[region].base_url_env] = fake.base_url(region)
         print(f"fake Intercom {region.upper()}: {fake.base_url(region)}")
-    env.setdefault("IRU_PII_KEY", DEMO_PII_KEY)
-    env.setdefault("IRU_DUCKDB_PATH", str(DEFAULT_DUCKDB_PATH))
-    if "IRU_EVIDENCE_CONFIG" not in env:
-        folder = Path(env["IRU_DUCKDB_PATH"]).parent / "demo-evidence"
-        env["IRU_EVIDENCE_CONFIG"] = str(write_demo_evidence_inputs(fake, folder))
+    env.setdefault(PII_KEY_ENV, DEMO_PII_KEY)
+    env.setdefault(DUCKDB_PATH_ENV, str(DEFAULT_DUCKDB_PATH))
+    if EVIDENCE_CONFIG_ENV not in env:
+        folder = Path(env[DUCKDB_PATH_ENV]).parent / "demo-evidence"
+        env[EVIDENCE_CONFIG_ENV] = str(write_demo_evidence_inputs(fake, folder))
     return env
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from iru_pipeline.config import ConfigError, load_settings
+from iru_pipeline.regions import REGION_CODES, REGIONS
 
 DAILY_CRON = "0 3 * * *"
 
@@ -48,7 +49,8 @@ def daily_refresh(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunReque
         yield dg.SkipReason(f"not run: {exc}")
         return
     if not regions:
-        yield dg.SkipReason("no Intercom region is enabled: set INTERCOM_ACCESS_TOKEN_US, _EU or _AU")
+        names = ", ".join(REGIONS[code].token_env for code in REGION_CODES)
+        yield dg.SkipReason(f"no Intercom region is enabled: set one of {names}")
         return
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
     for region in regions:

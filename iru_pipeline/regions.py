@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from iru_pipeline.env_names import base_url_env, token_env
+
 
 @dataclass(frozen=True)
 class Region:
@@ -21,11 +23,11 @@ class Region:
 
     @property
     def token_env(self) -> str:
-        return f"INTERCOM_ACCESS_TOKEN_{self.code.upper()}"
+        return token_env(self.code)
 
     @property
     def base_url_env(self) -> str:
-        return f"INTERCOM_BASE_URL_{self.code.upper()}"
+        return base_url_env(self.code)
 
 
 REGIONS: dict[str, Region] = {

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from iru_pipeline.config import ConfigError, Settings
+from iru_pipeline.env_names import token_env
 from iru_pipeline.intercom_client import IntercomClient
 from iru_pipeline.intercom_records.pii import Pseudonymizer
 from iru_pipeline.storage import KEY_SCHEME, KEY_TABLE, pii_key_fingerprint, verify_pii_key
@@ -73,7 +74,7 @@ def _check_old_key(settings: Settings, old_key: str) -> list[tuple[str, str]]:
     for region, _ws in rows:
         if region not in enabled:
             raise ConfigError(f"{path} holds contacts of region {region}, which is not enabled: set "
-                              f"INTERCOM_ACCESS_TOKEN_{region.upper()} so its contacts can be read again")
+                              f"{token_env(region)} so its contacts can be read again")
     return [(str(r), str(w)) for r, w in rows]
 
 

@@ -1,16 +1,16 @@
 """Run the Dagster definitions in process, as `iru-pipeline run` and `demo` do.
 
 Each region is one run of the `refresh_all` job restricted to the ingestion assets (its
-partition); the evidence assets then run once over everything loaded. Runs are recorded in
-the Dagster instance under the data folder, so they show in `dagster dev` too.
+partition), given the settings the CLI validated as its `intercom` resource's configuration;
+the evidence assets then run once over everything loaded. Runs are recorded in the Dagster
+instance under the data folder, so they show in `dagster dev` too. Clean-up after runs whose
+process died is in `run_cleanup.py`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,8 @@ import dagster as dg
 import duckdb
 
 from iru_pipeline.config import Settings
+from iru_pipeline.resources import SettingsConfig
+from iru_pipeline.run_cleanup import process_tags, reap_dead_runs
 
 INSTANCE_TEMPLATE = Path(__file__).with_name("dagster.yaml")
 # The terminal gets progress lines and the summary; Dagster's own event log (with stack
@@ -64,58 +66,6 @@ def prepare_instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-PROCESS_TAGS = ("iru/host", "iru/pid", "iru/pid_started")
-"""Tags of an in-process run naming the process that executes it (see `reap_dead_runs`)."""
-_LIVE_STATUSES = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-                  dg.DagsterRunStatus.CANCELING]
-
-
-def _process_started(pid: int) -> str:
-    """When a process started (clock ticks since boot, /proc/<pid>/stat field 22), so a pid
-    reused by another process is not mistaken for the run's; "" where /proc is unavailable."""
-    try:
-        stat = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[-1].split()[19]
-
-
-def process_tags() -> dict[str, str]:
-    pid = os.getpid()
-    return dict(zip(PROCESS_TAGS, (socket.gethostname(), str(pid), _process_started(pid)), strict=True))
-
-
-def _alive(pid: int, started: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, another user's
-    return not started or _process_started(pid) in ("", started)
-
-
-def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed the in-process runs whose process died (SIGKILL, OOM, power loss) and give
-    back their `duckdb_writer` pool slots.
-
-    Dagster frees a run's pool slots when the run ends; a killed process never ends its run,
-    so the slot stays taken and every later run waits for it forever. Dagster's run monitoring
-    only covers runs started by a run launcher, not `execute_in_process`, hence this check:
-    only runs tagged by this host's `iru-pipeline` processes are touched."""
-    reaped = []
-    host = socket.gethostname()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_LIVE_STATUSES, tags={"iru/host": host})):
-        pid = int(run.tags.get("iru/pid", "0") or 0)
-        if pid <= 0 or pid == os.getpid() or _alive(pid, run.tags.get("iru/pid_started", "")):
-            continue
-        instance.report_run_failed(
-            run, message=f"process {pid} ended without finishing this run (killed?); marked failed by a later run")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        reaped.append(run.run_id)
-    return reaped
-
-
 def run_pipeline(
     settings: Settings,
     *,
@@ -137,11 +87,8 @@ def run_pipeline(
             "run %s was left unfinished by a killed process: marked failed, its DuckDB pool slot freed", run_id)
     defs = build_definitions(duckdb_path=settings.duckdb_path)
     job = defs.resolve_job_def("refresh_all")
-    run_config = {
-        **QUIET_DAGSTER,
-        "resources": {"intercom": {"config": {
-            "full_refresh": full_refresh, "reconcile": reconcile, **(intercom_options or {})}}},
-    }
+    run_config = ingestion_run_config(settings, full_refresh=full_refresh, reconcile=reconcile,
+                                      intercom_options=intercom_options)
     result = PipelineResult()
     for rs in settings.regions:
         _stop_if_requested()
@@ -158,6 +105,19 @@ def run_pipeline(
         result.outcomes.append(outcome)
     _stop_if_requested()
     return result
+
+
+def ingestion_run_config(settings: Settings, *, full_refresh: bool = False, reconcile: bool | None = None,
+                         intercom_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run config of an ingestion run: the run's options and the validated settings, whose
+    secrets are references (variable names, file paths), never values (resources.py)."""
+    intercom = {
+        "validated_settings": SettingsConfig.from_settings(settings).model_dump(),
+        "full_refresh": full_refresh,
+        "reconcile": reconcile,
+        **(intercom_options or {}),
+    }
+    return {**QUIET_DAGSTER, "resources": {"intercom": {"config": intercom}}}
 
 
 def _stop_if_storage_failed(settings: Settings, outcome: RunOutcome) -> None:

@@ -168,3 +168,93 @@ def test_secret_never_shows_itself() -> None:
         import pickle
 
         pickle.dumps(s)
+
+
+# --------------------------------------------------------------------------- settings handed to Dagster
+
+
+def _handed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]):
+    """Settings validated from `env` (set in the process environment, as the CLI sees it) and
+    the value Dagster's run config receives for them."""
+    from iru_pipeline.resources import SettingsConfig
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    return settings, SettingsConfig.from_settings(settings)
+
+
+def test_settings_cross_into_dagster_with_secrets_as_variable_names(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    evidence = tmp_path / "evidence.toml"
+    evidence.write_text("stale_admin_days = 45\n")
+    env = {"INTERCOM_ACCESS_TOKEN_EU": "tok_eu_secret_42", "INTERCOM_BASE_URL_EU": "http://127.0.0.1:8711/",
+           "INTERCOM_ACCESS_TOKEN_US": "tok_us_secret_17", "IRU_PII_KEY": TEST_PII_KEY,
+           "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb"), "IRU_EVIDENCE_CONFIG": str(evidence)}
+    settings, value = _handed_over(tmp_path, monkeypatch, env)
+    dumped = value.model_dump()
+    assert dumped == {
+        "duckdb_path": str(tmp_path / "x.duckdb"),
+        "regions": [  # in REGION_CODES order; the base URL as validated (no trailing slash)
+            {"code": "us", "base_url": "https://api.intercom.io", "token_env": "INTERCOM_ACCESS_TOKEN_US",
+             "token_file": None},
+            {"code": "eu", "base_url": "http://127.0.0.1:8711", "token_env": "INTERCOM_ACCESS_TOKEN_EU",
+             "token_file": None},
+        ],
+        "pii_key_env": "IRU_PII_KEY",
+        "evidence_config_path": str(evidence),
+        "signing_key_file": None,
+    }
+    text = json.dumps(dumped)
+    assert "tok_eu_secret_42" not in text and "tok_us_secret_17" not in text and TEST_PII_KEY not in text
+    # Resolved (as a run does), the value gives back the settings that were validated.
+    assert value.resolve() == settings
+    eu = value.resolve("eu")
+    assert [rs.code for rs in eu.regions] == ["eu"] and eu.regions[0].token == Secret("tok_eu_secret_42")
+    assert eu.evidence_config == {"stale_admin_days": 45} and eu.pii_key == Secret(TEST_PII_KEY)
+
+
+def test_a_token_unset_after_validation_is_one_line_naming_its_variable(tmp_path: Path, monkeypatch) -> None:
+    from iru_pipeline.resources import IntercomResource
+
+    _settings, value = _handed_over(tmp_path, monkeypatch, {**GOOD, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb")})
+    monkeypatch.delenv("INTERCOM_ACCESS_TOKEN_US")
+    with pytest.raises(ConfigError) as info:
+        IntercomResource(validated_settings=value).settings("us")
+    assert str(info.value) == "INTERCOM_ACCESS_TOKEN_US is not set: set it to the access token of the us workspace"
+
+
+def test_a_changed_setting_fails_the_same_checks_when_resolved(tmp_path: Path, monkeypatch) -> None:
+    _settings, value = _handed_over(tmp_path, monkeypatch, {**GOOD, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb")})
+    monkeypatch.setenv("IRU_PII_KEY", "short")
+    with pytest.raises(ConfigError, match=r"^IRU_PII_KEY is too weak \(5 characters"):
+        value.resolve("us")
+    monkeypatch.setenv("IRU_PII_KEY", TEST_PII_KEY)
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN_US", "tok\nsecond-line")
+    with pytest.raises(ConfigError, match="^INTERCOM_ACCESS_TOKEN_US contains whitespace or a line break"):
+        value.resolve("us")
+
+
+def test_a_region_outside_the_handed_settings_names_its_variable(tmp_path: Path, monkeypatch) -> None:
+    _settings, value = _handed_over(tmp_path, monkeypatch, {**GOOD, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb")})
+    with pytest.raises(ConfigError) as info:
+        value.resolve("au")
+    assert str(info.value) == "region au was asked for but is not enabled: set INTERCOM_ACCESS_TOKEN_AU"
+
+
+def test_a_token_file_reference_reads_an_owner_only_file(tmp_path: Path, monkeypatch) -> None:
+    from iru_pipeline.resources import RegionConfig, SettingsConfig
+
+    token_file = tmp_path / "us-token"
+    token_file.write_text("tok_from_file_9\n")
+    token_file.chmod(0o600)
+    monkeypatch.setenv("IRU_PII_KEY", TEST_PII_KEY)
+    value = SettingsConfig(duckdb_path=str(tmp_path / "x.duckdb"), pii_key_env="IRU_PII_KEY",
+                           regions=[RegionConfig(code="us", base_url="https://api.intercom.io",
+                                                 token_file=str(token_file))])
+    assert value.resolve("us").regions[0].token == Secret("tok_from_file_9")  # the file's line break dropped
+    token_file.chmod(0o640)
+    with pytest.raises(ConfigError) as info:
+        value.resolve("us")
+    assert str(info.value) == f"{token_file} may be read by other users (mode 640): chmod 600 {token_file}"

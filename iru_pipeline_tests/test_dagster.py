@@ -20,7 +20,16 @@ import httpx
 from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_source import RESOURCE_NAMES
-from iru_pipeline_tests.helpers import Loaded, assert_matches_fake, pipeline_env
+from iru_pipeline_tests.helpers import (
+    FAST_RETRY,
+    TEST_PII_KEY,
+    Loaded,
+    assert_matches_fake,
+    instance_at,
+    pipeline_env,
+    run_ids,
+    small_fake,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,3 +252,73 @@ def test_a_launched_run_killed_holding_the_pool_slot_gets_it_back_through_run_mo
         monitoring = SimpleNamespace(instance=instance)
         list(execute_concurrency_slots_iteration(monitoring, logging.getLogger("test")))
         assert storage.get_concurrency_info(DUCKDB_POOL).active_run_ids == set()
+
+
+# --------------------------------------------------------------------------- settings handed to each run
+
+
+def test_a_cli_run_hands_dagster_its_settings_with_secrets_as_references_only(tmp_path: Path, monkeypatch,
+                                                                             capsys) -> None:
+    """`iru-pipeline run` validates the settings once and gives each run them as the `intercom`
+    resource's configuration: hosts and paths as values, the token and the PII key as the names
+    of the variables holding them. Read back through the instance API, as the UI shows them."""
+    from iru_pipeline.cli import main
+
+    with small_fake(regions=("us", "eu")) as fake:
+        for name, value in pipeline_env(fake, tmp_path).items():
+            monkeypatch.setenv(name, value)
+        assert main(["run", "--region", "eu"]) == 0, capsys.readouterr().err
+        instance = instance_at(tmp_path / "dagster_home")
+        runs = [instance.get_run_by_id(run_id) for run_id in run_ids(tmp_path / "dagster_home")]
+        configs = {run.tags.get("dagster/partition", "evidence"): run.run_config for run in runs}
+        assert set(configs) == {"eu", "evidence"}
+        handed = configs["eu"]["resources"]["intercom"]["config"]["validated_settings"]
+        assert handed == {
+            "duckdb_path": str(tmp_path / "iru.duckdb"),
+            "regions": [{"code": "eu", "base_url": fake.base_url("eu"), "token_env": "INTERCOM_ACCESS_TOKEN_EU",
+                         "token_file": None}],
+            "pii_key_env": "IRU_PII_KEY",
+            "evidence_config_path": None,
+            "signing_key_file": None,
+        }
+        stored = json.dumps([run.run_config for run in runs])
+        for secret in (fake.token("eu"), fake.token("us"), TEST_PII_KEY):
+            assert secret not in stored
+
+
+def test_a_run_uses_the_settings_it_was_handed_not_the_environment_of_the_moment(tmp_path: Path,
+                                                                                monkeypatch) -> None:
+    """The host and the DuckDB file come from the validated value: pointing the environment
+    elsewhere after validation changes nothing for the run (only secrets are read at run time,
+    from the variables the value names)."""
+    from iru_pipeline.config import load_settings
+    from iru_pipeline.runner import run_pipeline
+
+    with small_fake() as fake:
+        for name, value in pipeline_env(fake, tmp_path).items():
+            monkeypatch.setenv(name, value)
+        settings = load_settings()
+        monkeypatch.setenv("INTERCOM_BASE_URL_US", "http://127.0.0.1:9")  # nothing listens there
+        monkeypatch.setenv("IRU_DUCKDB_PATH", str(tmp_path / "elsewhere.duckdb"))
+        result = run_pipeline(settings, with_evidence=False, intercom_options=FAST_RETRY)
+        assert not result.failed, [o.error for o in result.outcomes]
+        assert_matches_fake(settings.duckdb_path, fake, regions=("us",))
+        assert not (tmp_path / "elsewhere.duckdb").exists()
+
+
+def test_a_token_gone_by_the_time_the_run_starts_fails_it_in_one_line_before_any_request(
+        tmp_path: Path, monkeypatch) -> None:
+    from iru_pipeline.config import load_settings
+    from iru_pipeline.runner import run_pipeline
+
+    with small_fake() as fake:
+        for name, value in pipeline_env(fake, tmp_path).items():
+            monkeypatch.setenv(name, value)
+        settings = load_settings()
+        monkeypatch.delenv("INTERCOM_ACCESS_TOKEN_US")
+        fake.reset_stats("us")
+        result = run_pipeline(settings, with_evidence=False, intercom_options=FAST_RETRY)
+        (outcome,) = result.outcomes
+        assert not outcome.success
+        assert outcome.error == "INTERCOM_ACCESS_TOKEN_US is not set: set it to the access token of the us workspace"
+        assert fake.stats("us")["total_requests"] == 0

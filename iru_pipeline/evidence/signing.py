@@ -23,10 +23,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from iru_pipeline.config import ConfigError
+from iru_pipeline.env_names import SIGNING_KEY_FILE_ENV
 
 SIGNATURE_FILE = "manifest.sig"
 ALGORITHM = "Ed25519"
-KEY_SETTING = "IRU_SIGNING_KEY_FILE"
+KEY_SETTING = SIGNING_KEY_FILE_ENV
 
 
 def fingerprint(public_key: Ed25519PublicKey) -> str:

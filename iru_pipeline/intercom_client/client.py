@@ -207,8 +207,12 @@ PERMISSIONS: dict[str, str] = {
 
 
 def _token_env(region: str) -> str:
-    return f"INTERCOM_ACCESS_TOKEN_{region.upper()}"
+    from iru_pipeline.env_names import token_env
+
+    return token_env(region)
 
 
 def _base_url_env(region: str) -> str:
-    return f"INTERCOM_BASE_URL_{region.upper()}"
+    from iru_pipeline.env_names import base_url_env
+
+    return base_url_env(region)
