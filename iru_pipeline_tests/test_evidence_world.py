@@ -21,7 +21,8 @@ def test_world_has_every_column_the_evidence_sql_reads(tmp_path: Path) -> None:
             "select column_name from information_schema.columns where table_schema = 'intercom' and table_name = ?",
             [table]).fetchall()}
         wanted = {c.split(" ", 1)[0] for c in columns}
-        # email_verified is the one optional field Intercom may not send on list items (§3).
+        # email_verified is the one optional field Intercom may not send on list items
+        # (docs/intercom-api.md#record-shapes-worth-knowing).
         assert wanted - present <= {"email_verified"}, (table, wanted - present)
 
 

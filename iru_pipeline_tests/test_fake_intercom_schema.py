@@ -3,20 +3,19 @@
 The spec is the shared reference `intercom-openapi.yaml` (next to the repo, or the path in
 IRU_INTERCOM_SPEC). OpenAPI 3.0 `nullable` is turned into JSON-Schema type lists, `$ref`s are
 resolved into `#/components/schemas/...`, formats are not asserted (real request ids are not
-UUIDs, notes §1), and additional properties are allowed, as the spec allows them.
+UUIDs, docs/intercom-api.md), and additional properties are allowed, as the spec allows them.
 """
 
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
+from iru_pipeline_tests.helpers import SPEC_PATH, openapi_to_json_schema
 
 yaml = pytest.importorskip("yaml")
 jsonschema = pytest.importorskip("jsonschema")
@@ -25,47 +24,15 @@ referencing = pytest.importorskip("referencing")
 NOW = 1_760_000_000.0
 
 
-def _spec_path() -> Path:
-    env = os.environ.get("IRU_INTERCOM_SPEC")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared/reference/intercom-openapi.yaml"
-
-
-def _to_json_schema(node: Any) -> Any:
-    """OpenAPI 3.0 schema -> JSON Schema (draft 7)."""
-    if isinstance(node, list):
-        return [_to_json_schema(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _to_json_schema(v) for k, v in node.items()
-           if k not in ("nullable", "example", "examples", "discriminator", "xml", "externalDocs", "format")
-           and not k.startswith("x-")}
-    if out.get("additionalProperties") is False:
-        del out["additionalProperties"]
-    if "$ref" in out and len(out) > 1:
-        ref = out.pop("$ref")  # draft 7 ignores siblings of $ref
-        out = {"allOf": [{"$ref": ref}, out]} if out else {"$ref": ref}
-    if node.get("nullable") is True:
-        if "type" in out and "$ref" not in out and "allOf" not in out:
-            types = out["type"] if isinstance(out["type"], list) else [out["type"]]
-            out["type"] = [*types, "null"]
-            if "enum" in out and None not in out["enum"]:
-                out["enum"] = [*out["enum"], None]
-        else:
-            out = {"anyOf": [out, {"type": "null"}]}
-    return out
-
-
 @pytest.fixture(scope="module")
 def validators() -> Any:
-    path = _spec_path()
+    path = SPEC_PATH
     if not path.is_file():
         pytest.skip(f"Intercom OpenAPI spec not found at {path} (set IRU_INTERCOM_SPEC to its path)")
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    components = _to_json_schema(spec["components"])
-    # notes §3.7: activity-log metadata `before`/`after` are declared objects but arrive as
-    # strings (the spec's own examples); the fake follows the examples.
+    components = openapi_to_json_schema(spec["components"])
+    # Activity-log metadata `before`/`after` are declared objects but arrive as strings (the
+    # spec's own examples; docs/intercom-api.md#record-shapes-worth-knowing).
     meta = components["schemas"]["activity_log_metadata"]
     target = meta["anyOf"][0] if "anyOf" in meta else meta
     for key in ("before", "after"):
@@ -167,7 +134,7 @@ def test_unauthorized_matches_error_schema(fake: FakeIntercom, validators: Any) 
 
 def test_converter_keeps_nullability_strict() -> None:
     """The nullable conversion must not make every field accept null (else the test is void)."""
-    schema = _to_json_schema({"type": "object", "properties": {
+    schema = openapi_to_json_schema({"type": "object", "properties": {
         "a": {"type": "string"}, "b": {"type": "string", "nullable": True},
         "c": {"$ref": "#/definitions/x", "nullable": True}}})
     props = schema["properties"]

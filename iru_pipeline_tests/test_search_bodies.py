@@ -27,6 +27,7 @@ from iru_pipeline.intercom_source.windows import (
     window_query,
     windowed_search,
 )
+from iru_pipeline_tests.helpers import SPEC_PATH, openapi_to_json_schema
 
 NOW = 1_760_000_000
 
@@ -140,14 +141,12 @@ def test_the_local_rule_refuses_a_group_mixed_with_a_filter() -> None:
 
 
 def test_search_bodies_validate_against_the_spec(recorded: list[tuple[str, dict[str, Any]]]) -> None:
-    from iru_pipeline_tests.test_fake_intercom_schema import _spec_path, _to_json_schema
-
     yaml = pytest.importorskip("yaml")
     referencing = pytest.importorskip("referencing")
-    path = _spec_path()
+    path = SPEC_PATH
     if not path.is_file():
         pytest.skip(f"Intercom OpenAPI spec not found at {path} (set IRU_INTERCOM_SPEC to its path)")
-    components = _to_json_schema(yaml.safe_load(path.read_text(encoding="utf-8"))["components"])
+    components = openapi_to_json_schema(yaml.safe_load(path.read_text(encoding="utf-8"))["components"])
     resource = referencing.Resource.from_contents({"components": components},
                                                   default_specification=referencing.jsonschema.DRAFT7)
     registry = referencing.Registry().with_resource("urn:intercom", resource)
