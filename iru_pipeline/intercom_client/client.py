@@ -35,6 +35,7 @@ from iru_pipeline.intercom_client.page_bound import PageBound
 from iru_pipeline.intercom_client.proofs import ProofLog
 from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT, RateLimiter, RetryPolicy, retry_after_seconds
 from iru_pipeline.intercom_client.reach import unreachable_message
+from iru_pipeline.intercom_records.registry import PERMISSIONS  # plain Python: no dlt or Dagster
 from iru_pipeline.regions import REGIONS
 
 API_VERSION = "2.16"
@@ -536,20 +537,6 @@ class IntercomClient:
                 region=self.region, endpoint=endpoint, resource=resource,
             )
         seen.add(cursor)
-
-
-# Permissions as the Intercom Developer Hub names them (docs/intercom-api.md#permissions), by resource name.
-PERMISSIONS: dict[str, str] = {
-    "workspaces": "Read admins",
-    "admins": "Read admins",
-    "activity_logs": "Read admin activity logs",
-    "teams": "Read admins",
-    "tags": "Read tags",
-    "contacts": "Read and list users and companies",
-    "data_attributes": "Read and list users and companies",
-    "conversations": "Read conversations",
-    "deleted_conversations": "Read conversations",
-}
 
 
 _NOT_JSON = object()
