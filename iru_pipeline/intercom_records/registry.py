@@ -97,8 +97,10 @@ class Resource:
     unique_ids: bool = False
     """Keep one row per id (the last): several requests may return the same record."""
     optional: bool = False
-    """Needs a permission a read-only token usually lacks: `check` reports it missing without
-    failing, and a run skips it with the reason recorded (docs/intercom-api.md#permissions)."""
+    """Needs a permission a read-only token usually lacks (docs/intercom-api.md#permissions):
+    not loaded unless asked for (`intercom_source(optional_resources=...)`), so it is not
+    among a run's resources (`LOADED_RESOURCES`) and a read-only token's run stays complete;
+    `check` probes it and shows it missing without failing."""
 
     @property
     def keeps_history(self) -> bool:
@@ -205,6 +207,8 @@ RESOURCES: tuple[Resource, ...] = (
 )
 
 RESOURCE_NAMES: tuple[str, ...] = tuple(r.name for r in RESOURCES)
+LOADED_RESOURCES: tuple[Resource, ...] = tuple(r for r in RESOURCES if not r.optional)
+"""What every run loads (the optional resources only when asked for)."""
 SNAPSHOT_RESOURCES: tuple[Resource, ...] = tuple(r for r in RESOURCES if r.rows is not None)
 PERMISSIONS: dict[str, str] = {r.name: r.permission for r in RESOURCES}
 """Permission wording by resource name, for error messages and `check`."""

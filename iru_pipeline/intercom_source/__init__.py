@@ -98,6 +98,7 @@ def intercom_source(
     split_above: int = WINDOW_SPLIT_ABOVE,
     table_workers_above: int | None = TABLE_WORKERS_ABOVE,
     table_processes: int | None = None,
+    optional_resources: Iterable[str] = (),
 ) -> Any:
     """All resources of one regional workspace.
 
@@ -118,6 +119,8 @@ def intercom_source(
         table_workers_above: a contacts or conversations sync of more records builds its
             tables in worker processes (None: never).
         table_processes: how many (default: one per core, at most 4).
+        optional_resources: registry resources marked optional to load too (e.g.
+            `ip_allowlist`, whose permission is write-capable); the others are always loaded.
     """
     ctx = WorkspaceContext(
         region, client, pii_key=pii_key, internal_domains=internal_domains, report=report,
@@ -125,7 +128,11 @@ def intercom_source(
         workers=workers, split_above=split_above, table_workers_above=table_workers_above,
         table_processes=table_processes,
     )
-    return tuple(_RESOURCES[spec.name](ctx) for spec in RESOURCES)
+    wanted = set(optional_resources)
+    unknown = wanted - {spec.name for spec in RESOURCES if spec.optional}
+    if unknown:
+        raise ValueError(f"not an optional resource: {', '.join(sorted(unknown))}")
+    return tuple(_RESOURCES[spec.name](ctx) for spec in RESOURCES if not spec.optional or spec.name in wanted)
 
 
 def _table_hints(spec: Resource, columns: dict[str, dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:

@@ -1,22 +1,19 @@
 """Plain constants of the Intercom dlt source: windows, page sizes, the PII drop list.
 
-What is loaded is declared once, in `iru_pipeline.intercom_records.registry` (re-exported
-here as `RESOURCES`, `resource_spec`).
+What is loaded is declared once, in `iru_pipeline.intercom_records.registry`. `RESOURCES`
+and `RESOURCE_NAMES` here are what a run loads (the registry's `LOADED_RESOURCES`: optional
+resources are loaded only when asked for).
 """
 
 from __future__ import annotations
 
 from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT
-from iru_pipeline.intercom_records.registry import (
-    RESOURCE_NAMES,
-    RESOURCES,
-    SNAPSHOT,
-    UPSERT,
-    Resource,
-)
+from iru_pipeline.intercom_records.registry import LOADED_RESOURCES, SNAPSHOT, UPSERT, Resource
 from iru_pipeline.intercom_records.registry import resource as resource_spec
 
 ResourceSpec = Resource
+RESOURCES: tuple[Resource, ...] = LOADED_RESOURCES
+RESOURCE_NAMES: tuple[str, ...] = tuple(r.name for r in RESOURCES)
 __all__ = [
     "RESOURCES", "RESOURCE_NAMES", "SNAPSHOT", "UPSERT", "Resource", "ResourceSpec", "resource_spec",
 ]

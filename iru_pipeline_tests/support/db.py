@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 
 from iru_pipeline.fake_intercom import FakeIntercom
-from iru_pipeline.intercom_records.registry import RESOURCES
+from iru_pipeline.intercom_records.registry import LOADED_RESOURCES, RESOURCES
 
 SNAPSHOT_TABLES = tuple(r.name for r in RESOURCES if r.keeps_history)
 """Tables with scd2 history: their current rows are those with `_dlt_valid_to IS NULL`."""
@@ -50,8 +50,8 @@ def fake_ids(ws: Any, resource: str) -> list[str]:
     raise KeyError(resource)
 
 
-COMPARED = tuple(r.name for r in RESOURCES if r.name != "data_attributes")
-"""Every resource but data attributes, whose ids the pipeline builds from model and name
+COMPARED = tuple(r.name for r in LOADED_RESOURCES if r.name != "data_attributes")
+"""Every resource a run loads but data attributes, whose ids the pipeline builds from model and name
 (built-in attributes have none): tests compare those by value."""
 
 
