@@ -1,8 +1,8 @@
 """Proof of collection: what Intercom answered to each snapshot request, as a hash only.
 
 For every response to a snapshot endpoint (the requests of the registry's snapshot resources:
-`/me`, `/admins`, `/teams`, `/tags`, `/data_attributes`, `/conversations/attributes`) the
-client records when it was received,
+`/me`, `/admins`, `/teams`, `/tags`, `/data_attributes`, `/conversations/attributes`,
+`/ip_allowlist`) the client records when it was received,
 the base URL asked, the HTTP status, Intercom's request id (the `X-Request-Id` header, else
 the body's `request_id`, which Intercom puts on error bodies) and the SHA-256 of the body
 exactly as received. The body itself is never kept, so no personal data is stored; an auditor

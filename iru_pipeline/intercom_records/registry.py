@@ -27,6 +27,7 @@ from iru_pipeline.intercom_records.transforms import (
     Row,
     admin_row,
     data_attribute_row,
+    ip_allowlist_row,
     tag_row,
     team_membership_rows,
     team_row,
@@ -203,6 +204,12 @@ RESOURCES: tuple[Resource, ...] = (
         evidence_columns=(*_IDS, "created_at timestamptz", "activity_type varchar", "performed_by_type varchar",
                           "performed_by_id varchar", "performed_by_email varchar", "performed_by_ip varchar",
                           "activity_description varchar", "metadata json"),
+    ),
+    Resource(
+        "ip_allowlist", "GET /ip_allowlist", "single", "Manage IP allowlist (manage_ip_allowlist)",
+        ("GET", "/ip_allowlist", {}), SNAPSHOT, optional=True,
+        columns=COLUMNS["ip_allowlist"], fetch=(Fetch("/ip_allowlist"),), rows=_one(ip_allowlist_row),
+        evidence_columns=(*_IDS, "enabled boolean", "ip_allowlist varchar[]"),
     ),
 )
 

@@ -45,7 +45,7 @@ def fake_ids(ws: Any, resource: str) -> list[str]:
         return sorted(str(e["id"]) for e in ws.activity_logs(0))
     if resource == "deleted_conversations":
         return sorted(str(d["id"]) for d in ws.deleted_conversations())
-    if resource == "workspaces":
+    if resource in ("workspaces", "ip_allowlist"):
         return [ws.workspace_id]
     raise KeyError(resource)
 
