@@ -15,7 +15,7 @@ from iru_pipeline.intercom_client import (
 )
 from iru_pipeline.intercom_client.errors import KIND_WORDS
 from iru_pipeline.intercom_client.reach import probe
-from iru_pipeline.intercom_source.settings import RESOURCES
+from iru_pipeline.intercom_records.registry import RESOURCES, Resource
 from iru_pipeline.regions import REGIONS
 
 QUICK_RETRY = RetryPolicy(max_retries=2, max_rate_limit_waits=3, backoff_base=0.2, backoff_cap=2.0)
@@ -30,10 +30,21 @@ class ResourceProbe:
     kind: str | None = None
     """None when readable; else the class of failure (`KIND_WORDS`): only "permission" is a
     missing permission, anything else is an error of the probe itself."""
+    optional: bool = False
+    """A resource whose permission a read-only token usually lacks (the registry's `optional`):
+    its missing permission is shown but does not fail the check."""
 
     @property
     def access(self) -> str:
-        return "readable" if self.readable else ("MISSING" if self.kind == "permission" else "ERROR")
+        if self.readable:
+            return "readable"
+        if self.kind == "permission":
+            return "optional" if self.optional else "MISSING"
+        return "ERROR"
+
+    @property
+    def fails_check(self) -> bool:
+        return not self.readable and not (self.optional and self.kind == "permission")
 
 
 @dataclass
@@ -50,7 +61,8 @@ class RegionCheck:
 
     @property
     def missing(self) -> list[ResourceProbe]:
-        return [p for p in self.probes if not p.readable]
+        """Probes that fail the check (an optional resource's missing permission does not)."""
+        return [p for p in self.probes if p.fails_check]
 
 
 def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY) -> RegionCheck:
@@ -76,19 +88,20 @@ def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY) -> Region
         for spec in RESOURCES:
             try:
                 _probe_resource(client, spec)
-                result.probes.append(ResourceProbe(spec.name, True, spec.permission))
+                result.probes.append(ResourceProbe(spec.name, True, spec.permission, optional=spec.optional))
             except IntercomAuthError as exc:
                 result.error = str(exc)
                 return result
             except IntercomError as exc:
-                result.probes.append(ResourceProbe(spec.name, False, spec.permission, str(exc), exc.kind))
+                result.probes.append(ResourceProbe(spec.name, False, spec.permission, str(exc), exc.kind,
+                                                   optional=spec.optional))
     result.ok = result.region_matches is not False and not result.missing
     if result.region_matches is False:
         result.error = _region_mismatch(rs, result.reported_region or "")
     return result
 
 
-def _probe_resource(client: IntercomClient, spec: Any) -> None:
+def _probe_resource(client: IntercomClient, spec: Resource) -> None:
     method, path, payload = spec.probe
     if method == "GET":
         client.get(path, payload, resource=spec.name)

@@ -15,6 +15,7 @@ import pytest
 
 from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import FakeIntercom
+from iru_pipeline.intercom_records.registry import RESOURCES
 from iru_pipeline_tests.helpers import TEST_PII_KEY
 
 
@@ -32,7 +33,7 @@ def test_check_passes_for_every_region(fake: FakeIntercom, monkeypatch, capsys, 
     assert fake.workspace("eu").workspace_id in out
     assert "matches the configured EU" in out
     assert "MISSING" not in out
-    assert out.count("readable") == 3 * 10
+    assert out.count("readable") == 3 * len(RESOURCES)
 
 
 def test_check_explains_a_token_from_another_region(fake: FakeIntercom, monkeypatch, capsys, tmp_path) -> None:

@@ -81,6 +81,7 @@ CASES = [
     ("POST", "/conversations/search", {"query": {"field": "updated_at", "operator": ">", "value": 0},
                                        "pagination": {"per_page": 150}}, "conversation_list"),
     ("GET", "/conversations/deleted?per_page=60", None, "deleted_conversation_list"),
+    ("GET", "/ip_allowlist", None, "ip_allowlist"),
 ]
 
 

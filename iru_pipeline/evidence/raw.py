@@ -12,57 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from iru_pipeline.intercom_records.registry import RESOURCES, evidence_columns
 from iru_pipeline.intercom_source import DATASET_NAME
 
-SCD2 = ("_dlt_valid_from timestamptz", "_dlt_valid_to timestamptz")
-
 RAW_COLUMNS: dict[str, tuple[str, ...]] = {
-    "workspaces": (
-        "region varchar", "workspace_id varchar", "id varchar", "name varchar", "reported_region varchar",
-        "timezone varchar", "identity_verification boolean", "secure boolean", "created_at timestamptz",
-        "api_host varchar", "api_version varchar", "token_admin_id varchar", *SCD2,
-    ),
-    "admins": (
-        "region varchar", "workspace_id varchar", "id varchar", "name varchar", "email varchar",
-        "job_title varchar", "away_mode_enabled boolean", "has_inbox_seat boolean", "team_ids varchar[]",
-        "role_id varchar", "role_name varchar", "email_verified boolean", *SCD2,
-    ),
-    "teams": ("region varchar", "workspace_id varchar", "id varchar", "name varchar", "admin_ids varchar[]", *SCD2),
-    "team_memberships": (
-        "region varchar", "workspace_id varchar", "id varchar", "team_id varchar", "admin_id varchar",
-        "team_name varchar", *SCD2,
-    ),
-    "tags": ("region varchar", "workspace_id varchar", "id varchar", "name varchar", *SCD2),
-    "data_attributes": (
-        "region varchar", "workspace_id varchar", "id varchar", "model varchar", "name varchar",
-        "full_name varchar", "label varchar", "data_type varchar", "custom boolean", "archived boolean",
-        "created_at timestamptz", "admin_id varchar", *SCD2,
-    ),
-    "contacts": (
-        "region varchar", "workspace_id varchar", "id varchar", "role varchar", "email_hmac varchar",
-        "phone_hmac varchar", "external_id_hmac varchar", "email_domain varchar", "has_email boolean",
-        "is_internal_domain boolean", "email_looks_test boolean", "has_name boolean", "has_phone boolean",
-        "owner_id varchar", "country varchar", "country_code varchar", "unsubscribed_from_emails boolean",
-        "marked_email_as_spam boolean", "has_hard_bounced boolean", "tag_ids varchar[]",
-        "company_ids varchar[]", "custom_attribute_keys varchar[]", "created_at timestamptz",
-        "updated_at timestamptz", "signed_up_at timestamptz", "last_seen_at timestamptz",
-        "last_replied_at timestamptz",
-    ),
-    "conversations": (
-        "region varchar", "workspace_id varchar", "id varchar", "created_at timestamptz",
-        "updated_at timestamptz", "waiting_since timestamptz", "state varchar", "open boolean",
-        "admin_assignee_id varchar", "team_assignee_id varchar", "tag_names varchar[]",
-        "custom_attribute_keys varchar[]", "source_author_type varchar", "sla_status varchar",
-        "time_to_admin_reply bigint", "time_to_first_close bigint", "first_admin_reply_at timestamptz",
-        "first_close_at timestamptz", "last_close_at timestamptz",
-    ),
-    "deleted_conversations": ("region varchar", "workspace_id varchar", "id varchar", "deleted_at timestamptz"),
-    "activity_logs": (
-        "region varchar", "workspace_id varchar", "id varchar", "created_at timestamptz",
-        "activity_type varchar", "performed_by_type varchar", "performed_by_id varchar",
-        "performed_by_email varchar", "performed_by_ip varchar", "activity_description varchar",
-        "metadata json",
-    ),
+    # Each resource's columns are declared with the resource (intercom_records/registry.py).
+    **{spec.name: evidence_columns(spec) for spec in RESOURCES},
     "sync_results": (
         "run_id varchar", "region varchar", "resource varchar", "status varchar", "reason varchar",
         "rows_loaded bigint", "unchanged_rows_skipped bigint", "rows_deleted bigint", "pages bigint",

@@ -132,6 +132,7 @@ class RegionApi:
             ("GET", "/conversations"): self.list_conversations,
             ("POST", "/conversations/search"): self.search_conversations,
             ("GET", "/conversations/deleted"): self.deleted_conversations,
+            ("GET", "/ip_allowlist"): self.ip_allowlist,
         }
         self._item_routes: dict[tuple[str, str], Callable[[Request, str], Response]] = {
             ("GET", "/admins"): self.get_admin,
@@ -403,6 +404,9 @@ class RegionApi:
         data = conversation_attributes_json(req.flag("include_archived"), self.ws.profile.app_created_at,
             self.ws.owner.id)
         return Response(200, encode({"type": "list", "data": data}))
+
+    def ip_allowlist(self, req: Request) -> Response:
+        return Response(200, encode(self.ws.ip_allowlist()))
 
     # contacts -------------------------------------------------------------------------------
     def list_contacts(self, req: Request) -> Response:

@@ -34,6 +34,14 @@ from .hashing import Draw, stream_key
 from .store import Collection
 from .timeline import zone
 
+_IP_ALLOWLISTS: dict[str, tuple[bool, tuple[str, ...]]] = {
+    # Documentation address blocks (RFC 5737): deterministic, and never a real network.
+    "us": (True, ("192.0.2.0/24", "198.51.100.7")),
+    "eu": (True, ("203.0.113.0/25",)),
+    "au": (False, ()),
+}
+"""Each region's IP allowlist setting: (enabled, addresses and CIDR ranges)."""
+
 
 @dataclass(frozen=True)
 class WorkspaceSizes:
@@ -107,6 +115,8 @@ class Workspace:
         self._extra_logs: list[tuple[int, int, dict[str, Any]]] = sorted(
             (e["created_at"], k, e) for k, e in enumerate(events))
         self._extra_seq = len(events)
+        enabled, ranges = _IP_ALLOWLISTS.get(region, (False, ()))
+        self._ip_allowlist: dict[str, Any] = {"enabled": enabled, "ip_allowlist": list(ranges)}
         self._merged_into: dict[int, int] = {}
         self._merge_history: dict[int, list[dict[str, Any]]] = {}
         self.scenario: sc.ScenarioFacts | None = self._resolve_scenario(events, roles) if in_scenario else None
@@ -149,6 +159,11 @@ class Workspace:
 
     def tags(self) -> list[dict[str, Any]]:
         return [tag_json(t) for t in self._tags]
+
+    def ip_allowlist(self) -> dict[str, Any]:
+        """`GET /ip_allowlist`, as the 2.16 spec's `ip_allowlist` object."""
+        return {"type": "ip_allowlist", "enabled": self._ip_allowlist["enabled"],
+                "ip_allowlist": list(self._ip_allowlist["ip_allowlist"])}
 
     def contacts(self) -> Iterator[dict[str, Any]]:
         """Live contacts in `GET /contacts` order."""
@@ -435,6 +450,12 @@ class Workspace:
             bisect.insort(self._extra_logs, (now, self._extra_seq, entry))
             self.version += 1
             return entry["id"]
+
+    def set_ip_allowlist(self, enabled: bool, ranges: Iterable[str]) -> None:
+        """Turn the IP allowlist on or off and replace its addresses and CIDR ranges."""
+        with self._lock:
+            self._ip_allowlist = {"enabled": bool(enabled), "ip_allowlist": [str(r) for r in ranges]}
+            self.version += 1
 
     def set_team_members(self, team_id: str, admin_ids: Iterable[str]) -> None:
         """Replace a team's members."""

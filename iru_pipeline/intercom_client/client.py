@@ -29,6 +29,7 @@ from iru_pipeline.intercom_client.paginate import MAX_PER_PAGE, Paginator
 from iru_pipeline.intercom_client.proofs import ProofLog
 from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT, RateLimiter, RetryPolicy
 from iru_pipeline.intercom_client.send import Sender
+from iru_pipeline.intercom_records.registry import PERMISSIONS  # plain Python: no dlt or Dagster
 from iru_pipeline.regions import REGIONS
 
 __all__ = ["API_VERSION", "MAX_PER_PAGE", "PERMISSIONS", "EndpointStats", "IntercomClient", "Page", "SearchPage",
@@ -192,18 +193,6 @@ class IntercomClient:
         return self._pages.numbered(path, item_key, params, per_page=per_page, resource=resource)
 
 
-# Permissions as the Intercom Developer Hub names them (docs/intercom-api.md#permissions), by resource name.
-PERMISSIONS: dict[str, str] = {
-    "workspaces": "Read admins",
-    "admins": "Read admins",
-    "activity_logs": "Read admin activity logs",
-    "teams": "Read admins",
-    "tags": "Read tags",
-    "contacts": "Read and list users and companies",
-    "data_attributes": "Read and list users and companies",
-    "conversations": "Read conversations",
-    "deleted_conversations": "Read conversations",
-}
 
 
 def _token_env(region: str) -> str:

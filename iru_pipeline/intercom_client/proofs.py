@@ -1,7 +1,8 @@
 """Proof of collection: what Intercom answered to each snapshot request, as a hash only.
 
-For every response to a snapshot endpoint (`/me`, `/admins`, `/teams`, `/tags`,
-`/data_attributes`, `/conversations/attributes`) the client records when it was received,
+For every response to a snapshot endpoint (the requests of the registry's snapshot resources:
+`/me`, `/admins`, `/teams`, `/tags`, `/data_attributes`, `/conversations/attributes`,
+`/ip_allowlist`) the client records when it was received,
 the base URL asked, the HTTP status, Intercom's request id (the `X-Request-Id` header, else
 the body's `request_id`, which Intercom puts on error bodies) and the SHA-256 of the body
 exactly as received. The body itself is never kept, so no personal data is stored; an auditor
@@ -22,10 +23,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from iru_pipeline.intercom_records.registry import SNAPSHOT_RESOURCES
 from iru_pipeline.regions import REGIONS
 
-SNAPSHOT_PATHS: frozenset[str] = frozenset(
-    {"/me", "/admins", "/teams", "/tags", "/data_attributes", "/conversations/attributes"})
+SNAPSHOT_PATHS: frozenset[str] = frozenset(f.path for spec in SNAPSHOT_RESOURCES for f in spec.fetch)
 INTERCOM_API_HOSTS: frozenset[str] = frozenset(urlsplit(r.default_base_url).netloc for r in REGIONS.values())
 
 

@@ -200,6 +200,11 @@ RAW_DESCRIPTIONS: dict[str, dict[str, str]] = {
                                 "replaced by their pseudonyms.",
         "metadata": "The event's metadata object (JSON), with contact identifiers pseudonymised.",
     },
+    "ip_allowlist": {
+        "id": "The workspace id: the allowlist is one record per workspace.",
+        "enabled": "Whether the workspace restricts access to the listed IP ranges.",
+        "ip_allowlist": "The allowed IP addresses and CIDR ranges, sorted (JSON array).",
+    },
     "sync_results": {
         "run_id": "Dagster run id of the ingestion run.",
         "resource": "Intercom resource (table) collected.",

@@ -268,6 +268,15 @@ def data_attribute_row(attr: dict[str, Any], region: str, workspace_id: str, mod
     }
 
 
+def ip_allowlist_row(body: dict[str, Any], region: str, workspace_id: str) -> Row:
+    """The workspace's IP allowlist (`GET /ip_allowlist`): one row per workspace, its id the
+    workspace's, so scd2 history dates each change of the setting or of the ranges."""
+    listed = body.get("ip_allowlist")
+    ranges = {r for r in (text(v, 100) for v in listed) if r} if isinstance(listed, list) else set()
+    return {"region": region, "workspace_id": workspace_id, "id": workspace_id,
+            "enabled": flag(body.get("enabled")), "ip_allowlist": sorted(ranges)}
+
+
 def conversation_tombstone(item: dict[str, Any], region: str, workspace_id: str) -> Row:
     """A deletion marker for the conversations table: `deleted_at` is its hard-delete column.
     Its `updated_at` is the deletion time, so it wins over an earlier version of the same
@@ -335,6 +344,7 @@ COLUMNS: dict[str, dict[str, dict[str, Any]]] = {
                               data_type=_TXT, custom=_BOOL, archived=_BOOL, api_writable=_BOOL,
                               ui_writable=_BOOL, messenger_writable=_BOOL, created_at=_TS, updated_at=_TS,
                               admin_id=_TXT),
+    "ip_allowlist": _hints(enabled=_BOOL, ip_allowlist=_JSON),
     "deleted_conversations": _hints(deleted_at={**_TS, "dedup_sort": "desc"}, metrics_retained=_BOOL),
     "activity_logs": _hints(created_at=_TS, activity_type=_TXT, performed_by_type=_TXT, performed_by_id=_TXT,
                             performed_by_email=_TXT, performed_by_ip=_TXT, activity_description=_TXT,

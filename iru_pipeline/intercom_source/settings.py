@@ -1,15 +1,22 @@
-"""Plain constants of the Intercom dlt source: the resource table, windows and page sizes.
+"""Plain constants of the Intercom dlt source: windows, page sizes, the PII drop list.
 
-`RESOURCES` is the one list of what is loaded. Adding a resource means adding a row here and
-a resource function in `__init__.py`.
+What is loaded is declared once, in `iru_pipeline.intercom_records.registry`. `RESOURCES`
+and `RESOURCE_NAMES` here are what a run loads (the registry's `LOADED_RESOURCES`: optional
+resources are loaded only when asked for).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from iru_pipeline.intercom_client import PERMISSIONS
 from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT
+from iru_pipeline.intercom_records.registry import LOADED_RESOURCES, SNAPSHOT, UPSERT, Resource
+from iru_pipeline.intercom_records.registry import resource as resource_spec
+
+ResourceSpec = Resource
+RESOURCES: tuple[Resource, ...] = LOADED_RESOURCES
+RESOURCE_NAMES: tuple[str, ...] = tuple(r.name for r in RESOURCES)
+__all__ = [
+    "RESOURCES", "RESOURCE_NAMES", "SNAPSHOT", "UPSERT", "Resource", "ResourceSpec", "resource_spec",
+]
 
 DATASET_NAME = "intercom"
 """DuckDB schema of the raw tables."""
@@ -44,62 +51,6 @@ DELETED_CONVERSATIONS_PAGE_SIZE = 60  # the endpoint's maximum (docs/intercom-ap
 ACTIVITY_LOG_PAGE_SIZE = 150
 INITIAL_ACTIVITY_LOG_DAYS = 365 * 3
 """How far back the first run reads admin activity logs (the API requires a lower bound)."""
-
-SNAPSHOT = {"disposition": "merge", "strategy": "scd2"}
-"""History-keeping snapshot: with merge_key="region" only the loaded region's missing rows are
-retired (docs/ingestion.md#write-dispositions); `replace` would wipe the other regions."""
-UPSERT = "merge"
-
-
-@dataclass(frozen=True)
-class ResourceSpec:
-    name: str
-    endpoint: str
-    pagination: str
-    """single | full | search | activity_log | page_number"""
-    cursor: str | None
-    write_disposition: str | dict
-    permission: str
-    probe: tuple[str, str, dict]
-    """A cheap request that proves the token may read the resource: (method, path, params/body)."""
-
-
-RESOURCES: tuple[ResourceSpec, ...] = (
-    ResourceSpec("workspaces", "GET /me", "single", None, SNAPSHOT, PERMISSIONS["workspaces"],
-                 ("GET", "/me", {})),
-    ResourceSpec("admins", "GET /admins", "full", None, SNAPSHOT, PERMISSIONS["admins"],
-                 ("GET", "/admins", {})),
-    ResourceSpec("teams", "GET /teams", "full", None, SNAPSHOT, PERMISSIONS["teams"],
-                 ("GET", "/teams", {})),
-    ResourceSpec("team_memberships", "GET /teams", "full", None, SNAPSHOT, PERMISSIONS["teams"],
-                 ("GET", "/teams", {})),
-    ResourceSpec("tags", "GET /tags", "full", None, SNAPSHOT, PERMISSIONS["tags"],
-                 ("GET", "/tags", {})),
-    ResourceSpec("data_attributes", "GET /data_attributes, GET /conversations/attributes", "full", None,
-                 SNAPSHOT, PERMISSIONS["data_attributes"], ("GET", "/data_attributes", {"model": "contact"})),
-    ResourceSpec("contacts", "POST /contacts/search", "search", "updated_at", UPSERT, PERMISSIONS["contacts"],
-                 ("POST", "/contacts/search", {"query": {"field": "updated_at", "operator": ">", "value": 0},
-                                                "pagination": {"per_page": 1}})),
-    ResourceSpec("conversations", "POST /conversations/search", "search", "updated_at", UPSERT,
-                 PERMISSIONS["conversations"],
-                 ("POST", "/conversations/search", {"query": {"field": "updated_at", "operator": ">", "value": 0},
-                                                     "pagination": {"per_page": 1}})),
-    ResourceSpec("deleted_conversations", "GET /conversations/deleted", "page_number", "deleted_at", UPSERT,
-                 PERMISSIONS["deleted_conversations"], ("GET", "/conversations/deleted", {"per_page": 1})),
-    ResourceSpec("activity_logs", "GET /admins/activity_logs", "activity_log", "created_at", UPSERT,
-                 PERMISSIONS["activity_logs"], ("GET", "/admins/activity_logs",
-                     {"created_at_after": "0", "per_page": 1})),
-)
-
-RESOURCE_NAMES: tuple[str, ...] = tuple(r.name for r in RESOURCES)
-
-
-def resource_spec(name: str) -> ResourceSpec:
-    for spec in RESOURCES:
-        if spec.name == name:
-            return spec
-    raise KeyError(name)
-
 
 # Fields that exist in Intercom payloads and are deliberately not stored (PII policy). Recorded
 # with each sync as the minimisation evidence.

@@ -119,46 +119,13 @@ def windowed_search(
     is known (contacts are read newest first; else None), `on_plan(windows, total)` once
     the windows are planned."""
     days = DayClock(tz)
-    not_after = now + CURSOR_SKEW_SECONDS
     lo = days.day_start(start) if spec.whole_days else max(0, start)
-    whole = Window(lo, None)
-    if spec.whole_days:
-        # A day-granular search returns the cursor's whole day; read it newest first and stop
-        # at the first record older than `start`, so a quiet run costs one request however
-        # busy that day was.
-        newest_first = client.iter_search(spec.path, spec.item_key, window_query(spec, whole),
-                                          sort={"field": spec.field, "order": "descending"},
-                                          per_page=per_page, resource=spec.resource)
-        first = next(newest_first, None)
-        if first is None:
-            return
-        total = first.total_count or 0
-        if _reaches_below(first.items, spec.field, start, not_after):
-            yield first
-            return
-        if workers <= 1 or total <= split_above or (now - lo) < 2 * 86400:
-            yield first
-            for page in newest_first:
-                yield page
-                if _reaches_below(page.items, spec.field, start, not_after):
-                    return
-            return
-        newest_first.close()
-        newest = first.items[0].get(spec.field) if first.items else None
-    else:
-        chain = client.iter_search(spec.path, spec.item_key, window_query(spec, whole),
-                                   sort={"field": spec.field, "order": "ascending"},
-                                   per_page=per_page, resource=spec.resource)
-        first = next(chain, None)
-        if first is None:
-            return
-        total = first.total_count or 0
-        if workers <= 1 or total <= split_above or (now - lo) < 2:
-            yield first
-            yield from chain
-            return
-        chain.close()  # the first page is re-read by the window that holds it
-        newest = None
+    split = _Split()
+    yield from _one_chain(client, spec, Window(lo, None), start, now, split,
+                          small_above=split_above if workers > 1 else None, per_page=per_page)
+    if split.total is None:
+        return
+    total, newest = split.total, split.newest
     if on_split:
         on_split(total, newest)
     sort = {"field": spec.field, "order": "ascending"}
@@ -175,6 +142,52 @@ def windowed_search(
                                       per_page=per_page, resource=spec.resource)
 
     yield from parallel_pages([partial(job, w) for w in windows], workers)
+
+
+@dataclass
+class _Split:
+    """Set by `_one_chain` when the sync is too large for one chain."""
+
+    total: int | None = None
+    newest: Any = None
+
+
+def _one_chain(client: IntercomClient, spec: SearchSpec, whole: Window, start: int, now: int, split: _Split, *,
+               small_above: int | None, per_page: int) -> Iterator[Page]:
+    """The sync as one chain of pages when it is small (or `small_above` is None: one worker);
+    otherwise nothing is yielded and `split` says how large it is.
+
+    A day-granular search (contacts) returns the cursor's whole day: it is read newest first
+    and stops at the first record older than `start`, so a quiet run costs one request however
+    busy that day was. Other searches are read oldest first."""
+    order = "descending" if spec.whole_days else "ascending"
+    chain = client.iter_search(spec.path, spec.item_key, window_query(spec, whole),
+                               sort={"field": spec.field, "order": order}, per_page=per_page,
+                               resource=spec.resource)
+    first = next(chain, None)
+    if first is None:
+        return
+    total = first.total_count or 0
+    not_after = now + CURSOR_SKEW_SECONDS
+    if spec.whole_days and _reaches_below(first.items, spec.field, start, not_after):
+        yield first
+        return
+    shortest = 2 * 86400 if spec.whole_days else 2  # nothing to split: under two days or seconds
+    if small_above is None or total <= small_above or (now - whole.lo) < shortest:
+        yield first
+        yield from (_until_below(chain, spec.field, start, not_after) if spec.whole_days else chain)
+        return
+    chain.close()  # the first page is re-read by the window that holds it
+    split.total = total
+    split.newest = first.items[0].get(spec.field) if spec.whole_days and first.items else None
+
+
+def _until_below(pages: Iterator[Page], field: str, start: int, not_after: float) -> Iterator[Page]:
+    """Newest-first pages up to the first that reaches below `start`."""
+    for page in pages:
+        yield page
+        if _reaches_below(page.items, field, start, not_after):
+            return
 
 
 def _reaches_below(items: Items, field: str, start: int, not_after: float) -> bool:

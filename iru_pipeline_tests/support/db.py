@@ -8,8 +8,10 @@ from typing import Any
 import duckdb
 
 from iru_pipeline.fake_intercom import FakeIntercom
+from iru_pipeline.intercom_records.registry import LOADED_RESOURCES, RESOURCES
 
-SNAPSHOT_TABLES = ("workspaces", "admins", "teams", "team_memberships", "tags", "data_attributes")
+SNAPSHOT_TABLES = tuple(r.name for r in RESOURCES if r.keeps_history)
+"""Tables with scd2 history: their current rows are those with `_dlt_valid_to IS NULL`."""
 
 
 def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple]:
@@ -43,13 +45,14 @@ def fake_ids(ws: Any, resource: str) -> list[str]:
         return sorted(str(e["id"]) for e in ws.activity_logs(0))
     if resource == "deleted_conversations":
         return sorted(str(d["id"]) for d in ws.deleted_conversations())
-    if resource == "workspaces":
+    if resource in ("workspaces", "ip_allowlist"):
         return [ws.workspace_id]
     raise KeyError(resource)
 
 
-COMPARED = ("workspaces", "admins", "teams", "team_memberships", "tags", "contacts", "conversations",
-            "activity_logs", "deleted_conversations")
+COMPARED = tuple(r.name for r in LOADED_RESOURCES if r.name != "data_attributes")
+"""Every resource a run loads but data attributes, whose ids the pipeline builds from model and name
+(built-in attributes have none): tests compare those by value."""
 
 
 def assert_matches_fake(db: Path, fake: Any, regions: tuple[str, ...] | None = None) -> None:
