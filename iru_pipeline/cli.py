@@ -301,13 +301,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from iru_pipeline.pii_key import check_pii_key
     from iru_pipeline.runner import enable_progress, format_summary, run_pipeline
-    from iru_pipeline.storage import (
-        check_pii_key,
-        ensure_hosts_reachable,
-        ensure_writable_database,
-        ensure_writable_folders,
-    )
+    from iru_pipeline.storage import ensure_hosts_reachable, ensure_writable_database, ensure_writable_folders
 
     settings = load_settings(only_regions=args.region)
     validate_evidence_inputs(settings)

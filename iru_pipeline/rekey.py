@@ -22,7 +22,7 @@ from iru_pipeline.config import ConfigError, Settings
 from iru_pipeline.env_names import token_env
 from iru_pipeline.intercom_client import IntercomClient
 from iru_pipeline.intercom_records.pii import Pseudonymizer
-from iru_pipeline.storage import KEY_SCHEME, KEY_TABLE, pii_key_fingerprint, verify_pii_key
+from iru_pipeline.pii_key import KEY_SCHEME, KEY_TABLE, pii_key_fingerprint, verify_pii_key
 
 HMAC_COLUMNS = {"email_hmac": ("email", "email"), "phone_hmac": ("phone", "phone"),
                 "external_id_hmac": ("external_id", "external_id")}

@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import duckdb
 
 from iru_pipeline.config import Secret
-from iru_pipeline.storage import check_pii_key, database_turn, ensure_writable_database, reading_database
+from iru_pipeline.pii_key import check_pii_key
+from iru_pipeline.storage import database_turn, ensure_writable_database, reading_database
 from iru_pipeline_tests.helpers import TEST_PII_KEY
 
 STEP = textwrap.dedent("""

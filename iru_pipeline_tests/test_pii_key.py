@@ -14,7 +14,7 @@ import pytest
 from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_records.pii import Pseudonymizer
-from iru_pipeline.storage import KEY_ID_HEX, pii_key_fingerprint
+from iru_pipeline.pii_key import KEY_ID_HEX, pii_key_fingerprint
 from iru_pipeline_tests.helpers import (  # noqa: F401
     TEST_PII_KEY,
     data_dir_listing,
@@ -92,7 +92,7 @@ def test_the_dagster_path_refuses_another_key_before_loading(tmp_path: Path) -> 
 
 
 def test_the_same_key_gets_another_fingerprint_in_another_database(tmp_path: Path) -> None:
-    from iru_pipeline.storage import bind_pii_key
+    from iru_pipeline.pii_key import bind_pii_key
 
     ids = {bind_pii_key(tmp_path / f"{n}.duckdb", TEST_PII_KEY) for n in range(2)}
     assert len(ids) == 2

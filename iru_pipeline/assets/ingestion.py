@@ -27,10 +27,11 @@ from iru_pipeline.config import Settings
 from iru_pipeline.intercom_records.descriptions import apply_raw_comments, with_descriptions
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncReport, intercom_source
 from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, UPSERT, resource_spec
+from iru_pipeline.pii_key import bind_pii_key
 from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
-from iru_pipeline.storage import bind_pii_key, database_turn, duckdb_destination, wait_for_database
+from iru_pipeline.storage import database_turn, duckdb_destination, wait_for_database
 from iru_pipeline.sync_results import write_sync_results
 
 progress = logging.getLogger("iru_pipeline.progress")

@@ -129,8 +129,8 @@ def _register_params(con: Any, run: EvidenceRun) -> None:
 
 def _register_key_id(con: Any) -> None:
     """`hmac_key_id`: the id of the PII key the stored pseudonyms were made with, from the
-    database's key binding (a salted scrypt fingerprint: `storage.bind_pii_key`)."""
-    from iru_pipeline.storage import KEY_ID_HEX, KEY_TABLE
+    database's key binding (a salted scrypt fingerprint: `pii_key.bind_pii_key`)."""
+    from iru_pipeline.pii_key import KEY_ID_HEX, KEY_TABLE
 
     bound = con.execute("select count(*) from information_schema.tables where table_schema = 'iru_meta' "
                         "and table_name = 'pii_key'").fetchone()[0]

@@ -3,7 +3,7 @@
 Email, phone and external id are stored only as keyed HMAC-SHA256 values. The key of each
 workspace is derived from the master key (`IRU_PII_KEY`) and the workspace id, so pseudonyms
 cannot be linked across workspaces. The key itself is never recorded: the DuckDB file holds
-a salted scrypt fingerprint of it (`storage.bind_pii_key`), so a run with another key stops. Flags that need the
+a salted scrypt fingerprint of it (`pii_key.bind_pii_key`), so a run with another key stops. Flags that need the
 clear value (internal domain, test-looking address) are
 computed here, before the clear value is dropped.
 """

@@ -14,7 +14,7 @@ import duckdb
 
 from iru_pipeline.config import load_settings
 from iru_pipeline.evidence.session import EvidenceRun, derive_all
-from iru_pipeline.storage import bind_pii_key
+from iru_pipeline.pii_key import bind_pii_key
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "evidence"
 WORLD_SQL = DATA / "world.sql"
