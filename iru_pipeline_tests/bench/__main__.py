@@ -488,9 +488,14 @@ class Bench:
     def print_summary(self) -> None:
         a = self.args
         print()
-        print(f"iru-pipeline bench: rate-limited scenarios at {a.latency_ms:g} ms latency and "
-              f"{a.rate_limit} requests per 10 s (ceiling {ceiling_rows_per_s(a.rate_limit):,.0f} rows/s at 150 "
-              f"rows per call); 0 ms scenarios without a limit (local processing); workers={a.workers}")
+        if a.real_only:
+            print(f"iru-pipeline bench: only the scenarios at {a.real_latency_ms:g} ms and Intercom's real limit, "
+                  f"{a.real_rate_limit} requests per 10 s (ceiling {ceiling_rows_per_s(a.real_rate_limit):,.0f} "
+                  f"rows/s at 150 rows per call); workers={a.workers}")
+        else:
+            print(f"iru-pipeline bench: rate-limited scenarios at {a.latency_ms:g} ms latency and "
+                  f"{a.rate_limit} requests per 10 s (ceiling {ceiling_rows_per_s(a.rate_limit):,.0f} rows/s at 150 "
+                  f"rows per call); 0 ms scenarios without a limit (local processing); workers={a.workers}")
         print(format_table(self.rows))
         print()
         print(format_targets(self.targets))
