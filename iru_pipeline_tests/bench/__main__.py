@@ -2,7 +2,7 @@
 
     python -m iru_pipeline_tests.bench [--quick] [--contacts 100k,1M] [--conversations 100k]
         [--latency-ms 50] [--rate-limit 1000] [--workers 64] [--sweep 1,4,8,16,32 | --no-sweep]
-        [--real-latency-ms 250] [--real-rate-limit 1666 | --no-real]
+        [--real-latency-ms 250] [--real-rate-limit 1666 | --no-real | --real-only]
         [--no-peers] [--no-product] [--no-profile] [--no-ui-path] [--out data/bench]
 
 Prints progress, then one table row per scenario and the targets with PASS/MISS, and writes
@@ -33,6 +33,7 @@ from iru_pipeline_tests.bench.proc import REPO_ROOT, OtherLoad, log_tail, run_me
 from iru_pipeline_tests.bench.product import run_product
 from iru_pipeline_tests.bench.report import ceiling_rows_per_s, format_table, format_targets, machine_info, write_json
 from iru_pipeline_tests.bench.sampler import format_profile
+from iru_pipeline_tests.bench.timeline import describe
 
 LOCAL_ROWS_PER_S = 25_000
 RSS_LIMIT_MB = 1024
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-rate-limit", type=int, default=1666,
                    help="Intercom's real limit: 10,000 calls a minute in 10-second windows (default: 1666)")
     p.add_argument("--no-real", action="store_true", help="skip the scenarios at Intercom's real limit")
+    p.add_argument("--real-only", action="store_true",
+                   help="only the scenarios at Intercom's real limit, on the first workspace (about 1 min at 100k)")
     p.add_argument("--no-sweep", action="store_true")
     p.add_argument("--no-peers", action="store_true", help="skip tap-intercom and airbyte-source-intercom")
     p.add_argument("--peer-timeout", type=float, default=600.0, help="seconds per peer sync (default: 600)")
@@ -132,6 +135,9 @@ class Bench:
                                "rss_mb": fake.rss_mb(), "base_url": fake.base_url})
             self.say(f"fake up in {fake.startup_s:.0f} s at {fake.base_url}, RSS {fake.rss_mb():,.0f} MB")
             size_c = label(contacts)
+            if a.real_only:
+                self.real(fake, size_c, contacts, conversations)
+                return
             self.probe(fake, "contacts", size_c)
             if first and conversations >= 1000:
                 self.probe(fake, "conversations", label(conversations))
@@ -147,12 +153,7 @@ class Bench:
                 self.dlt(fake, f"dlt conversations {label(conversations)} {lat:g}ms", ["conversations"], lat,
                          a.rate_limit)
             if first and not a.no_real:
-                real, limit = a.real_latency_ms, a.real_rate_limit
-                self.dlt(fake, f"dlt contacts {size_c} {real:g}ms real limit", ["contacts"], real, limit,
-                         contacts=contacts, share=REAL_CEILING_SHARE)
-                if conversations:
-                    self.dlt(fake, f"dlt conversations {label(conversations)} {real:g}ms real limit",
-                             ["conversations"], real, limit, share=REAL_CEILING_SHARE)
+                self.real(fake, size_c, contacts, conversations)
             if first and not a.no_sweep:
                 for w in [int(x) for x in a.sweep.split(",") if x.strip()]:
                     if w != a.workers:
@@ -164,6 +165,14 @@ class Bench:
                 self.peers(fake, lat, a.rate_limit)
         finally:
             fake.stop()
+
+    def real(self, fake: FakeProcess, size_c: str, contacts: int, conversations: int) -> None:
+        real, limit = self.args.real_latency_ms, self.args.real_rate_limit
+        self.dlt(fake, f"dlt contacts {size_c} {real:g}ms real limit", ["contacts"], real, limit,
+                 contacts=contacts, share=REAL_CEILING_SHARE)
+        if conversations:
+            self.dlt(fake, f"dlt conversations {label(conversations)} {real:g}ms real limit",
+                     ["conversations"], real, limit, share=REAL_CEILING_SHARE)
 
     def probe(self, fake: FakeProcess, resource: str, size_label: str) -> None:
         fake.configure(latency_ms=0, rate_limit=0)
@@ -252,6 +261,7 @@ class Bench:
             "other_cpu_cores": stats.get("other_cpu_cores"),
             "ceiling_rows_per_s": ceiling, "ceiling_ratio": round(rps / ceiling, 3) if ceiling and rps else None,
             "trace_steps_s": run["trace_steps_s"], "peak_rss_mb_after_step": run.get("peak_rss_mb_after_step"),
+            "timeline": run.get("timeline"),
         })
         notes = [f"CPU {row['cpu_per_wall']:.2f} cores", f"fake busy {row['fake_cpu_share'] or 0:.0%}",
                  f"in flight: peak {row['peak_in_flight_fake']} at the fake, "
@@ -268,6 +278,9 @@ class Bench:
                          f"{windows:.1f} windows")
             if windows < 2:
                 notes.append("run shorter than two windows: the first window's burst can exceed the ceiling")
+            where = describe(run.get("timeline") or {}, run["normalize_s"] + run["load_s"], latency)
+            if where:
+                notes.append(where)
         row["note"] = "; ".join(notes)
         self._targets_for(row, resources, latency, rate_limit, contacts, sweep, share)
         self.add_row(row)
@@ -475,9 +488,14 @@ class Bench:
     def print_summary(self) -> None:
         a = self.args
         print()
-        print(f"iru-pipeline bench: rate-limited scenarios at {a.latency_ms:g} ms latency and "
-              f"{a.rate_limit} requests per 10 s (ceiling {ceiling_rows_per_s(a.rate_limit):,.0f} rows/s at 150 "
-              f"rows per call); 0 ms scenarios without a limit (local processing); workers={a.workers}")
+        if a.real_only:
+            print(f"iru-pipeline bench: only the scenarios at {a.real_latency_ms:g} ms and Intercom's real limit, "
+                  f"{a.real_rate_limit} requests per 10 s (ceiling {ceiling_rows_per_s(a.real_rate_limit):,.0f} "
+                  f"rows/s at 150 rows per call); workers={a.workers}")
+        else:
+            print(f"iru-pipeline bench: rate-limited scenarios at {a.latency_ms:g} ms latency and "
+                  f"{a.rate_limit} requests per 10 s (ceiling {ceiling_rows_per_s(a.rate_limit):,.0f} rows/s at 150 "
+                  f"rows per call); 0 ms scenarios without a limit (local processing); workers={a.workers}")
         print(format_table(self.rows))
         print()
         print(format_targets(self.targets))
@@ -508,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
         args.contacts = args.contacts or "5k,20k"
         args.conversations = args.conversations or "5k"
         args.no_peers = args.no_sweep = args.no_profile = True
+    if args.real_only:
+        args.contacts = (args.contacts or "100k").split(",")[0]
+        args.no_peers = args.no_sweep = args.no_profile = args.no_product = args.no_ui_path = True
     contacts = [size(x) for x in (args.contacts or "100k,1M").split(",") if x.strip()]
     conversations = size(args.conversations or "100k")
     workspaces = [(n, conversations if k == 0 else 1000) for k, n in enumerate(contacts)]

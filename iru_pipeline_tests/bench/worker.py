@@ -9,8 +9,8 @@ It builds the product's dlt source with a real `IntercomClient`, a fresh pipelin
 file under `workdir`, and times `extract`, `normalize` and `load` separately (the same
 parquet loader and `add_dlt_load_id` setting as `iru_pipeline.assets.ingestion.make_pipeline`).
 With runs=2 the same pipeline runs again against the same DuckDB: the no-change incremental
-run. The result holds per-run timings, row counts, the client's API calls per resource and
-the process's peak RSS.
+run. The result holds per-run timings, row counts, the client's API calls per resource, where
+the extract's time went (`timeline.py`) and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:
     from iru_pipeline.intercom_client import IntercomClient
     from iru_pipeline.intercom_source import SyncReport, intercom_source
     from iru_pipeline.storage import duckdb_destination
+    from iru_pipeline_tests.bench.timeline import RequestTimeline
 
     workdir = Path(spec["workdir"])
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     # `workers` bounds the requests in flight, as `extract_workers` does in the product.
     client = IntercomClient("us", spec["base_url"], spec["token"], max_connections=int(spec.get("workers", 8)))
+    timeline = RequestTimeline(client.limiter)
     report = SyncReport("us")
     source = intercom_source(region="us", client=client, pii_key=PII_KEY, reconcile=False, report=report,
                              workers=int(spec.get("workers", 8))).with_resources(*spec["resources"])
@@ -44,6 +46,7 @@ def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:
         destination=duckdb_destination(workdir / "bench.duckdb"), dataset_name="intercom", progress=None,
     )
     cpu0 = _cpu()
+    timeline.start()
     t0 = time.perf_counter()
     pipeline.extract(source, loader_file_format="parquet")
     t1 = time.perf_counter()
@@ -84,6 +87,7 @@ def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:
         "limiter_waited_s": round(client.limiter.waited_seconds, 2),
         "limiter_peak_in_flight": client.limiter.peak_in_flight,
         "limiter_target_in_flight": client.limiter.in_flight_target(),
+        "timeline": timeline.summary(t1 - t0),
         "status": {name: rr.status for name, rr in report.resources.items()},
     }
 
