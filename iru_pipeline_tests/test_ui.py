@@ -22,8 +22,10 @@ from iru_pipeline_tests.dagster_ui import DagsterUI, free_port, free_port_run, p
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "IRU_UI_TEST_MARKER"
 START_TIMEOUT_S = 180.0
-STOP_BOUND_S = STOP_GRACE_S + 10.0
-"""dev_ui's own grace period before SIGKILL, plus the time to kill and reap."""
+STOP_BOUND_S = STOP_GRACE_S + 40.0
+"""dev_ui's own grace period before SIGKILL, plus the time to kill and reap: 10 s sufficed on
+a quiet machine, but once (load average 10 on 2 cores) make took longer than that to exit; what
+the test proves is that it stops by itself and leaves nothing behind, not how fast."""
 
 
 def _ui_command(ui_port: int, fake_port: int) -> list[str]:
