@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from iru_pipeline.config import ConfigError
+from iru_pipeline.intercom_client.errors import KIND_WORDS
 from iru_pipeline.intercom_records.registry import RESOURCES
 from iru_pipeline.regions import REGIONS
 from iru_pipeline.storage import database_turn, lock_holders
@@ -82,9 +83,9 @@ def workspace_changed(path: Path, region: str, bound: Workspace, reported: Works
     """The one line of a token whose workspace is not the one `region`'s data belongs to."""
     token_env = REGIONS[region].token_env if region in REGIONS else "the region's token"
     return ConfigError(
-        f"[{region}] the token belongs to workspace {reported}, but region {region} of {path} holds workspace "
-        f"{bound}: nothing was loaded; put workspace {bound.workspace_id}'s token back in {token_env}, or replace "
-        f"region {region}'s data by workspace {reported.workspace_id} with `iru-pipeline rebind --region {region}`")
+        f"[{region}] {KIND_WORDS['auth']}: the token is of workspace {reported}, but {path} holds region {region} "
+        f"of workspace {bound}; nothing was loaded. Put {bound.workspace_id}'s token back in {token_env}, or "
+        f"replace region {region}'s data by {reported.workspace_id} with `iru-pipeline rebind --region {region}`")
 
 
 def verify_workspace(con: Any, path: Path, region: str, reported: Workspace) -> Workspace | None:

@@ -72,10 +72,10 @@ def _binding(db: Path, region: str) -> tuple[str, str, str | None]:
 def _expected_line(db: Path, bound: FakeIntercom, reported: FakeIntercom) -> str:
     """The one line, from first principles: both workspaces (id and name, as `/me` gives them)."""
     old, new = bound.workspace("us"), reported.workspace("us")
-    return (f"[us] the token belongs to workspace {new.workspace_id} ({new.profile.app_name}), but region us of "
-            f"{db} holds workspace {old.workspace_id} ({old.profile.app_name}): nothing was loaded; put workspace "
-            f"{old.workspace_id}'s token back in INTERCOM_ACCESS_TOKEN_US, or replace region us's data by workspace "
-            f"{new.workspace_id} with `iru-pipeline rebind --region us`")
+    return (f"[us] wrong region or token: the token is of workspace {new.workspace_id} ({new.profile.app_name}), "
+            f"but {db} holds region us of workspace {old.workspace_id} ({old.profile.app_name}); nothing was "
+            f"loaded. Put {old.workspace_id}'s token back in INTERCOM_ACCESS_TOKEN_US, or replace region us's data "
+            f"by {new.workspace_id} with `iru-pipeline rebind --region us`")
 
 
 def test_a_token_of_another_workspace_stops_its_region_and_the_others_still_load(tmp_path: Path) -> None:
