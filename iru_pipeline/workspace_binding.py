@@ -44,11 +44,15 @@ class Workspace:
     @classmethod
     def from_me(cls, me: dict[str, Any]) -> Workspace:
         app = got if isinstance(got := me.get("app"), dict) else {}
-        name = " ".join(str(app.get("name") or "").split())[:40] or None
-        return cls(str(app.get("id_code")), name)
+        return cls(str(app.get("id_code")), _shown(app.get("name")))
 
     def __str__(self) -> str:
         return f"{self.workspace_id} ({self.name})" if self.name else self.workspace_id
+
+
+def _shown(name: Any) -> str | None:
+    """A workspace name fit for the one-line error."""
+    return " ".join(str(name or "").split())[:40] or None
 
 
 def _has_table(con: Any, schema: str, table: str) -> bool:
@@ -75,7 +79,7 @@ def bound_workspace(con: Any, region: str) -> Workspace | None:
                           "and workspace_id is not null order by _dlt_valid_to is null desc, _dlt_valid_from desc "
                           "limit 1", [region]).fetchone()
         if row is not None:
-            return Workspace(row[0], row[1])
+            return Workspace(row[0], _shown(row[1]))
     return None
 
 

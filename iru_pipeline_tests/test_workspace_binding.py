@@ -159,7 +159,8 @@ def test_rebind_replaces_the_region_by_the_new_workspace_and_the_next_run_loads_
 
 def test_a_database_from_before_bindings_binds_to_the_workspace_it_holds(tmp_path: Path, monkeypatch,
                                                                           capsys) -> None:
-    """The file as the previous version wrote it: the same run, without the binding table."""
+    """The file as the previous version wrote it: the same run, without the binding table. The
+    swapped token is refused by `check` and by `iru-pipeline run` (exit 1, the line once)."""
     with small_fake(seed=7) as first, small_fake(seed=8, workspace_ids={"us": OTHER_ID}) as other:
         env = pipeline_env(first, tmp_path)
         run_with_env(env, with_evidence=False)
@@ -178,8 +179,9 @@ def test_a_database_from_before_bindings_binds_to_the_workspace_it_holds(tmp_pat
         assert _expected_line(db, first, other) in capsys.readouterr().out
         assert data_dir_listing(tmp_path) == listing
 
-        _settings, swapped = run_with_env(_with_us_of(env, other), with_evidence=False)
-        assert swapped.outcomes[0].error == _expected_line(db, first, other)
+        assert main(["run"]) == 1, "the only region stopped: the run failed"
+        out = capsys.readouterr().out
+        assert out.count(_expected_line(db, first, other)) == 1, out
         assert _region_state(db, "us") == before
         assert query(db, "select count(*) from information_schema.tables where table_schema = 'iru_meta' "
                          "and table_name = 'workspace_bindings'") == [(0,)], "a refused run binds nothing"
