@@ -1,9 +1,11 @@
 """`iru-pipeline check`: is each enabled region reachable, is the token valid, is it the right
-region, and which resources may the token read? One probe request per resource."""
+region and the workspace the region's stored data belongs to, and which resources may the
+token read? One probe request per resource."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from iru_pipeline.config import RegionSettings, Settings
@@ -17,6 +19,7 @@ from iru_pipeline.intercom_client.errors import KIND_WORDS
 from iru_pipeline.intercom_client.reach import probe
 from iru_pipeline.intercom_records.registry import RESOURCES, Resource
 from iru_pipeline.regions import REGIONS
+from iru_pipeline.workspace_binding import check_workspace
 
 QUICK_RETRY = RetryPolicy(max_retries=2, max_rate_limit_waits=3, backoff_base=0.2, backoff_cap=2.0)
 
@@ -65,9 +68,10 @@ class RegionCheck:
         return [p for p in self.probes if p.fails_check]
 
 
-def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY) -> RegionCheck:
+def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY, duckdb_path: Path | None = None) -> RegionCheck:
     """The same start-up probe, `/me` validation and error classes as `run`, so a failure
-    reads the same in both commands."""
+    reads the same in both commands; with `duckdb_path`, the token's workspace is compared with
+    the one the region's stored data belongs to (read only)."""
     result = RegionCheck(region=rs.code, host=rs.host)
     unreachable = probe(rs.code, rs.base_url)
     if unreachable is not None:
@@ -83,6 +87,7 @@ def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY) -> Region
         result.workspace_id = str(app.get("id_code") or "") or None
         result.workspace_name = _shown(app.get("name"))
         result.reported_region = _shown(app.get("region"))
+        changed = check_workspace(duckdb_path, rs.code, me) if duckdb_path is not None else None
         if result.reported_region:
             result.region_matches = result.reported_region.upper() == rs.region.reported_name
         for spec in RESOURCES:
@@ -95,9 +100,11 @@ def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY) -> Region
             except IntercomError as exc:
                 result.probes.append(ResourceProbe(spec.name, False, spec.permission, str(exc), exc.kind,
                                                    optional=spec.optional))
-    result.ok = result.region_matches is not False and not result.missing
+    result.ok = result.region_matches is not False and not result.missing and changed is None
     if result.region_matches is False:
         result.error = _region_mismatch(rs, result.reported_region or "")
+    elif changed is not None:
+        result.error = changed
     return result
 
 
@@ -127,7 +134,7 @@ def _shown(value: Any) -> str | None:
 
 
 def check_all(settings: Settings) -> list[RegionCheck]:
-    return [check_region(rs) for rs in settings.regions]
+    return [check_region(rs, duckdb_path=settings.duckdb_path) for rs in settings.regions]
 
 
 def format_checks(results: list[RegionCheck]) -> str:

@@ -7,6 +7,7 @@
     iru-pipeline keygen [--out PATH]
     iru-pipeline verify FOLDER [--public-key FILE] [--previous FOLDER]
     iru-pipeline rekey --old-key-env VAR
+    iru-pipeline rebind --region R
     iru-pipeline fake-intercom [--port P] ...
 
 Every bad setting is reported in one line, before any request, with exit status 2.
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify_parser(sub)
 
     _add_rekey_parser(sub)
+    _add_rebind_parser(sub)
 
     fake = sub.add_parser("fake-intercom", help="serve the bundled fake Intercom (demos, benchmarks)",
                           description="Serve the bundled fake Intercom API for US, EU and AU on consecutive "
@@ -159,6 +161,47 @@ def cmd_rekey(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_rebind_parser(sub: Any) -> None:
+    rebind = sub.add_parser(
+        "rebind", help="move a region to the workspace its token now belongs to (its stored rows are removed)",
+        description="A region's stored data belongs to one Intercom workspace; a run whose token belongs to "
+        "another stops that region. When the new workspace is meant to replace the old one: read the "
+        "token's workspace from Intercom (GET /me), remove the region's stored rows (history included) and "
+        "cursors in one transaction, and bind the region to the new workspace, so the next run loads it in "
+        "full. Evidence runs and exports already made are kept.")
+    rebind.add_argument("--region", required=True, metavar="R", help="the region to move (us, eu, au)")
+
+
+def cmd_rebind(args: argparse.Namespace) -> int:
+    from iru_pipeline.intercom_client import IntercomClient, IntercomError
+    from iru_pipeline.storage import database_turn, ensure_writable_database
+    from iru_pipeline.workspace_binding import Workspace, rebind
+
+    settings = load_settings(only_regions=[args.region], require_pii_key=False)
+    rs = settings.regions[0]
+    try:
+        with IntercomClient(rs.code, rs.base_url, rs.token) as client:
+            me = client.me()
+    except IntercomError as exc:  # nothing changed: the new workspace could not be read
+        print(f"iru-pipeline: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    path = settings.duckdb_path
+
+    def log(line: str) -> None:
+        print(f"iru-pipeline: {line}", file=sys.stderr)
+
+    with database_turn(path, log=log):  # no run may load this region meanwhile
+        ensure_writable_database(path, log=log)
+        before, removed = rebind(path, settings.pipelines_dir, rs.code, me)
+    now = Workspace.from_me(me)
+    if before is not None and before.workspace_id == now.workspace_id:
+        print(f"region {rs.code} of {path} is bound to workspace {now} already: nothing changed")
+    else:
+        old = f" ({removed} rows of workspace {before} removed)" if before is not None else ""
+        print(f"region {rs.code} of {path} is now bound to workspace {now}{old}: the next run loads it in full")
+    return EXIT_OK
+
+
 def _add_fake_arguments(parser: argparse.ArgumentParser) -> None:
     from iru_pipeline.fake_intercom.__main__ import build_arg_parser
 
@@ -193,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_verify(args)
         if args.command == "rekey":
             return cmd_rekey(args)
+        if args.command == "rebind":
+            return cmd_rebind(args)
         if args.command == "fake-intercom":
             from iru_pipeline.fake_intercom.__main__ import run_from_args
 

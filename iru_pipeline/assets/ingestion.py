@@ -33,6 +33,7 @@ from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
 from iru_pipeline.storage import database_turn, duckdb_destination, wait_for_database
 from iru_pipeline.sync_results import write_sync_results
+from iru_pipeline.workspace_binding import bind_workspace
 
 progress = logging.getLogger("iru_pipeline.progress")
 DUCKDB_POOL = "duckdb_writer"
@@ -145,20 +146,6 @@ def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, interc
     region = context.partition_key
     client = intercom.client(settings, region)
     report = SyncReport(region)
-    source = intercom_source(
-        region=region,
-        client=client,
-        pii_key=settings.pii_key,
-        internal_domains=_internal_domains(settings),
-        full_refresh=intercom.full_refresh,
-        reconcile=intercom.reconcile,
-        known_contact_ids=lambda: stored_contact_ids(settings.duckdb_path, region),
-        report=report,
-        workers=intercom.extract_workers,
-        split_above=intercom.window_split_above,
-        table_workers_above=intercom.table_workers_above,
-        table_processes=intercom.table_processes or None,
-    )
     context.log.info(f"[{region}] loading from {client.host} into {settings.duckdb_path}")
     pipeline = make_pipeline(region, settings, notice=lambda line: _notice(context, region, line))
     wait_for_database(settings.duckdb_path, log=context.log.info)
@@ -167,6 +154,23 @@ def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, interc
     error: BaseException | None = None
     try:
         check_committed_state(settings.duckdb_path, DATASET_NAME, pipeline.pipeline_name)
+        me = client.me()
+        bind_workspace(settings.duckdb_path, region, me)  # another workspace stops here, before any load
+        source = intercom_source(
+            region=region,
+            client=client,
+            pii_key=settings.pii_key,
+            internal_domains=_internal_domains(settings),
+            full_refresh=intercom.full_refresh,
+            reconcile=intercom.reconcile,
+            known_contact_ids=lambda: stored_contact_ids(settings.duckdb_path, region),
+            report=report,
+            workers=intercom.extract_workers,
+            split_above=intercom.window_split_above,
+            table_workers_above=intercom.table_workers_above,
+            table_processes=intercom.table_processes or None,
+            me=me,
+        )
         for result in dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline, loader_file_format="parquet"):
             yield _with_sync_metadata(result, report, client)
     except BaseException as exc:

@@ -34,7 +34,8 @@ class FakeIntercom:
     `start()` it to serve each region on its own loopback port, or use it as a context
     manager. Sizes may be one number for every region or a mapping per region.
     `link_base_urls` makes a region's `pages.next` URLs name another base URL (e.g. Intercom's
-    public host, as seen behind a proxy) instead of the fake's own.
+    public host, as seen behind a proxy) instead of the fake's own. `workspace_ids` gives a
+    region another workspace id (`app.id_code`): another workspace hosted in the same region.
 
     >>> with FakeIntercom(seed=7, contacts=200) as fake:   # doctest: +SKIP
     ...     httpx.get(fake.base_url("us") + "/me", headers={"Authorization": f"Bearer {fake.token('us')}"})
@@ -61,6 +62,7 @@ class FakeIntercom:
         host: str = "127.0.0.1",
         cache_bytes: int = 48 << 20,
         link_base_urls: Mapping[str, str] | None = None,
+        workspace_ids: Mapping[str, str] | None = None,
     ) -> None:
         unknown = [r for r in regions if r not in REGION_PROFILES]
         if unknown:
@@ -85,7 +87,7 @@ class FakeIntercom:
                 activity_logs=_for_region(activity_logs, region, 500),
             )
             ws = Workspace(region, seed=seed, sizes=sizes, clock=self.now, internal_domain=internal_domain,
-                           cache_bytes=cache_bytes)
+                           cache_bytes=cache_bytes, workspace_id=(workspace_ids or {}).get(region))
             if isinstance(faults, FaultConfig):
                 config = FaultConfig().update(**faults.to_dict())
             elif isinstance(faults, Mapping) and region in faults:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import scenario as sc
@@ -67,8 +67,11 @@ class Workspace:
         clock: Callable[[], float],
         internal_domain: str = DEFAULT_INTERNAL_DOMAIN,
         cache_bytes: int = 48 << 20,
+        workspace_id: str | None = None,
     ) -> None:
-        self.profile: RegionProfile = REGION_PROFILES[region]
+        profile = REGION_PROFILES[region]
+        # Another workspace of the same region: its own `app.id_code`, everything else alike.
+        self.profile: RegionProfile = replace(profile, workspace_id=workspace_id) if workspace_id else profile
         self.region = region
         self.seed = seed
         self.sizes = sizes

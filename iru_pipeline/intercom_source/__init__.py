@@ -99,6 +99,7 @@ def intercom_source(
     table_workers_above: int | None = TABLE_WORKERS_ABOVE,
     table_processes: int | None = None,
     optional_resources: Iterable[str] = (),
+    me: dict[str, Any] | None = None,
 ) -> Any:
     """All resources of one regional workspace.
 
@@ -121,12 +122,14 @@ def intercom_source(
         table_processes: how many (default: one per core, at most 4).
         optional_resources: registry resources marked optional to load too (e.g.
             `ip_allowlist`, whose permission is write-capable); the others are always loaded.
+        me: the workspace's `/me`, validated (`IntercomClient.me`), if the caller read it
+            already; else it is read once, on first use.
     """
     ctx = WorkspaceContext(
         region, client, pii_key=pii_key, internal_domains=internal_domains, report=report,
         full_refresh=full_refresh, reconcile=reconcile, known_contact_ids=known_contact_ids,
         workers=workers, split_above=split_above, table_workers_above=table_workers_above,
-        table_processes=table_processes,
+        table_processes=table_processes, me=me,
     )
     wanted = set(optional_resources)
     unknown = wanted - {spec.name for spec in RESOURCES if spec.optional}

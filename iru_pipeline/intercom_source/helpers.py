@@ -112,6 +112,7 @@ class WorkspaceContext:
         split_above: int = WINDOW_SPLIT_ABOVE,
         table_workers_above: int | None = None,
         table_processes: int | None = None,
+        me: dict[str, Any] | None = None,
     ) -> None:
         self.region = region
         self._client = client
@@ -127,7 +128,8 @@ class WorkspaceContext:
         self.table_workers_above = table_workers_above
         self.table_processes = table_processes
         self._lock = threading.RLock()
-        self._me: dict[str, Any] | None = None
+        self._me: dict[str, Any] | None = me
+        """`/me` if the caller read it already (to check the workspace before loading)."""
         self._pseudo: Pseudonymizer | None = None
         self._cache: dict[str, Any] = {}
         self.run_started_at = int(now())
