@@ -23,9 +23,9 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from iru_pipeline import __version__
+from iru_pipeline.cli_stored_data import add_rebind_parser, add_rekey_parser, cmd_rebind, cmd_rekey
 from iru_pipeline.config import ConfigError, Settings, duckdb_path_from_env, load_dotenv_file, load_settings
 from iru_pipeline.env_names import (
     BASE_URL_ENV_PREFIX,
@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_keygen_parser(sub)
     _add_verify_parser(sub)
 
-    _add_rekey_parser(sub)
-    _add_rebind_parser(sub)
+    add_rekey_parser(sub)
+    add_rebind_parser(sub)
 
     fake = sub.add_parser("fake-intercom", help="serve the bundled fake Intercom (demos, benchmarks)",
                           description="Serve the bundled fake Intercom API for US, EU and AU on consecutive "
@@ -126,82 +126,6 @@ def _add_verify_parser(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("folder", metavar="FOLDER", help="the export folder (holding manifest.json)")
     verify.add_argument("--public-key", metavar="FILE", help="the signer's public key (the .pub file from keygen)")
     verify.add_argument("--previous", metavar="FOLDER", help="the export of the run just before this one")
-def _add_rekey_parser(sub: Any) -> None:
-    rekey = sub.add_parser(
-        "rekey", help=f"move the stored contact pseudonyms to a new PII key ({PII_KEY_ENV})",
-        description="Check the old PII key against the DuckDB file, read every stored workspace's contacts again "
-        f"from Intercom, and rewrite every stored pseudonym under {PII_KEY_ENV} in one transaction (pseudonyms of "
-        "contacts Intercom no longer has are cleared). The old key is read from an environment variable, never "
-        "from the command line.")
-    rekey.add_argument("--old-key-env", required=True, metavar="VAR",
-                       help="name of the environment variable holding the old key (e.g. IRU_OLD_PII_KEY)")
-
-
-def cmd_rekey(args: argparse.Namespace) -> int:
-    from iru_pipeline.rekey import rekey
-    from iru_pipeline.storage import database_turn, ensure_writable_database
-
-    var = args.old_key_env
-    if var == PII_KEY_ENV:
-        raise ConfigError(f"--old-key-env names {PII_KEY_ENV}: put the old key in another variable, the new one "
-                          f"in {PII_KEY_ENV}")
-    old_key = os.environ.get(var, "")
-    if not old_key:
-        raise ConfigError(f"--old-key-env {var}: {var} is not set; set it to the old key (and {PII_KEY_ENV} to "
-                          "the new one)")
-
-    settings = load_settings()
-    def log(line: str) -> None:
-        print(f"iru-pipeline: {line}", file=sys.stderr)
-
-    with database_turn(settings.duckdb_path, log=log):  # no run may write while pseudonyms move
-        ensure_writable_database(settings.duckdb_path)  # nor any other process
-        changed = rekey(settings, old_key, log=log)
-    print(f"re-keyed {changed} stored pseudonyms of {settings.duckdb_path} to the key in {PII_KEY_ENV}")
-    return EXIT_OK
-
-
-def _add_rebind_parser(sub: Any) -> None:
-    rebind = sub.add_parser(
-        "rebind", help="move a region to the workspace its token now belongs to (its stored rows are removed)",
-        description="A region's stored data belongs to one Intercom workspace; a run whose token belongs to "
-        "another stops that region. When the new workspace is meant to replace the old one: read the "
-        "token's workspace from Intercom (GET /me), remove the region's stored rows (history included) and "
-        "cursors in one transaction, and bind the region to the new workspace, so the next run loads it in "
-        "full. Evidence runs and exports already made are kept.")
-    rebind.add_argument("--region", required=True, metavar="R", help="the region to move (us, eu, au)")
-
-
-def cmd_rebind(args: argparse.Namespace) -> int:
-    from iru_pipeline.intercom_client import IntercomClient, IntercomError
-    from iru_pipeline.storage import database_turn, ensure_writable_database
-    from iru_pipeline.workspace_binding import Workspace, rebind
-
-    settings = load_settings(only_regions=[args.region], require_pii_key=False)
-    rs = settings.regions[0]
-    try:
-        with IntercomClient(rs.code, rs.base_url, rs.token) as client:
-            me = client.me()
-    except IntercomError as exc:  # nothing changed: the new workspace could not be read
-        print(f"iru-pipeline: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    path = settings.duckdb_path
-
-    def log(line: str) -> None:
-        print(f"iru-pipeline: {line}", file=sys.stderr)
-
-    with database_turn(path, log=log):  # no run may load this region meanwhile
-        ensure_writable_database(path, log=log)
-        before, removed = rebind(path, settings.pipelines_dir, rs.code, me)
-    now = Workspace.from_me(me)
-    if before is not None and before.workspace_id == now.workspace_id:
-        print(f"region {rs.code} of {path} is bound to workspace {now} already: nothing changed")
-    else:
-        old = f" ({removed} rows of workspace {before} removed)" if before is not None else ""
-        print(f"region {rs.code} of {path} is now bound to workspace {now}{old}: the next run loads it in full")
-    return EXIT_OK
-
-
 def _add_fake_arguments(parser: argparse.ArgumentParser) -> None:
     from iru_pipeline.fake_intercom.__main__ import build_arg_parser
 
