@@ -63,7 +63,12 @@ def test_make_ui_stops_every_process_it_started(stop: str, tmp_path: Path) -> No
             os.killpg(proc.pid, signal.SIGINT)  # a terminal sends it to the foreground group
         else:
             proc.send_signal(signal.SIGTERM)  # `kill <pid of make>`: make passes it on to its recipe
-        proc.wait(timeout=STOP_BOUND_S)
+        try:
+            proc.wait(timeout=STOP_BOUND_S)
+        except subprocess.TimeoutExpired:
+            left = " | ".join(processes_with_env(MARKER, marker).values())
+            tail = (tmp_path / "ui.log").read_text(errors="replace")[-3000:]
+            pytest.fail(f"make ui still running {STOP_BOUND_S:.0f} s after {stop}; processes: {left}; log: {tail}")
         left = wait_until_gone(MARKER, marker, timeout_s=5)
         assert not left, f"processes left after {stop}: {left}"
     finally:
