@@ -18,6 +18,7 @@ from iru_pipeline.intercom_source.windows import (
     CONTACTS_SEARCH,
     CONVERSATIONS_SEARCH,
     DayClock,
+    SearchSpec,
     Window,
     parallel_pages,
     windowed_search,
@@ -67,6 +68,34 @@ def test_conversation_second_windows_return_every_conversation_once(fake: FakeIn
             c, CONVERSATIONS_SEARCH, 0, int(fake.now()), workers=4, split_above=30, per_page=20) for i in page.items]
     assert len(ids) == len(set(ids))
     assert sorted(ids) == sorted(str(x["id"]) for x in ws.conversations())
+
+
+@pytest.mark.parametrize("spec", [CONTACTS_SEARCH, CONVERSATIONS_SEARCH], ids=lambda s: s.resource)
+def test_a_full_sync_is_split_from_the_oldest_record(fake: FakeIntercom, spec: SearchSpec) -> None:
+    """From the epoch, every record sits in the last few years: windows are planned from the
+    oldest record on, the decades before it are one window (a lagging index may still show a
+    record there), and the windows cover [start, now] and beyond without gaps or overlaps."""
+    ws = fake.workspace("us")
+    records = list(ws.contacts() if spec.whole_days else ws.conversations())
+    now = int(fake.now())
+    oldest = min(r["updated_at"] for r in records if isinstance(r.get("updated_at"), int))
+    assert now - oldest < 5 * 365 * 86400, "the input: every record in the last few years"
+    days = DayClock(ws.timezone if spec.whole_days else "UTC")
+    lo = days.day_start(0) if spec.whole_days else 0
+    floor = days.day_start(oldest) if spec.whole_days else oldest
+    plans: list[list[Window]] = []
+    with client(fake, "us") as c:
+        ids = [str(i["id"]) for page in windowed_search(
+            c, spec, 0, now, tz=days.tz.key, workers=4, split_above=40, per_page=25,
+            on_plan=lambda windows, total: plans.append(windows)) for i in page.items]
+    assert sorted(ids) == sorted(str(r["id"]) for r in records), "every record once"
+    [windows] = plans
+    assert [w for w in windows if w.hi is not None and w.hi <= floor] == [Window(lo, floor)]
+    assert len(windows) > 4, "the range holding records was split"
+    ordered = sorted(windows, key=lambda w: w.lo)
+    assert ordered[0].lo == lo and ordered[-1].hi is None
+    assert all(a.hi == b.lo for a, b in zip(ordered, ordered[1:], strict=False)), "no gap, no overlap"
+    assert all(w.hi is None or w.hi > w.lo for w in windows)
 
 
 def test_a_window_that_fails_stops_the_sync_with_its_error(fresh_fake: FakeIntercom) -> None:

@@ -133,7 +133,13 @@ def windowed_search(
     # so far call for; `workers` threads page through them, and the limiter lets as many
     # requests out as its (moving) target allows.
     planned = max(2, min(workers, client.limiter.in_flight_target()))
-    windows = plan_windows(client, spec, lo, now, total, planned, days, per_page)
+    oldest = split.oldest if not spec.whole_days else _oldest(client, spec, Window(lo, None), per_page)
+    floor = _split_floor(spec, lo, now, oldest, days)
+    windows = plan_windows(client, spec, floor, now, total, planned, days, per_page)
+    if floor > lo:
+        # Counts and the oldest record come from a lagging index: the range before the
+        # oldest record is still read, as one window (usually a single empty page).
+        windows.append(Window(lo, floor))
     if on_plan:
         on_plan(windows, total)
 
@@ -150,6 +156,8 @@ class _Split:
 
     total: int | None = None
     newest: Any = None
+    oldest: Any = None
+    """The oldest record's cursor value when the first page was read oldest first."""
 
 
 def _one_chain(client: IntercomClient, spec: SearchSpec, whole: Window, start: int, now: int, split: _Split, *,
@@ -180,6 +188,31 @@ def _one_chain(client: IntercomClient, spec: SearchSpec, whole: Window, start: i
     chain.close()  # the first page is re-read by the window that holds it
     split.total = total
     split.newest = first.items[0].get(spec.field) if spec.whole_days and first.items else None
+    split.oldest = first.items[0].get(spec.field) if not spec.whole_days and first.items else None
+
+
+def _oldest(client: IntercomClient, spec: SearchSpec, whole: Window, per_page: int) -> Any:
+    """The oldest record's cursor value in `whole`, from a one-row search sorted ascending
+    (the first page of a day-granular search is read newest first)."""
+    body = client.post(spec.path, {"query": window_query(spec, whole), "pagination": {"per_page": 1},
+                                   "sort": {"field": spec.field, "order": "ascending"}},
+                       resource=spec.resource)
+    items = body.get(spec.item_key)
+    first = items[0] if isinstance(items, list) and items else None
+    return first.get(spec.field) if isinstance(first, dict) else None
+
+
+def _split_floor(spec: SearchSpec, lo: int, now: int, oldest: Any, days: DayClock) -> int:
+    """Where the windows' even split starts: the oldest record's second (contacts: its day),
+    when it is readable and after `lo`; else `lo`. A full sync starts at the epoch while
+    its records sit in the last few years: split from `lo`, most probed windows were empty
+    and the windows holding records were cut evenly, so a dense piece was estimated small,
+    started last and paged alone at the end (docs/ingestion.md#windows-paging-several-searches-at-once)."""
+    stamp = readable_cursor(oldest, now)
+    if stamp is None:
+        return lo
+    floor = days.day_start(int(stamp)) if spec.whole_days else int(stamp)
+    return floor if lo < floor <= now else lo
 
 
 def _until_below(pages: Iterator[Page], field: str, start: int, not_after: float) -> Iterator[Page]:
