@@ -332,10 +332,13 @@ class ExtractionStopped(Exception):
     """The process was asked to stop while pages were being fetched."""
 
 
-QUEUED_PAGES = 32
-"""Most pages fetched and waiting for the consumer. With one page held by each of `workers`
-threads at most, a sync holds at most workers + 32 pages (96 at the default 64: about 32 MB
-of contacts pages)."""
+QUEUED_PAGES = 128
+"""Most pages fetched and waiting for the consumer: two per worker at the default 64. With
+one page held by each of `workers` threads at most, a sync holds at most workers + 128 pages
+(192 at the default 64: about 64 MB of contacts pages, 32 MB more than with 32 queued). At
+250 ms per answer and Intercom's real limit, 32 queued pages filled in about 0.16 s; while the
+main thread was inside dlt's extract (writing parquet, the incremental transform) the
+fetchers stalled and 0-4 requests were in flight (docs/ingestion.md#memory)."""
 
 
 def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
