@@ -11,8 +11,9 @@ Plan: the first page of the whole range is fetched as usual; if its `total_count
 the sync simply continues on it (one chain, so a quiet incremental run costs one request;
 contacts are read newest first there, stopping at the window's start, because their search
 returns the cursor's whole day).
-Otherwise the range is split into windows, each probed with a one-row search for its
-count, and windows holding too many records are split again, down to one day or second.
+Otherwise the range from the oldest record on is split into windows (the range before it
+stays one window), each probed with a one-row search for its count, and windows holding too
+many records are split again, down to one day or second.
 The last window has no upper bound, so what Intercom shows now is loaded now.
 """
 
@@ -338,7 +339,8 @@ one page held by each of `workers` threads at most, a sync holds at most workers
 (192 at the default 64: about 64 MB of contacts pages, 32 MB more than with 32 queued). At
 250 ms per answer and Intercom's real limit, 32 queued pages filled in about 0.16 s; while the
 main thread was inside dlt's extract (writing parquet, the incremental transform) the
-fetchers stalled and 0-4 requests were in flight (docs/ingestion.md#memory)."""
+fetchers stalled and 0-4 requests were in flight
+(docs/ingestion.md#windows-paging-several-searches-at-once)."""
 
 
 def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
@@ -414,3 +416,46 @@ class _Producer:
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+class EarlyPages:
+    """One listing paged on its own thread from now on, its pages kept in order until they
+    are read. Small listings only (the buffer is unbounded): deleted conversations are read
+    while the search's windows page, instead of one page after another once they are done.
+
+    Closing it (or a stop request) ends the thread after its current request."""
+
+    def __init__(self, pages: Iterator[Any]) -> None:
+        self._pages: queue.Queue[Any] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(pages,), name="intercom-window-early", daemon=True)
+        self._thread.start()
+
+    def _run(self, pages: Iterator[Any]) -> None:
+        try:
+            for page in pages:
+                if self._stop.is_set() or STOP_REQUESTED.is_set():
+                    return
+                self._pages.put(page)
+        except BaseException as exc:  # handed to the reader
+            self._pages.put(_Failure(exc))
+        finally:
+            self._pages.put(_DONE)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            if STOP_REQUESTED.is_set():
+                raise ExtractionStopped("stopped on request")
+            try:
+                got = self._pages.get(timeout=_PUT_WAIT_S)
+            except queue.Empty:
+                continue
+            if got is _DONE:
+                return
+            if isinstance(got, _Failure):
+                raise got.exc
+            yield got
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
