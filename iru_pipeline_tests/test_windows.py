@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
@@ -18,6 +19,7 @@ from iru_pipeline.intercom_source.windows import (
     CONTACTS_SEARCH,
     CONVERSATIONS_SEARCH,
     DayClock,
+    SearchSpec,
     Window,
     parallel_pages,
     windowed_search,
@@ -28,6 +30,7 @@ from iru_pipeline_tests.helpers import (
     assert_nothing_leaked,
     assert_values_match_fake,
     contact_updated_at,
+    db_ids,
     pipeline_env,
     run_with_env,
 )
@@ -67,6 +70,34 @@ def test_conversation_second_windows_return_every_conversation_once(fake: FakeIn
             c, CONVERSATIONS_SEARCH, 0, int(fake.now()), workers=4, split_above=30, per_page=20) for i in page.items]
     assert len(ids) == len(set(ids))
     assert sorted(ids) == sorted(str(x["id"]) for x in ws.conversations())
+
+
+@pytest.mark.parametrize("spec", [CONTACTS_SEARCH, CONVERSATIONS_SEARCH], ids=lambda s: s.resource)
+def test_a_full_sync_is_split_from_the_oldest_record(fake: FakeIntercom, spec: SearchSpec) -> None:
+    """From the epoch, every record sits in the last few years: windows are planned from the
+    oldest record on, the decades before it are one window (a lagging index may still show a
+    record there), and the windows cover [start, now] and beyond without gaps or overlaps."""
+    ws = fake.workspace("us")
+    records = list(ws.contacts() if spec.whole_days else ws.conversations())
+    now = int(fake.now())
+    oldest = min(r["updated_at"] for r in records if isinstance(r.get("updated_at"), int))
+    assert now - oldest < 5 * 365 * 86400, "the input: every record in the last few years"
+    days = DayClock(ws.timezone if spec.whole_days else "UTC")
+    lo = days.day_start(0) if spec.whole_days else 0
+    floor = days.day_start(oldest) if spec.whole_days else oldest
+    plans: list[list[Window]] = []
+    with client(fake, "us") as c:
+        ids = [str(i["id"]) for page in windowed_search(
+            c, spec, 0, now, tz=days.tz.key, workers=4, split_above=40, per_page=25,
+            on_plan=lambda windows, total: plans.append(windows)) for i in page.items]
+    assert sorted(ids) == sorted(str(r["id"]) for r in records), "every record once"
+    [windows] = plans
+    assert [w for w in windows if w.hi is not None and w.hi <= floor] == [Window(lo, floor)]
+    assert len(windows) > 4, "the range holding records was split"
+    ordered = sorted(windows, key=lambda w: w.lo)
+    assert ordered[0].lo == lo and ordered[-1].hi is None
+    assert all(a.hi == b.lo for a, b in zip(ordered, ordered[1:], strict=False)), "no gap, no overlap"
+    assert all(w.hi is None or w.hi > w.lo for w in windows)
 
 
 def test_a_window_that_fails_stops_the_sync_with_its_error(fresh_fake: FakeIntercom) -> None:
@@ -231,3 +262,56 @@ def _table_worker_children() -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"table_workers" in cmdline:
             pids.append(int(entry.name))
     return pids
+
+
+class _Timed(httpx.HTTPTransport):
+    """Forwards to the real server and notes when each request started and ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, float, float]] = []  # "METHOD /path", start, end
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        response = super().handle_request(request)
+        response.read()
+        with self._lock:
+            self.requests.append((f"{request.method} {request.url.path}", started, time.perf_counter()))
+        return response
+
+
+def test_deleted_conversations_are_listed_while_the_search_pages(tmp_path: Path) -> None:
+    """The deleted conversations' listing starts with the conversations resource, not after its
+    windows; the rows that land are still exact: every deleted conversation is a marker and
+    gone from `conversations`, every other one is there once."""
+    import dlt
+
+    from iru_pipeline.intercom_source import SyncReport, intercom_source
+    from iru_pipeline.storage import duckdb_destination
+
+    with FakeIntercom(seed=4, contacts=10, conversations=2400, regions=("us",)) as fake:
+        ws = fake.workspace("us")
+        every = [str(c["id"]) for c in ws.conversations()]
+        gone = every[::15]
+        ws.delete_conversations(gone)
+        listed = len(ws.deleted_conversations())
+        fake.faults("us").update(latency_ms=20)
+        transport = _Timed()
+        report = SyncReport("us")
+        with IntercomClient("us", fake.base_url("us"), fake.token("us"), retry=FAST, transport=transport) as c:
+            source = intercom_source(region="us", client=c, pii_key="k" * 32, reconcile=False, report=report,
+                                     workers=4, split_above=300, table_workers_above=None)
+            pipeline = dlt.pipeline(pipeline_name="deleted_early", pipelines_dir=str(tmp_path / "p"),
+                                    destination=duckdb_destination(tmp_path / "x.duckdb"), dataset_name="intercom",
+                                    progress=None)
+            pipeline.run(source.with_resources("conversations"), loader_file_format="parquet")
+    assert report.resource("conversations").status == "ok", report.resource("conversations").reason
+    searches = [r for r in transport.requests if r[0] == "POST /conversations/search"]
+    deleted = [r for r in transport.requests if r[0] == "GET /conversations/deleted"]
+    assert len(deleted) == -(-listed // 60) and len(searches) > 10, "every deleted page once; the search was split"
+    assert min(start for _, start, _ in deleted) < max(end for _, _, end in searches), \
+        "the deleted listing started before the search's windows were done"
+    db = tmp_path / "x.duckdb"
+    assert db_ids(db, "conversations", "us") == sorted(set(every) - set(gone))
+    assert not [t for t in threading.enumerate() if t.name.startswith("intercom-window") and t.is_alive()]

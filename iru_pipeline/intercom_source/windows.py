@@ -11,8 +11,9 @@ Plan: the first page of the whole range is fetched as usual; if its `total_count
 the sync simply continues on it (one chain, so a quiet incremental run costs one request;
 contacts are read newest first there, stopping at the window's start, because their search
 returns the cursor's whole day).
-Otherwise the range is split into windows, each probed with a one-row search for its
-count, and windows holding too many records are split again, down to one day or second.
+Otherwise the range from the oldest record on is split into windows (the range before it
+stays one window), each probed with a one-row search for its count, and windows holding too
+many records are split again, down to one day or second.
 The last window has no upper bound, so what Intercom shows now is loaded now.
 """
 
@@ -133,7 +134,13 @@ def windowed_search(
     # so far call for; `workers` threads page through them, and the limiter lets as many
     # requests out as its (moving) target allows.
     planned = max(2, min(workers, client.limiter.in_flight_target()))
-    windows = plan_windows(client, spec, lo, now, total, planned, days, per_page)
+    oldest = split.oldest if not spec.whole_days else _oldest(client, spec, Window(lo, None), per_page)
+    floor = _split_floor(spec, lo, now, oldest, days)
+    windows = plan_windows(client, spec, floor, now, total, planned, days, per_page)
+    if floor > lo:
+        # Counts and the oldest record come from a lagging index: the range before the
+        # oldest record is still read, as one window (usually a single empty page).
+        windows.append(Window(lo, floor))
     if on_plan:
         on_plan(windows, total)
 
@@ -150,6 +157,8 @@ class _Split:
 
     total: int | None = None
     newest: Any = None
+    oldest: Any = None
+    """The oldest record's cursor value when the first page was read oldest first."""
 
 
 def _one_chain(client: IntercomClient, spec: SearchSpec, whole: Window, start: int, now: int, split: _Split, *,
@@ -180,6 +189,31 @@ def _one_chain(client: IntercomClient, spec: SearchSpec, whole: Window, start: i
     chain.close()  # the first page is re-read by the window that holds it
     split.total = total
     split.newest = first.items[0].get(spec.field) if spec.whole_days and first.items else None
+    split.oldest = first.items[0].get(spec.field) if not spec.whole_days and first.items else None
+
+
+def _oldest(client: IntercomClient, spec: SearchSpec, whole: Window, per_page: int) -> Any:
+    """The oldest record's cursor value in `whole`, from a one-row search sorted ascending
+    (the first page of a day-granular search is read newest first)."""
+    body = client.post(spec.path, {"query": window_query(spec, whole), "pagination": {"per_page": 1},
+                                   "sort": {"field": spec.field, "order": "ascending"}},
+                       resource=spec.resource)
+    items = body.get(spec.item_key)
+    first = items[0] if isinstance(items, list) and items else None
+    return first.get(spec.field) if isinstance(first, dict) else None
+
+
+def _split_floor(spec: SearchSpec, lo: int, now: int, oldest: Any, days: DayClock) -> int:
+    """Where the windows' even split starts: the oldest record's second (contacts: its day),
+    when it is readable and after `lo`; else `lo`. A full sync starts at the epoch while
+    its records sit in the last few years: split from `lo`, most probed windows were empty
+    and the windows holding records were cut evenly, so a dense piece was estimated small,
+    started last and paged alone at the end (docs/ingestion.md#windows-paging-several-searches-at-once)."""
+    stamp = readable_cursor(oldest, now)
+    if stamp is None:
+        return lo
+    floor = days.day_start(int(stamp)) if spec.whole_days else int(stamp)
+    return floor if lo < floor <= now else lo
 
 
 def _until_below(pages: Iterator[Page], field: str, start: int, not_after: float) -> Iterator[Page]:
@@ -299,10 +333,14 @@ class ExtractionStopped(Exception):
     """The process was asked to stop while pages were being fetched."""
 
 
-QUEUED_PAGES = 32
-"""Most pages fetched and waiting for the consumer. With one page held by each of `workers`
-threads at most, a sync holds at most workers + 32 pages (96 at the default 64: about 32 MB
-of contacts pages)."""
+QUEUED_PAGES = 128
+"""Most pages fetched and waiting for the consumer: two per worker at the default 64. With
+one page held by each of `workers` threads at most, a sync holds at most workers + 128 pages
+(192 at the default 64: about 64 MB of contacts pages, 32 MB more than with 32 queued). At
+250 ms per answer and Intercom's real limit, 32 queued pages filled in about 0.16 s; while the
+main thread was inside dlt's extract (writing parquet, the incremental transform) the
+fetchers stalled and 0-4 requests were in flight
+(docs/ingestion.md#windows-paging-several-searches-at-once)."""
 
 
 def parallel_pages(jobs: list[Callable[[], Iterator[Any]]], workers: int) -> Iterator[Any]:
@@ -378,3 +416,46 @@ class _Producer:
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+class EarlyPages:
+    """One listing paged on its own thread from now on, its pages kept in order until they
+    are read. Small listings only (the buffer is unbounded): deleted conversations are read
+    while the search's windows page, instead of one page after another once they are done.
+
+    Closing it (or a stop request) ends the thread after its current request."""
+
+    def __init__(self, pages: Iterator[Any]) -> None:
+        self._pages: queue.Queue[Any] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(pages,), name="intercom-window-early", daemon=True)
+        self._thread.start()
+
+    def _run(self, pages: Iterator[Any]) -> None:
+        try:
+            for page in pages:
+                if self._stop.is_set() or STOP_REQUESTED.is_set():
+                    return
+                self._pages.put(page)
+        except BaseException as exc:  # handed to the reader
+            self._pages.put(_Failure(exc))
+        finally:
+            self._pages.put(_DONE)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            if STOP_REQUESTED.is_set():
+                raise ExtractionStopped("stopped on request")
+            try:
+                got = self._pages.get(timeout=_PUT_WAIT_S)
+            except queue.Empty:
+                continue
+            if got is _DONE:
+                return
+            if isinstance(got, _Failure):
+                raise got.exc
+            yield got
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
