@@ -221,7 +221,7 @@ def stop_on_signals() -> None:
     is inherited): Ctrl-C reaches the whole process group, and Dagster's log-mirroring
     helpers would each die printing a KeyboardInterrupt traceback. Children are ended by the
     run itself (Dagster's cleanup, table workers killed on abort)."""
-    from iru_pipeline.intercom_source.windows import STOP_REQUESTED
+    from iru_pipeline.intercom_source.parallel import STOP_REQUESTED
 
     if _watching or threading.current_thread() is not threading.main_thread():
         return

@@ -136,7 +136,7 @@ class RunStopped(Exception):
 
 
 def _stop_if_requested() -> None:
-    from iru_pipeline.intercom_source.windows import STOP_REQUESTED
+    from iru_pipeline.intercom_source.parallel import STOP_REQUESTED
 
     if STOP_REQUESTED.is_set():
         raise RunStopped("stopped on request")

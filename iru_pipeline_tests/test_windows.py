@@ -15,13 +15,13 @@ import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_client import IntercomClient, IntercomServerError, RetryPolicy
+from iru_pipeline.intercom_source.parallel import parallel_pages
 from iru_pipeline.intercom_source.windows import (
     CONTACTS_SEARCH,
     CONVERSATIONS_SEARCH,
     DayClock,
     SearchSpec,
     Window,
-    parallel_pages,
     windowed_search,
 )
 from iru_pipeline_tests.helpers import (

@@ -56,6 +56,7 @@ from iru_pipeline.intercom_source.helpers import (
     WorkspaceContext,
     fewer_gc_passes,
 )
+from iru_pipeline.intercom_source.parallel import EarlyPages
 from iru_pipeline.intercom_source.settings import (
     ACTIVITY_LOG_PAGE_SIZE,
     DATASET_NAME,
@@ -72,7 +73,6 @@ from iru_pipeline.intercom_source.settings import (
 from iru_pipeline.intercom_source.windows import (
     CONTACTS_SEARCH,
     CONVERSATIONS_SEARCH,
-    EarlyPages,
     SearchSpec,
     windowed_search,
 )
