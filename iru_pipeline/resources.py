@@ -125,6 +125,13 @@ class IntercomResource(dg.ConfigurableResource):
             return load_settings(only_regions=[region] if region else None)
         return self.validated_settings.resolve(region)
 
+    def evidence_settings(self) -> Settings:
+        """The settings the evidence reads (its parameters file, the PII key's id, the signing
+        key): the handed value when there is one, else the environment; no region needed."""
+        if self.validated_settings is None:
+            return load_settings(require_regions=False, require_pii_key=False)
+        return self.validated_settings.resolve()
+
     def client(self, settings: Settings, region: str) -> IntercomClient:
         rs = settings.region(region)
         connect_s = min(DEFAULT_TIMEOUT.connect or self.read_timeout_seconds, self.read_timeout_seconds)

@@ -100,7 +100,7 @@ def run_pipeline(
     evidence_keys = evidence_asset_keys()
     if with_evidence and evidence_keys:
         _stop_if_requested()
-        outcome = _execute(job, instance, "evidence", {**QUIET_DAGSTER}, asset_selection=evidence_keys)
+        outcome = _execute(job, instance, "evidence", evidence_run_config(settings), asset_selection=evidence_keys)
         _stop_if_storage_failed(settings, outcome)
         result.outcomes.append(outcome)
     _stop_if_requested()
@@ -118,6 +118,13 @@ def ingestion_run_config(settings: Settings, *, full_refresh: bool = False, reco
         **(intercom_options or {}),
     }
     return {**QUIET_DAGSTER, "resources": {"intercom": {"config": intercom}}}
+
+
+def evidence_run_config(settings: Settings) -> dict[str, Any]:
+    """The run config of the evidence run: the same validated settings (its parameters file,
+    the PII key's id and the signing key come from them), secrets by reference."""
+    validated = SettingsConfig.from_settings(settings).model_dump()
+    return {**QUIET_DAGSTER, "resources": {"intercom": {"config": {"validated_settings": validated}}}}
 
 
 def _stop_if_storage_failed(settings: Settings, outcome: RunOutcome) -> None:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import httpx
 
 from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
@@ -304,6 +305,35 @@ def test_a_run_uses_the_settings_it_was_handed_not_the_environment_of_the_moment
         assert not result.failed, [o.error for o in result.outcomes]
         assert_matches_fake(settings.duckdb_path, fake, regions=("us",))
         assert not (tmp_path / "elsewhere.duckdb").exists()
+
+
+def test_the_evidence_run_reads_the_handed_settings_not_the_environment_of_the_moment(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """The evidence run is handed the same validated value: its parameters file is the one
+    validated, even when the environment names another (here one that does not exist) by the
+    time the evidence is derived."""
+    from iru_pipeline.config import load_settings
+    from iru_pipeline.runner import run_pipeline
+
+    config = tmp_path / "evidence.toml"
+    config.write_text("stale_admin_days = 45\n", encoding="utf-8")
+    with small_fake() as fake:
+        for name, value in pipeline_env(fake, tmp_path / "data", regions=("us",)).items():
+            monkeypatch.setenv(name, value)
+        (tmp_path / "data").mkdir()
+        monkeypatch.setenv("IRU_EVIDENCE_CONFIG", str(config))
+        settings = load_settings()
+        monkeypatch.setenv("IRU_EVIDENCE_CONFIG", str(tmp_path / "missing.toml"))
+        result = run_pipeline(settings, intercom_options=FAST_RETRY)
+        assert not result.failed, [o.error for o in result.outcomes]
+        evidence_run = result.outcomes[-1].run_id
+        con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+        try:
+            (params,) = con.execute("select any_value(params_json) from evidence.evidence_collection_run "
+                                    "where run_id = ?", [evidence_run]).fetchone()
+        finally:
+            con.close()
+        assert json.loads(params)["stale_admin_days"] == 45
 
 
 def test_a_token_gone_by_the_time_the_run_starts_fails_it_in_one_line_before_any_request(

@@ -15,6 +15,7 @@ from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
 from iru_pipeline.evidence.assets import evidence_assets, evidence_key
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES
+from iru_pipeline.resources import IntercomResource
 from iru_pipeline_tests.helpers import build_world_db, write_world_inputs
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -31,7 +32,7 @@ def world_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def materialize(db: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*evidence_assets, *control_test_checks],
-        resources={"duckdb": DuckDBResource(database=str(db))},
+        resources={"duckdb": DuckDBResource(database=str(db)), "intercom": IntercomResource()},
         run_config=QUIET,
         raise_on_error=False,
     )

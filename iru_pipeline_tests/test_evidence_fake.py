@@ -19,6 +19,7 @@ from iru_pipeline.demo import write_demo_evidence_inputs
 from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.fake_intercom import scenario as sc
+from iru_pipeline.resources import IntercomResource
 from iru_pipeline_tests.helpers import tables_containing
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -41,7 +42,7 @@ def evidence(loaded: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
         mp.setenv("IRU_EVIDENCE_CONFIG", str(config))
         mp.setenv("IRU_PII_KEY", loaded.env["IRU_PII_KEY"])
         result = dg.materialize([*evidence_assets, *control_test_checks],
-                                resources={"duckdb": DuckDBResource(database=str(db))},
+                                resources={"duckdb": DuckDBResource(database=str(db)), "intercom": IntercomResource()},
                                 run_config=QUIET, raise_on_error=False)
     assert result.success
     return db, facts, result

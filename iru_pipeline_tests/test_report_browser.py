@@ -28,6 +28,7 @@ from dagster_duckdb import DuckDBResource
 from iru_pipeline.demo import write_demo_evidence_inputs
 from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.controls import CONTROL_TESTS
+from iru_pipeline.resources import IntercomResource
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "data" / "test-artifacts"
@@ -121,7 +122,8 @@ def fake_report(loaded: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IRU_EVIDENCE_CONFIG", str(config))
         mp.setenv("IRU_PII_KEY", loaded.env["IRU_PII_KEY"])
-        result = dg.materialize(evidence_assets, resources={"duckdb": DuckDBResource(database=str(db))},
+        resources = {"duckdb": DuckDBResource(database=str(db)), "intercom": IntercomResource()}
+        result = dg.materialize(evidence_assets, resources=resources,
                                 run_config=QUIET, raise_on_error=False)
     assert result.success
     export = next(m for m in result.get_asset_materialization_events()

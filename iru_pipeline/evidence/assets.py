@@ -30,6 +30,7 @@ from iru_pipeline.evidence.manifest import write_run_manifest
 from iru_pipeline.evidence.report import REPORT_FILE
 from iru_pipeline.evidence.session import EvidenceRun, prepare_connection, run_table_sql
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
+from iru_pipeline.resources import IntercomResource
 
 EVIDENCE_GROUP = "evidence"
 PREVIEW_ROWS = 20
@@ -65,8 +66,9 @@ def _build_asset(table: EvidenceTable) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         pool=DUCKDB_POOL,
     )
-    def _evidence_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-        run = EvidenceRun.from_environment(context.run_id, run_started_at(context))
+    def _evidence_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                        intercom: IntercomResource) -> dg.MaterializeResult:
+        run = EvidenceRun.from_settings(context.run_id, run_started_at(context), intercom.evidence_settings())
         with duckdb.get_connection() as con:
             prepare_connection(con, run)
             if table.name == MANIFEST_TABLE:
@@ -141,12 +143,12 @@ evidence_table_assets: list[dg.AssetsDefinition] = [_build_asset(t) for t in EVI
     kinds={"duckdb", "file"},
     pool=DUCKDB_POOL,
 )
-def auditor_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    from iru_pipeline.config import load_settings
+def auditor_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                   intercom: IntercomResource) -> dg.MaterializeResult:
     from iru_pipeline.export import export_run, has_run, settings_signer
 
     out = Path(duckdb.database).expanduser().parent / "exports"
-    signer = settings_signer(load_settings(require_regions=False, require_pii_key=False))
+    signer = settings_signer(intercom.evidence_settings())
     with duckdb.get_connection() as con:
         if not has_run(con, context.run_id):
             context.log.warning("no workspace has been collected yet: nothing to export")

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from iru_pipeline import __version__
-from iru_pipeline.config import Settings, load_settings
+from iru_pipeline.config import Settings
 from iru_pipeline.evidence.controls import CONTROL_TESTS
 from iru_pipeline.evidence.inputs import HumanInputs, load_inputs, register_inputs
 from iru_pipeline.evidence.manifest import register_prior_runs, write_run_manifest
@@ -59,11 +59,6 @@ class EvidenceRun:
         # The key id is read from the database's key binding (prepare_connection), never
         # computed from the key here.
         return cls(run_id, as_of.astimezone(UTC), params, load_inputs(params.inputs))
-
-    @classmethod
-    def from_environment(cls, run_id: str, as_of: datetime) -> EvidenceRun:
-        """Settings from the environment (IRU_EVIDENCE_CONFIG, IRU_PII_KEY), as every run reads them."""
-        return cls.from_settings(run_id, as_of, load_settings(require_regions=False, require_pii_key=False))
 
 
 def versions() -> dict[str, str]:
