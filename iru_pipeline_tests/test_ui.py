@@ -38,6 +38,16 @@ def _ui_command(ui_port: int, fake_port: int) -> list[str]:
     return [make, "--no-print-directory", "ui", f"BIN={Path(sys.executable).parent}", "STAMP=", f"UI_ARGS={ui_args}"]
 
 
+def _signals_as_from_a_shell() -> None:
+    """In the child, before exec: no signal blocked and SIGINT/SIGTERM at their defaults, as in
+    a terminal. Blocked and ignored signals survive exec, and earlier in-process runs in this
+    pytest process leave SIGINT blocked (cli.stop_on_signals), which make and everything it
+    starts would inherit; the test is about `make ui` started by a person, not that state."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _ui_env(data_dir: Path, marker: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERCOM_", "IRU_", "DAGSTER_"))}
     env.update({"IRU_DUCKDB_PATH": str(data_dir / "iru.duckdb"), MARKER: marker})
@@ -50,7 +60,8 @@ def test_make_ui_stops_every_process_it_started(stop: str, tmp_path: Path) -> No
     ui_port, fake_port = free_port(), free_port_run(3)
     log = (tmp_path / "ui.log").open("wb")
     proc = subprocess.Popen(_ui_command(ui_port, fake_port), cwd=ROOT, env=_ui_env(tmp_path, marker),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_signals_as_from_a_shell)
     ui = DagsterUI(f"http://127.0.0.1:{ui_port}")
     try:
         ui.wait_until_loaded(START_TIMEOUT_S, alive=lambda: proc.poll() is None)
