@@ -1,4 +1,4 @@
-"""`intercom.sync_results`: one row per run, region and resource; and
+"""`intercom.sync_results`: one row per run, workspace and resource; and
 `intercom.collection_proofs`: one row per snapshot response received (proof of collection).
 
 What was collected, from where, with which cursors, at what API cost, and why a resource was
@@ -10,6 +10,7 @@ table says what was attempted.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ DDL = f"""
 create schema if not exists {DATASET_NAME};
 create table if not exists {TABLE} (
     run_id varchar not null,
-    region varchar not null,
+    region varchar not null,          -- the workspace's region (us | eu | au)
     resource varchar not null,
     status varchar not null,          -- ok | partial | skipped | failed
     reason varchar,
@@ -54,7 +55,9 @@ create table if not exists {TABLE} (
     reconciled boolean,
     started_at timestamptz,
     finished_at timestamptz,
-    duplicates_skipped bigint         -- records the API returned more than once, loaded once
+    duplicates_skipped bigint,        -- records the API returned more than once, loaded once
+    workspace varchar,                -- the workspace's configured name (us/eu/au for the env-var ones)
+    workspace_id varchar              -- Intercom's id of it (`/me` app.id_code); null if never reached
 );
 create table if not exists {DATASET_NAME}.collection_proofs (
     run_id varchar not null,
@@ -66,7 +69,9 @@ create table if not exists {DATASET_NAME}.collection_proofs (
     http_status integer,
     request_id varchar,               -- X-Request-Id, else the body's request_id
     body_sha256 varchar not null,     -- of the body as received; the body is never stored
-    body_bytes bigint
+    body_bytes bigint,
+    workspace varchar,
+    workspace_id varchar
 );
 """
 PROOFS_TABLE = f"{DATASET_NAME}.collection_proofs"
@@ -76,8 +81,15 @@ _LOADED = ("ok", "partial")
 """Statuses whose rows were committed (partial: some records could not be placed in time)."""
 
 
-UPGRADE = f"alter table {TABLE} add column if not exists duplicates_skipped bigint;"
-"""Tables written before `duplicates_skipped` existed get it in place (null in their old rows)."""
+UPGRADE = f"""
+alter table {TABLE} add column if not exists duplicates_skipped bigint;
+alter table {TABLE} add column if not exists workspace varchar;
+alter table {TABLE} add column if not exists workspace_id varchar;
+alter table {PROOFS_TABLE} add column if not exists workspace varchar;
+alter table {PROOFS_TABLE} add column if not exists workspace_id varchar;
+"""
+"""Tables written before these columns existed get them in place (null in their old rows;
+`upgrade_workspace_columns` then fills the workspace of each old row)."""
 TIMESTAMP_COLUMNS = ("window_start", "window_end", "started_at", "finished_at")
 """Typed `timestamptz`. Tables written before that held the windows as ISO 8601 text; the
 first write by this version converts them in place (`upgrade_timestamps`)."""
@@ -86,11 +98,24 @@ COLUMNS = (
     "pages", "cursor_before", "cursor_after", "window_start", "window_end", "api_host", "api_version", "api_calls",
     "api_retries", "api_429s", "api_5xx", "api_transport_errors", "lowest_ratelimit_remaining", "error_code",
     "http_status", "request_id", "fields_dropped", "reconciled", "started_at", "finished_at", "duplicates_skipped",
+    "workspace", "workspace_id",
 )
+PROOF_COLUMNS = ("run_id", "region", "endpoint", "resource", "received_at", "api_base_url", "http_status",
+                 "request_id", "body_sha256", "body_bytes", "workspace", "workspace_id")
+
+
+@dataclass(frozen=True)
+class Collected:
+    """Which workspace a sync read: its configured name, region and Intercom id (None when the
+    run stopped before `/me` answered)."""
+
+    workspace: str
+    region: str
+    workspace_id: str | None = None
 
 
 def sync_rows(
-    run_id: str, region: str, client: Any, report: SyncReport, error: BaseException | None,
+    run_id: str, where: Collected, client: Any, report: SyncReport, error: BaseException | None,
     loaded_rows: dict[str, int] | None = None, selected: list[str] | None = None,
     landed_rows: dict[str, int] | None = None,
 ) -> list[tuple]:
@@ -109,16 +134,16 @@ def sync_rows(
             rr = report.resource(name)  # selected, never started: the run failed before it
         status, reason = rr.status, rr.reason
         if error is not None and status != "skipped":
-            # One load package per region: if the run failed, nothing of it was committed.
+            # One load package per workspace: if its load failed, nothing of it was committed.
             status = "failed"
-            reason = reason or f"not loaded, the region's run failed: {_one_line(_root_cause(error))}"
+            reason = reason or f"not loaded, the workspace's run failed: {_one_line(_root_cause(error))}"
         elif status == "pending":
             status, reason = "failed", reason or "resource did not finish"
         s = stats.get(name, {})
         tombstones = rr.deleted if status in _LOADED else 0
         loaded, duplicates = _counts(name, rr.rows, tombstones, loaded_rows, landed_rows, error)
         rows.append((
-            run_id, region, name, status, reason,
+            run_id, where.region, name, status, reason,
             loaded, rr.unchanged_skipped, tombstones, rr.pages,
             rr.cursor_before, rr.cursor_after if status in _LOADED else rr.cursor_before,
             _timestamp(rr.window_start), _timestamp(rr.window_end), host, API_VERSION,
@@ -126,17 +151,17 @@ def sync_rows(
             s.get("transport_errors", 0), s.get("min_remaining"),
             rr.error_code, rr.status_code, rr.request_id,
             list(DROPPED_FIELDS.get(name, ())), report.reconciled if name == "contacts" else None,
-            report.started_at, finished, duplicates,
+            report.started_at, finished, duplicates, where.workspace, where.workspace_id,
         ))
     return rows
 
 
 def write_sync_results(
-    duckdb_path: Path, run_id: str, region: str, client: Any, report: SyncReport, error: BaseException | None,
+    duckdb_path: Path, run_id: str, where: Collected, client: Any, report: SyncReport, error: BaseException | None,
     loaded_rows: dict[str, int] | None = None, selected: list[str] | None = None,
     landed_rows: dict[str, int] | None = None,
 ) -> list[tuple]:
-    rows = sync_rows(run_id, region, client, report, error, loaded_rows, selected, landed_rows)
+    rows = sync_rows(run_id, where, client, report, error, loaded_rows, selected, landed_rows)
     if not rows:
         return rows
     try:
@@ -145,16 +170,18 @@ def write_sync_results(
             con.execute(DDL)
             con.execute(UPGRADE)
             upgrade_timestamps(con)
+            upgrade_workspace_columns(con)
             con.executemany(f"insert into {TABLE} ({', '.join(COLUMNS)}) values ({', '.join('?' * len(COLUMNS))})",
                             rows)
-            proofs = proof_rows(run_id, region, client)
+            proofs = proof_rows(run_id, where, client)
             if proofs:
-                con.executemany(f"insert into {PROOFS_TABLE} values ({', '.join('?' * len(proofs[0]))})", proofs)
+                con.executemany(f"insert into {PROOFS_TABLE} ({', '.join(PROOF_COLUMNS)}) "
+                                f"values ({', '.join('?' * len(PROOF_COLUMNS))})", proofs)
         finally:
             con.close()
     except duckdb.Error as exc:
         # Never hide the run's own error behind this one.
-        log.warning("could not record sync results for %s: %s", region, _one_line(exc))
+        log.warning("could not record sync results for %s: %s", where.workspace, _one_line(exc))
     return rows
 
 
@@ -182,12 +209,31 @@ def _timestamp(value: str | datetime | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def proof_rows(run_id: str, region: str, client: Any) -> list[tuple]:
+def proof_rows(run_id: str, where: Collected, client: Any) -> list[tuple]:
     log_ = getattr(client, "proofs", None)
     if log_ is None:
         return []
-    return [(run_id, region, p.endpoint, p.resource, p.received_at, p.api_base_url, p.http_status, p.request_id,
-             p.body_sha256, p.body_bytes) for p in log_.proofs()]
+    return [(run_id, where.region, p.endpoint, p.resource, p.received_at, p.api_base_url, p.http_status,
+             p.request_id, p.body_sha256, p.body_bytes, where.workspace, where.workspace_id)
+            for p in log_.proofs()]
+
+
+def upgrade_workspace_columns(con: Any) -> None:
+    """Rows written while a region held one workspace: their workspace is the one named after
+    the region (`us`, `eu`, `au`), and its id the one that name is bound to (or, in a file
+    written before bindings existed, the id its `intercom.workspaces` rows hold). A no-op once
+    every row has them."""
+    from iru_pipeline.workspace_binding import bound_workspace
+
+    for table in (TABLE, PROOFS_TABLE):
+        con.execute(f"update {table} set workspace = region where workspace is null")
+        regions = [r[0] for r in con.execute(
+            f"select distinct region from {table} where workspace_id is null and workspace = region").fetchall()]
+        for region in regions:
+            bound = bound_workspace(con, region)
+            if bound is not None:
+                con.execute(f"update {table} set workspace_id = ? where workspace_id is null and workspace = ?",
+                            [bound.workspace_id, region])
 
 
 def _counts(name: str, extracted: int, tombstones: int, loaded_rows: dict[str, int] | None,

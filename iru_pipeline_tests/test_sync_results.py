@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from iru_pipeline.intercom_source.helpers import SyncReport
-from iru_pipeline.sync_results import upgrade_timestamps, write_sync_results
+from iru_pipeline.sync_results import Collected, upgrade_timestamps, write_sync_results
 from iru_pipeline_tests.helpers import (  # noqa: F401
     fresh_progress_handler,
     on_nth_request,
@@ -40,17 +40,25 @@ def test_a_table_the_previous_version_wrote_is_upgraded_in_place(tmp_path: Path)
     con = duckdb.connect(str(db))
     con.execute(PREVIOUS_DDL)
     con.execute("insert into intercom.sync_results (run_id, region, resource, status, rows_loaded, api_calls) "
-                "values ('old-run', 'us', 'tags', 'ok', 25, 1)")
+                "values ('old-run', 'us', 'tags', 'ok', 25, 1), ('old-run', 'eu', 'tags', 'ok', 3, 1)")
+    # The `us` name was bound to its workspace by that version; `eu` never was (no id known).
+    con.execute("create schema iru_meta; create table iru_meta.workspace_bindings (name varchar primary key, "
+                "region varchar not null, workspace_id varchar not null, workspace_name varchar, "
+                "bound_at timestamptz not null); insert into iru_meta.workspace_bindings "
+                "values ('us', 'us', 'ws-old', 'Old', now())")
     con.close()
 
     report = SyncReport("us", started_at=datetime(2026, 1, 1, tzinfo=UTC))
     tags = report.resource("tags")
     tags.status, tags.rows, tags.pages = "ok", 7, 1
-    write_sync_results(db, "new-run", "us", None, report, None, loaded_rows={"tags": 7}, selected=["tags"])
+    write_sync_results(db, "new-run", Collected("acme", "us", "ws-new"), None, report, None,
+                       loaded_rows={"tags": 7}, selected=["tags"])
 
-    rows = query(db, "select run_id, resource, status, rows_loaded, api_calls, duplicates_skipped "
-                     "from intercom.sync_results order by run_id desc")
-    assert rows == [("old-run", "tags", "ok", 25, 1, None), ("new-run", "tags", "ok", 7, 0, 0)]
+    rows = query(db, "select run_id, workspace, workspace_id, region, resource, status, rows_loaded, api_calls, "
+                     "duplicates_skipped from intercom.sync_results order by run_id desc, region")
+    assert rows == [("old-run", "eu", None, "eu", "tags", "ok", 3, 1, None),
+                    ("old-run", "us", "ws-old", "us", "tags", "ok", 25, 1, None),
+                    ("new-run", "acme", "ws-new", "us", "tags", "ok", 7, 0, 0)]
 
 
 # The table as the version before typed windows created it: windows as ISO 8601 text.
@@ -73,7 +81,7 @@ def test_text_windows_of_the_previous_version_become_timestamps_in_place(tmp_pat
     logs = report.resource("activity_logs")
     logs.status, logs.rows = "ok", 4
     logs.window_start, logs.window_end = "2026-12-04T10:37:25+00:00", "2026-12-05T03:00:01.250000+00:00"
-    write_sync_results(db, "new-run", "us", None, report, None, loaded_rows={"activity_logs": 4},
+    write_sync_results(db, "new-run", Collected("us", "us", "ws-us"), None, report, None, loaded_rows={"activity_logs": 4},
                        selected=["activity_logs"])
 
     types = dict(query(db, "select column_name, data_type from information_schema.columns "

@@ -32,8 +32,8 @@ from iru_pipeline.pipeline_state import check_committed_state, discard_unreadabl
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
 from iru_pipeline.storage import database_turn, duckdb_destination, wait_for_database
-from iru_pipeline.sync_results import write_sync_results
-from iru_pipeline.workspace_binding import bind_workspace
+from iru_pipeline.sync_results import Collected, write_sync_results
+from iru_pipeline.workspace_binding import Workspace, bind_workspace
 
 progress = logging.getLogger("iru_pipeline.progress")
 DUCKDB_POOL = "duckdb_writer"
@@ -152,9 +152,11 @@ def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, interc
     if settings.pii_key is not None:
         bind_pii_key(settings.duckdb_path, settings.pii_key)  # another key stops here, before any write
     error: BaseException | None = None
+    where = Collected(region, region)
     try:
         check_committed_state(settings.duckdb_path, DATASET_NAME, pipeline.pipeline_name)
         me = client.me()
+        where = Collected(region, region, Workspace.from_me(me).workspace_id)
         bind_workspace(settings.duckdb_path, region, me)  # another workspace stops here, before any load
         source = intercom_source(
             region=region,
@@ -178,7 +180,7 @@ def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, interc
         raise
     finally:
         client.close()
-        write_sync_results(settings.duckdb_path, context.run_id, region, client, report, error,
+        write_sync_results(settings.duckdb_path, context.run_id, where, client, report, error,
                            loaded_rows=None if error else normalized_row_counts(pipeline),
                            selected=[key.path[-1] for key in context.selected_asset_keys],
                            landed_rows=None if error else landed_row_counts(pipeline, settings.duckdb_path, region))

@@ -25,12 +25,12 @@ RAW_COLUMNS: dict[str, tuple[str, ...]] = {
         "api_host varchar", "api_version varchar", "api_calls bigint", "api_retries bigint",
         "api_429s bigint", "api_5xx bigint", "lowest_ratelimit_remaining bigint", "error_code varchar",
         "http_status integer", "request_id varchar", "fields_dropped varchar[]", "reconciled boolean",
-        "started_at timestamptz", "finished_at timestamptz",
+        "started_at timestamptz", "finished_at timestamptz", "workspace varchar", "workspace_id varchar",
     ),
     "collection_proofs": (
         "run_id varchar", "region varchar", "endpoint varchar", "resource varchar", "received_at timestamptz",
         "api_base_url varchar", "http_status integer", "request_id varchar", "body_sha256 varchar",
-        "body_bytes bigint",
+        "body_bytes bigint", "workspace varchar", "workspace_id varchar",
     ),
 }
 
