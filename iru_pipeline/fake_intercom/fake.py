@@ -163,6 +163,9 @@ class FakeIntercom:
                 extra = ExtraWorkspace(spec) if isinstance(spec, str) else spec
                 if not _KEY.fullmatch(extra.key):
                     raise ValueError(f"workspace key {extra.key!r}: use 1-40 lower-case letters, digits or '-'")
+                if extra.key in {h.key for h in hosted}:
+                    raise ValueError(f"region {region}: workspace key {extra.key!r} is taken (the region's first "
+                                     f"workspace is {region!r}); give each workspace its own key")
                 workspace_id = extra.workspace_id or derived_workspace_id(region, extra.key)
                 ws = Workspace(region, seed=seed if extra.seed is None else extra.seed, sizes=extra.sizes or sizes,
                                clock=self.now, internal_domain=internal_domain, cache_bytes=extra.cache_bytes,
@@ -173,9 +176,10 @@ class FakeIntercom:
                     extra.faults or base_faults,
                     rate_limit_per_window if extra.rate_limit_per_window is None else extra.rate_limit_per_window,
                     secret + f"{region}:{extra.key}".encode(), extra.cache_bytes))
-            ids = [h.workspace.workspace_id for h in hosted]
-            if len(set(ids)) != len(ids):
-                raise ValueError(f"region {region}: two workspaces share one workspace_id; give each its own")
+            for what, values in (("workspace_id", [h.workspace.workspace_id for h in hosted]),
+                                 ("token", [h.token for h in hosted])):
+                if len(set(values)) != len(values):
+                    raise ValueError(f"region {region}: two workspaces share one {what}; give each its own")
             self._servers[region] = RegionServer(hosted, region=region, clock=self.now,
                                                  advance_clock=self.advance_clock, host=host)
         self._started = False
