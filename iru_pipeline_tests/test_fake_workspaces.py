@@ -20,7 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from iru_pipeline.fake_intercom import ExtraWorkspace, FakeIntercom, FaultConfig, WorkspaceSizes, build_arg_parser
+from iru_pipeline.fake_intercom import (
+    ExtraWorkspace,
+    FakeIntercom,
+    FaultConfig,
+    WorkspaceSizes,
+    build_arg_parser,
+    main,
+)
 
 NOW = 1_760_000_000.0
 US_SIZES = dict(contacts=60, conversations=24, activity_logs=30, admins=6)
@@ -97,7 +104,8 @@ def test_a_token_of_none_of_the_hosts_workspaces_gets_401_as_before(fake: FakeIn
     for token in ("wrong", fake.token("eu")):
         with client(fake, token=token) as c:
             r = c.get("/me")
-        assert r.status_code == 401 and r.json()["errors"] == [{"code": "unauthorized", "message": "Access Token Invalid"}]
+        assert r.status_code == 401
+        assert r.json()["errors"] == [{"code": "unauthorized", "message": "Access Token Invalid"}]
         assert not any(k.lower().startswith("x-ratelimit") for k in r.headers)
     assert httpx.get(fake.base_url("us") + "/me").status_code == 401
     # Refused requests count on the host's first workspace, as on a single-workspace host.
@@ -151,7 +159,8 @@ def test_faults_and_statistics_are_per_workspace() -> None:
 def test_the_control_api_picks_a_workspace_by_key(fake: FakeIntercom) -> None:
     base = fake.base_url("us") + "/_fake/"
     info = httpx.get(base + "info", params={"workspace": "brand-c"}).json()
-    assert (info["workspace"], info["workspace_id"], info["token"]) == ("brand-c", "brandc01", fake.token("us", "brand-c"))
+    assert (info["workspace"], info["workspace_id"]) == ("brand-c", "brandc01")
+    assert info["token"] == fake.token("us", "brand-c")
     assert info["sizes"]["contacts"] == 25
     assert httpx.get(base + "info").json()["workspace_id"] == fake.workspace("us").workspace_id
     listed = httpx.get(base + "workspaces").json()
@@ -263,3 +272,15 @@ def test_two_hundred_small_workspaces_in_one_process_stay_small(tmp_path: Path) 
         assert _rss_mb(proc.pid) < 160, "200 small workspaces, every record served once"
     finally:
         _stop(proc)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--workspaces-per-region", "0"], "--workspaces-per-region must be 1 or more"),
+    (["--workspaces-file", "/nonexistent-folder/workspaces.toml"],
+     "cannot write the workspaces file /nonexistent-folder/workspaces.toml"),
+])
+def test_cli_bad_workspace_arguments_are_one_line_errors(args: list[str], message: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--port", "0", "--regions", "au", "--contacts", "5", "--conversations", "5", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fake-intercom: {message}") and err.count("\n") == 1

@@ -19,7 +19,8 @@ Modules: `fake` (the controller), `server` (HTTP, the workspace chosen by token,
 under /_fake/), `hosted` (one served workspace: its token, faults, rate limit, statistics),
 `api` (endpoints and envelopes), `search` (query language), `store` (lazy collections),
 `workspace` (data and mutations), `gen_*` (record generators), `scenario` (the planted
-compliance findings), `cli` (the command line).
+compliance findings), `cli` (the command line), `workspaces_file` (a workspaces file, in the
+product's TOML format, for the served workspaces).
 """
 
 from .cli import build_arg_parser, main, run_from_args
@@ -27,6 +28,7 @@ from .constants import DEFAULT_INTERNAL_DOMAIN, MESSAGE_BODY_MARKER
 from .fake import ExtraWorkspace, FakeIntercom
 from .faults import FaultConfig
 from .workspace import Workspace, WorkspaceSizes
+from .workspaces_file import served_workspaces, write_workspaces_file
 
 __all__ = [
     "DEFAULT_INTERNAL_DOMAIN",
@@ -39,4 +41,6 @@ __all__ = [
     "build_arg_parser",
     "main",
     "run_from_args",
+    "served_workspaces",
+    "write_workspaces_file",
 ]
