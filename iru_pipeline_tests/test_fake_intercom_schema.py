@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from iru_pipeline.fake_intercom import FakeIntercom
+from iru_pipeline.fake_intercom import ExtraWorkspace, FakeIntercom, WorkspaceSizes
 from iru_pipeline_tests.helpers import SPEC_PATH, openapi_to_json_schema
 
 yaml = pytest.importorskip("yaml")
@@ -50,15 +50,21 @@ def validators() -> Any:
 
 @pytest.fixture(scope="module")
 def fake() -> Any:
-    fake = FakeIntercom(seed=11, contacts=400, conversations=300, activity_logs=200, now=lambda: NOW)
+    # A further workspace on the US host (chosen by its token), with its own seed and sizes.
+    brand = ExtraWorkspace("brand-b", seed=12, sizes=WorkspaceSizes(contacts=90, conversations=70, admins=5,
+                                                                   teams=3, tags=8, activity_logs=60))
+    fake = FakeIntercom(seed=11, contacts=400, conversations=300, activity_logs=200, now=lambda: NOW,
+                        extra_workspaces={"us": [brand]})
     fake.start()
-    fake.workspace("us").merge_contact(*[c["id"] for c in list(fake.workspace("us").contacts())[:2]])
+    for key in (None, "brand-b"):
+        contacts = fake.workspace("us", key).contacts()
+        fake.workspace("us", key).merge_contact(next(contacts)["id"], next(contacts)["id"])
     yield fake
     fake.stop()
 
 
-def _get(fake: FakeIntercom, region: str, method: str, path: str, **kw: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {fake.token(region)}", "Intercom-Version": "2.16"}
+def _get(fake: FakeIntercom, region: str, method: str, path: str, key: str | None = None, **kw: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {fake.token(region, key)}", "Intercom-Version": "2.16"}
     return httpx.request(method, fake.base_url(region) + path, headers=headers, timeout=30, **kw)
 
 
@@ -92,6 +98,18 @@ def test_response_matches_openapi_schema(fake: FakeIntercom, validators: Any, re
     response = _get(fake, region, method, path, json=body)
     assert response.status_code == 200, response.text
     data = response.json()
+    errors = sorted(validators(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message[:300]}" for e in errors[:10])
+
+
+@pytest.mark.parametrize(("method", "path", "body", "schema"), CASES, ids=[c[1] for c in CASES])
+def test_another_workspace_on_the_host_matches_openapi_schema(fake: FakeIntercom, validators: Any, method: str,
+                                                              path: str, body: Any, schema: str) -> None:
+    response = _get(fake, "us", method, path, "brand-b", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    if path == "/me":
+        assert data["app"]["id_code"] == fake.workspace("us", "brand-b").workspace_id
     errors = sorted(validators(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message[:300]}" for e in errors[:10])
 

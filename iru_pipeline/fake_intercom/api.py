@@ -1,7 +1,7 @@
-"""Intercom endpoints of one region: parameters, envelopes and errors (docs/intercom-api.md#pagination-four-kinds).
+"""Intercom endpoints of one workspace: parameters, envelopes and errors (docs/intercom-api.md#pagination-four-kinds).
 
 Transport concerns (auth, rate limits, injected status and connection faults) live in
-server.py; this module answers a request that got through them. Data faults that change a
+hosted.py; this module answers a request that got through them. Data faults that change a
 response body (repeating cursors, lying counts, mangled JSON, index lag) are applied here.
 """
 

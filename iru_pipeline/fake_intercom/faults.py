@@ -1,4 +1,4 @@
-"""Fault injection, rate limiting and request statistics for one region's server.
+"""Fault injection, rate limiting and request statistics for one served workspace.
 
 Faults are deterministic where they can be: "every Nth request" counts requests that match
 `fault_paths`, and random rates draw from an RNG seeded by `FaultConfig.seed`.
@@ -23,7 +23,7 @@ MISSING = "<missing>"
 
 @dataclass
 class FaultConfig:
-    """What a region's server should get wrong. All defaults mean "behave".
+    """What a workspace's host should get wrong for it. All defaults mean "behave".
 
     Path fields take request paths; a path also covers everything under it
     (`"/conversations"` covers `/conversations/search` and `/conversations/123`) unless it
@@ -186,7 +186,7 @@ class RateLimiter:
 
 @dataclass
 class RegionStats:
-    """Counters of one region's API traffic (control requests are not counted)."""
+    """Counters of one workspace's API traffic (control requests are not counted)."""
 
     total_requests: int = 0
     by_route: Counter[str] = field(default_factory=Counter)
@@ -210,7 +210,7 @@ class RegionStats:
 
 
 class FaultState:
-    """Per-region counters and RNG behind a FaultConfig."""
+    """Per-workspace counters and RNG behind a FaultConfig."""
 
     def __init__(self, config: FaultConfig) -> None:
         self.config = config

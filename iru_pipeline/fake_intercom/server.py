@@ -1,10 +1,11 @@
 """HTTP layer: one ThreadingHTTPServer per region on loopback, HTTP/1.1 keep-alive.
 
-Per API request, in order: latency, dropped connection, auth (401 without rate-limit
-headers, docs/intercom-api.md#rate-limits), rate limit (real window counter, then injected 429s), injected 5xx,
-forbidden resources, the endpoint itself, then body-level transport faults (truncated or
-slow bodies). Requests under `/_fake/` are the control API: no token, not rate limited,
-not counted.
+A region's host serves one or more workspaces; the request's Bearer token picks the
+workspace, whose token, faults, rate limit and statistics apply (hosted.py). A request
+without a known token is answered by the region's first workspace, which refuses it with
+Intercom's 401 exactly as a single-workspace host does. Requests under `/_fake/` are the
+control API: no token, not rate limited, not counted; `?workspace=KEY` picks a workspace
+(default: the region's first).
 """
 
 from __future__ import annotations
@@ -15,20 +16,17 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .api import JSON, ApiError, RegionApi, Request, RequestIds, Response, error_body
-from .constants import API_VERSION
+from .api import RegionApi, Response, error_body
 from .encoding import encode
-from .faults import FaultConfig, FaultState, RateLimiter, RegionStats, path_matches
+from .faults import FaultConfig, FaultState, RateLimiter, RegionStats
+from .hosted import HostedWorkspace, Outcome
 from .workspace import Workspace
-
-_HTML_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-             b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n")
 
 MUTATIONS = (
     "update_contacts", "create_contacts", "delete_contacts", "merge_contact",
@@ -36,45 +34,78 @@ MUTATIONS = (
     "add_activity_logs", "add_admin", "remove_admin", "set_team_members",
 )
 
-
-@dataclasses.dataclass
-class Outcome:
-    """What to send: a response, or a connection fault."""
-
-    response: Response | None
-    drop: bool = False
-    truncate: bool = False
-    slow_seconds: float = 0.0
+__all__ = ["MUTATIONS", "Outcome", "RegionServer"]
 
 
 class RegionServer:
-    """The fake Intercom host of one region."""
+    """The fake Intercom host of one region, serving its workspaces (the first is the default)."""
 
-    def __init__(self, workspace: Workspace, *, token: str, faults: FaultConfig, rate_limit: int,
-                 clock: Callable[[], float], secret: bytes, activity_logs_next_style: str,
-                 advance_clock: Callable[[float], None] | None = None, host: str = "127.0.0.1",
-                 link_base_url: str | None = None) -> None:
-        self.workspace = workspace
-        self.region = workspace.region
-        self.token = token
-        self.faults = faults
-        self.fault_state = FaultState(faults)
-        self.limiter = RateLimiter(rate_limit, clock)
-        self.stats = RegionStats()
-        self._stats_lock = threading.Lock()
-        self._in_flight = 0
+    def __init__(self, hosted: Sequence[HostedWorkspace], *, region: str, clock: Callable[[], float],
+                 advance_clock: Callable[[float], None] | None = None, host: str = "127.0.0.1") -> None:
+        if not hosted:
+            raise ValueError(f"region {region} hosts no workspace")
+        self.region = region
+        self.hosted: tuple[HostedWorkspace, ...] = tuple(hosted)
+        self._by_token = {h.token: h for h in self.hosted}
+        self._by_key = {h.key: h for h in self.hosted}
+        if len(self._by_token) != len(self.hosted) or len(self._by_key) != len(self.hosted):
+            raise ValueError(f"the workspaces of region {region} need distinct keys and tokens")
         self.clock = clock
         self.host = host
         self.port = 0
         self._advance_clock = advance_clock
-        self.request_ids = RequestIds(workspace.seed * 31 + workspace.profile.id_salt)
-        # `pages.next` URLs name this server, or `link_base_url` (e.g. Intercom's public host,
-        # as a server behind a proxy would).
-        links = (lambda: link_base_url.rstrip("/")) if link_base_url else self.base_url
-        self.api = RegionApi(workspace, faults, secret=secret, base_url=links,
-                             activity_logs_next_style=activity_logs_next_style)
         self.httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    # the region's first workspace: what a single-workspace host is ----------------------------
+    @property
+    def default(self) -> HostedWorkspace:
+        return self.hosted[0]
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.default.workspace
+
+    @property
+    def token(self) -> str:
+        return self.default.token
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self.default.faults
+
+    @property
+    def fault_state(self) -> FaultState:
+        return self.default.fault_state
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.default.limiter
+
+    @property
+    def stats(self) -> RegionStats:
+        return self.default.stats
+
+    @property
+    def api(self) -> RegionApi:
+        return self.default.api
+
+    def reset_stats(self) -> None:
+        self.default.reset_stats()
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        return self.default.stats_snapshot()
+
+    def hosted_by_key(self, key: str | None) -> HostedWorkspace:
+        """The workspace with this key (None: the region's first)."""
+        if key is None:
+            return self.default
+        try:
+            return self._by_key[key]
+        except KeyError:
+            keys = [h.key for h in self.hosted]
+            shown = ", ".join(keys[:5]) + (f" ... ({len(keys)} in all)" if len(keys) > 5 else "")
+            raise KeyError(f"region {self.region} hosts no workspace {key!r}; it hosts {shown}") from None
 
     # lifecycle --------------------------------------------------------------------------------
     def base_url(self) -> str:
@@ -99,172 +130,16 @@ class RegionServer:
             self._thread.join(timeout=5)
         self.httpd = None
 
-    # statistics -------------------------------------------------------------------------------
-    def _count(self, route: str) -> None:
-        with self._stats_lock:
-            self.stats.total_requests += 1
-            self.stats.by_route[route] += 1
-
-    def _record(self, status: int, fault: str | None = None) -> None:
-        with self._stats_lock:
-            self.stats.by_status[status] += 1
-            if status == 429:
-                self.stats.rate_limited += 1
-            if status >= 500:
-                self.stats.server_errors += 1
-            if fault:
-                self.stats.faults[fault] += 1
-
-    def _fault(self, kind: str) -> None:
-        with self._stats_lock:
-            self.stats.faults[kind] += 1
-
-    def reset_stats(self) -> None:
-        with self._stats_lock:
-            self.stats = RegionStats()
-
-    def stats_snapshot(self) -> dict[str, Any]:
-        with self._stats_lock:
-            snap = self.stats.snapshot()
-        snap["region"] = self.region
-        return snap
-
     # API requests -----------------------------------------------------------------------------
-    def _error(self, status: int, code: str, message: str | None, *, headers: list[tuple[str, str]] | None = None,
-               with_request_id: bool = True) -> Response:
-        rid = self.request_ids.next() if with_request_id else None
-        return Response(status, error_body(code, message, rid), JSON, list(headers or []))
-
     def handle_api(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
                    headers: Any) -> Outcome:
-        with self._stats_lock:
-            self._in_flight += 1
-            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._in_flight)
-        try:
-            return self._answer(method, path, query, body, headers)
-        finally:
-            with self._stats_lock:
-                self._in_flight -= 1
-
-    def _answer(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
-                headers: Any) -> Outcome:
-        cfg, state = self.faults, self.fault_state
-        self._count(self.api.route_name(method, path))
-        if cfg.latency_ms > 0:
-            time.sleep(cfg.latency_ms / 1000.0)
-        n = state.next_matching(path)
-        if n is not None and cfg.drop_every > 0 and n % cfg.drop_every == 0:
-            self._fault("dropped_connection")
-            return Outcome(None, drop=True)
-
-        # Auth first: a bad token gets 401 without X-RateLimit headers (docs/intercom-api.md#rate-limits).
-        auth = headers.get("Authorization") or ""
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != self.token:
-            return self._outcome(self._error(401, "unauthorized", "Access Token Invalid"))
-        with state.lock:
-            state.authenticated_requests += 1
-            served = state.authenticated_requests
-        if cfg.revoke_token_after is not None and served > cfg.revoke_token_after:
-            return self._outcome(self._error(401, "token_revoked", "Token revoked"), "token_revoked")
-
-        rate = self.limiter.hit()
-        rate_headers = rate.headers
-        if rate.limited:
-            return self._outcome(self._rate_limited(rate.reset_at, rate_headers, retry_after=True))
-        if n is not None:
-            injected = self._injected_429(n, rate.reset_at)
-            if injected:
-                limited_headers = [(k, "0" if k == "X-RateLimit-Remaining" else v) for k, v in rate_headers]
-                return self._outcome(self._rate_limited(rate.reset_at, limited_headers, retry_after=cfg.retry_after,
-                                                       retry_after_seconds=cfg.retry_after_seconds),
-                                     "rate_limit_429")
-            status = self._injected_5xx(n)
-            if status:
-                return self._outcome(self._server_error(status, rate_headers), f"server_error_{status}")
-
-        if path_matches(path, cfg.forbidden_paths):
-            response = self._forbidden(rate_headers)
-            return self._outcome(response, f"forbidden_{cfg.forbidden_kind}")
-
-        version = headers.get("Intercom-Version") or API_VERSION
-        try:
-            response = self.api.dispatch(Request(method, path, query, body, version.strip()))
-        except ApiError as exc:
-            response = self._error(exc.status, exc.code, exc.message, headers=exc.headers,
-                                   with_request_id=exc.with_request_id)
-        response.headers = rate_headers + response.headers
-        outcome = self._outcome(response)
-        if n is not None and response.status == 200:
-            if cfg.truncate_every > 0 and n % cfg.truncate_every == 0:
-                outcome.truncate = True
-                self._fault("truncated_body")
-            elif cfg.slow_body_every > 0 and n % cfg.slow_body_every == 0:
-                outcome.slow_seconds = cfg.slow_body_delay_ms / 1000.0
-                self._fault("slow_body")
-        return outcome
-
-    def _outcome(self, response: Response, fault: str | None = None) -> Outcome:
-        self._record(response.status, fault)
-        return Outcome(response)
-
-    def _injected_429(self, n: int, reset_at: int) -> bool:
-        cfg, state = self.faults, self.fault_state
-        now = self.clock()
-        hit = False
-        if state.hold_until > now:
-            hit = True
-        elif cfg.rate_429_every > 0 and n % cfg.rate_429_every == 0:
-            hit = True
-        elif state.take_burst():
-            hit = True
-        if hit and cfg.hold_429_until_reset and state.hold_until <= now:
-            state.hold_until = reset_at
-        return hit
-
-    def _injected_5xx(self, n: int) -> int:
-        cfg, state = self.faults, self.fault_state
-        statuses = cfg.error_statuses or (500,)
-        if cfg.error_every > 0 and n % cfg.error_every == 0:
-            return statuses[(n // cfg.error_every - 1) % len(statuses)]
-        if cfg.error_rate > 0:
-            r = state.random()
-            if r < cfg.error_rate:
-                return statuses[int(r / cfg.error_rate * len(statuses)) % len(statuses)]
-        return 0
-
-    def _rate_limited(self, reset_at: int, headers: list[tuple[str, str]], *, retry_after: bool,
-                      retry_after_seconds: int | None = None) -> Response:
-        limit = self.limiter.limit if self.limiter.limit > 0 else 1000
-        extra = list(headers)
-        if retry_after:
-            seconds = (retry_after_seconds if retry_after_seconds is not None
-                       else self.limiter.seconds_to_reset(reset_at))
-            extra.append(("Retry-After", str(seconds)))
-        return self._error(429, "rate_limit_exceeded", f"Exceeded rate limit of {limit} in 10_seconds", headers=extra)
-
-    def _server_error(self, status: int, headers: list[tuple[str, str]]) -> Response:
-        if status == 502:
-            return Response(502, _HTML_502, "text/html", list(headers))
-        if status == 503:
-            return self._error(503, "service_unavailable", "Service Unavailable", headers=headers,
-                with_request_id=False)
-        if status == 504:
-            return self._error(504, "request_timeout", "The request timed out", headers=headers)
-        return self._error(status, "server_error", "Server Error", headers=headers)
-
-    def _forbidden(self, headers: list[tuple[str, str]]) -> Response:
-        kind = self.faults.forbidden_kind
-        if kind == "plan":
-            return self._error(403, "api_plan_restricted", "Active subscription needed.", headers=headers)
-        if kind == "scope_401":
-            return self._error(401, "token_unauthorized", "Not authorized to access resource")
-        return self._error(403, "forbidden",
-                           "You do not have the required scope (read_conversations) to access this resource",
-                           headers=headers)
+        scheme, _, token = (headers.get("Authorization") or "").partition(" ")
+        hosted = self._by_token.get(token.strip()) if scheme.lower() == "bearer" else None
+        return (hosted or self.default).answer(method, path, query, body, headers)
 
     # control API ------------------------------------------------------------------------------
-    def handle_control(self, method: str, path: str, body: bytes) -> Response:
+    def handle_control(self, method: str, path: str, body: bytes,
+                       query: dict[str, list[str]] | None = None) -> Response:
         """`/_fake/...`: stats, faults, mutations and info for a fake in another process."""
         try:
             payload = json.loads(body) if body.strip() else {}
@@ -274,37 +149,44 @@ class RegionServer:
             return Response(400, encode({"error": "body must be a JSON object"}))
         name = path[len("/_fake/"):].strip("/")
         try:
-            result = self._control(method, name, payload)
+            hosted = self.hosted_by_key((query or {}).get("workspace", [None])[-1])
+            result = self._control(method, name, payload, hosted)
         except (KeyError, ValueError, TypeError) as exc:
-            return Response(400, encode({"error": str(exc)}))
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            return Response(400, encode({"error": str(message)}))
         if result is None:
             return Response(404, encode({"error": f"unknown control endpoint {method} {path}"}))
         return Response(200, encode(result))
 
-    def _control(self, method: str, name: str, payload: dict[str, Any]) -> Any:
-        ws = self.workspace
+    def _info(self, hosted: HostedWorkspace) -> dict[str, Any]:
+        ws = hosted.workspace
+        return {"region": self.region, "base_url": self.base_url(), "token": hosted.token,
+                "workspace": hosted.key, "workspace_id": ws.workspace_id, "name": ws.profile.app_name,
+                "timezone": ws.timezone, "now": ws.now(), "created_at": ws.created_at,
+                "sizes": dataclasses.asdict(ws.sizes), "rate_limit_per_window": hosted.limiter.limit}
+
+    def _control(self, method: str, name: str, payload: dict[str, Any], hosted: HostedWorkspace) -> Any:
+        ws = hosted.workspace
         if method == "GET" and name == "stats":
-            return self.stats_snapshot()
+            return hosted.stats_snapshot()
         if method == "POST" and name == "reset_stats":
-            self.reset_stats()
+            hosted.reset_stats()
             return {"ok": True}
         if name == "faults":
             if method == "POST":
                 if payload.pop("reset", False):
-                    self.faults.reset()
-                    self.fault_state.reset_counters()
-                self.faults.update(**payload)
-            return self.faults.to_dict()
+                    hosted.reset_faults()
+                hosted.faults.update(**payload)
+            return hosted.faults.to_dict()
         if method == "GET" and name == "info":
-            return {"region": self.region, "base_url": self.base_url(), "token": self.token,
-                    "workspace_id": ws.workspace_id, "timezone": ws.timezone, "now": ws.now(),
-                    "created_at": ws.created_at, "sizes": dataclasses.asdict(ws.sizes),
-                    "rate_limit_per_window": self.limiter.limit}
+            return self._info(hosted)
+        if method == "GET" and name == "workspaces":
+            return [self._info(h) for h in self.hosted]
         if method == "GET" and name == "scenario":
             return dataclasses.asdict(ws.scenario) if ws.scenario else None
         if method == "POST" and name == "rate_limit":
-            self.limiter.limit = int(payload["limit"])
-            return {"rate_limit_per_window": self.limiter.limit}
+            hosted.limiter.limit = int(payload["limit"])
+            return {"rate_limit_per_window": hosted.limiter.limit}
         if method == "POST" and name == "clock":
             if self._advance_clock is None:
                 raise ValueError("this fake's clock cannot be moved")
@@ -385,10 +267,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        if path.startswith("/_fake/"):
-            self._send(Outcome(rs.handle_control(method, path, body)))
-            return
         query = parse_qs(url.query, keep_blank_values=True)
+        if path.startswith("/_fake/"):
+            self._send(Outcome(rs.handle_control(method, path, body, query)))
+            return
         try:
             outcome = rs.handle_api(method, path, query, body, self.headers)
         except Exception as exc:  # a bug in the fake must still answer, as a 500

@@ -1,4 +1,4 @@
-"""One regional workspace of the fake: its data, and the mutations tests apply to it.
+"""One workspace of the fake: its data, and the mutations tests apply to it.
 
 Iterators (`contacts()`, `conversations()`, ...) yield the current records exactly as the API
 serves them, so a test can compare what a pipeline loaded with what the fake holds.
@@ -56,7 +56,7 @@ class WorkspaceSizes:
 
 
 class Workspace:
-    """The data of one region's workspace, with a mutation API."""
+    """The data of one workspace (in one region), with a mutation API."""
 
     def __init__(
         self,
@@ -68,10 +68,16 @@ class Workspace:
         internal_domain: str = DEFAULT_INTERNAL_DOMAIN,
         cache_bytes: int = 48 << 20,
         workspace_id: str | None = None,
+        app_name: str | None = None,
     ) -> None:
         profile = REGION_PROFILES[region]
-        # Another workspace of the same region: its own `app.id_code`, everything else alike.
-        self.profile: RegionProfile = replace(profile, workspace_id=workspace_id) if workspace_id else profile
+        # Another workspace of the same region: its own `app.id_code` (and name); the region's
+        # host, time zone and id scheme stay, so the same seed and sizes give the same record ids.
+        if workspace_id:
+            profile = replace(profile, workspace_id=workspace_id)
+        if app_name:
+            profile = replace(profile, app_name=app_name)
+        self.profile: RegionProfile = profile
         self.region = region
         self.seed = seed
         self.sizes = sizes
