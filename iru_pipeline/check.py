@@ -1,6 +1,6 @@
-"""`iru-pipeline check`: is each enabled region reachable, is the token valid, is it the right
-region and the workspace the region's stored data belongs to, and which resources may the
-token read? One probe request per resource."""
+"""`iru-pipeline check`: is each configured workspace reachable, is its token valid, is it
+hosted in the configured region and the workspace the name's stored data belongs to, and
+which resources may the token read? One probe request per resource."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iru_pipeline.config import RegionSettings, Settings
+from iru_pipeline.config import Settings, WorkspaceSettings
 from iru_pipeline.intercom_client import (
     IntercomAuthError,
     IntercomClient,
@@ -51,7 +51,8 @@ class ResourceProbe:
 
 
 @dataclass
-class RegionCheck:
+class WorkspaceCheck:
+    workspace: str
     region: str
     host: str
     ok: bool = False
@@ -68,16 +69,18 @@ class RegionCheck:
         return [p for p in self.probes if p.fails_check]
 
 
-def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY, duckdb_path: Path | None = None) -> RegionCheck:
+def check_workspace_settings(ws: WorkspaceSettings, retry: RetryPolicy = QUICK_RETRY,
+                             duckdb_path: Path | None = None) -> WorkspaceCheck:
     """The same start-up probe, `/me` validation and error classes as `run`, so a failure
     reads the same in both commands; with `duckdb_path`, the token's workspace is compared with
-    the one the region's stored data belongs to (read only)."""
-    result = RegionCheck(region=rs.code, host=rs.host)
-    unreachable = probe(rs.code, rs.base_url)
+    the one the name's stored data belongs to (read only)."""
+    result = WorkspaceCheck(workspace=ws.name, region=ws.region_code, host=ws.host)
+    unreachable = probe(ws.name, ws.region_code, ws.base_url, base_url_setting=ws.base_url_setting)
     if unreachable is not None:
         result.error = unreachable
         return result
-    with IntercomClient(rs.code, rs.base_url, rs.token, retry=retry) as client:
+    with IntercomClient(ws.region_code, ws.base_url, ws.token, retry=retry, workspace=ws.name,
+                        token_setting=ws.token_setting, base_url_setting=ws.base_url_setting) as client:
         try:
             me = client.me()
         except IntercomError as exc:
@@ -87,9 +90,9 @@ def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY, duckdb_pa
         result.workspace_id = str(app.get("id_code") or "") or None
         result.workspace_name = _shown(app.get("name"))
         result.reported_region = _shown(app.get("region"))
-        changed = check_workspace(duckdb_path, rs.code, me) if duckdb_path is not None else None
+        changed = check_workspace(duckdb_path, ws.name, me) if duckdb_path is not None else None
         if result.reported_region:
-            result.region_matches = result.reported_region.upper() == rs.region.reported_name
+            result.region_matches = result.reported_region.upper() == ws.region.reported_name
         for spec in RESOURCES:
             try:
                 _probe_resource(client, spec)
@@ -102,7 +105,7 @@ def check_region(rs: RegionSettings, retry: RetryPolicy = QUICK_RETRY, duckdb_pa
                                                    optional=spec.optional))
     result.ok = result.region_matches is not False and not result.missing and changed is None
     if result.region_matches is False:
-        result.error = _region_mismatch(rs, result.reported_region or "")
+        result.error = _region_mismatch(ws, result.reported_region or "")
     elif changed is not None:
         result.error = changed
     return result
@@ -116,14 +119,17 @@ def _probe_resource(client: IntercomClient, spec: Resource) -> None:
         client.post(path, payload, resource=spec.name)
 
 
-def _region_mismatch(rs: RegionSettings, reported: str) -> str:
-    """Name the variables to move the token to only for a region this tool knows; the
-    server's string is shown, never turned into a variable name."""
+def _region_mismatch(ws: WorkspaceSettings, reported: str) -> str:
+    """Name the setting to change only for a region this tool knows; the server's string is
+    shown, never turned into a variable name."""
     other = next((r for r in REGIONS.values() if r.reported_name == reported.upper()), None)
-    head = (f"[{rs.code}] {KIND_WORDS['auth']}: the token belongs to a workspace hosted in {reported}, "
-            f"but it is configured as {rs.code.upper()}")
+    head = (f"[{ws.name}] {KIND_WORDS['auth']}: the token belongs to a workspace hosted in {reported}, "
+            f"but it is configured as {ws.region_code.upper()}")
     if other is None:
         return f"{head}, a data region this tool does not know; ask Intercom which API host serves it"
+    if ws.base_url_setting is not None:  # a workspaces file entry
+        where = ws.base_url_setting.removeprefix("base_url of ")
+        return f"{head}: set region = \"{other.code}\" in {where} (its host is {other.default_base_url})"
     return f"{head}: move it to {other.token_env} (and its host, {other.default_base_url})"
 
 
@@ -133,15 +139,16 @@ def _shown(value: Any) -> str | None:
     return text or None
 
 
-def check_all(settings: Settings) -> list[RegionCheck]:
-    return [check_region(rs, duckdb_path=settings.duckdb_path) for rs in settings.regions]
+def check_all(settings: Settings) -> list[WorkspaceCheck]:
+    return [check_workspace_settings(ws, duckdb_path=settings.duckdb_path) for ws in settings.workspaces]
 
 
-def format_checks(results: list[RegionCheck]) -> str:
+def format_checks(results: list[WorkspaceCheck]) -> str:
     lines: list[str] = []
     for r in results:
         status = "OK" if r.ok else "FAILED"
-        lines.append(f"{r.region.upper()}  {r.host}  {status}")
+        label = r.region.upper() if r.workspace == r.region else f"{r.workspace} ({r.region.upper()})"
+        lines.append(f"{label}  {r.host}  {status}")
         if r.workspace_id:
             match = {True: "matches", False: "DOES NOT match", None: "not reported"}[r.region_matches]
             lines.append(f"  workspace      {r.workspace_id}  {r.workspace_name or ''}".rstrip())

@@ -1,13 +1,13 @@
 """The `iru-pipeline` command line.
 
-    iru-pipeline check [--region R]
-    iru-pipeline run [--region R ...] [--full-refresh] [--reconcile | --no-reconcile]
+    iru-pipeline check [--workspace NAME ...] [--region R ...]
+    iru-pipeline run [--workspace NAME ...] [--region R ...] [--full-refresh] [--reconcile | --no-reconcile]
     iru-pipeline demo
     iru-pipeline export [--out DIR] [--run RUN_ID | --period START..END]
     iru-pipeline keygen [--out PATH]
     iru-pipeline verify FOLDER [--public-key FILE] [--previous FOLDER]
     iru-pipeline rekey --old-key-env VAR
-    iru-pipeline rebind --region R
+    iru-pipeline rebind --workspace NAME
     iru-pipeline fake-intercom [--port P] ...
 
 Every bad setting is reported in one line, before any request, with exit status 2.
@@ -34,6 +34,7 @@ from iru_pipeline.env_names import (
     PII_KEY_ENV,
     SIGNING_KEY_FILE_ENV,
     TOKEN_ENV_PREFIX,
+    WORKSPACES_FILE_ENV,
 )
 from iru_pipeline.storage import restrict_umask
 
@@ -44,28 +45,33 @@ DEFAULT_KEY_PATH = Path("~/.config/iru-pipeline/signing-key.pem")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iru-pipeline",
-        description="Intercom workspaces (US, EU, AU) as a compliance source: loaded incrementally into "
-        "DuckDB with dlt, orchestrated by Dagster, turned into audit evidence.",
-        epilog="Configuration comes from environment variables (a .env file is honoured): "
-        f"{TOKEN_ENV_PREFIX}US/_EU/_AU, {BASE_URL_ENV_PREFIX}*, {DUCKDB_PATH_ENV}, {PII_KEY_ENV}, "
+        description="Intercom workspaces (each hosted in the US, EU or AU) as a compliance source: loaded "
+        "incrementally into DuckDB with dlt, orchestrated by Dagster, turned into audit evidence.",
+        epilog="Workspaces are listed in a TOML file, workspaces.toml in the working directory or the file "
+        f"{WORKSPACES_FILE_ENV} names ([workspaces.NAME] with region, token_env or token_file, base_url); "
+        f"{TOKEN_ENV_PREFIX}US/_EU/_AU (and {BASE_URL_ENV_PREFIX}*) define workspaces named us, eu, au. "
+        f"Other settings are environment variables (a .env file is honoured): {DUCKDB_PATH_ENV}, {PII_KEY_ENV}, "
         f"{EVIDENCE_CONFIG_ENV}, {SIGNING_KEY_FILE_ENV}.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    check = sub.add_parser("check", help="test each enabled region: host, token, data region, permissions",
-                           description="For every enabled region: reach the host, validate the token, compare "
-                           "/me's app.region with the configured region, and probe every resource with one small "
-                           "request. Exits non-zero if any region fails or lacks a permission.")
-    check.add_argument("--region", action="append", metavar="R", help="only this region (us, eu, au); repeatable")
+    check = sub.add_parser("check", help="test each workspace: host, token, data region, bound workspace, "
+                           "permissions",
+                           description="For every configured workspace: reach the host, validate the token, compare "
+                           "/me's app.region with the configured region and its workspace id with the one the "
+                           "name's stored data belongs to, and probe every resource with one small request. "
+                           "Exits non-zero if any workspace fails or lacks a permission.")
+    _add_selection(check)
 
-    run = sub.add_parser("run", help="load every enabled region, then derive the evidence",
-                         description="Materialise the ingestion assets of each enabled region through Dagster, "
-                         "then the evidence assets, with progress and a summary table. Exit status: 0 complete, "
-                         "1 failed, 2 bad setting (nothing requested), 3 partial (a resource was skipped, "
-                         "e.g. a missing permission, or loaded records whose cursor value it could not read, or failed "
+    run = sub.add_parser("run", help="load every configured workspace, then derive the evidence",
+                         description="Materialise the ingestion assets of the workspaces through Dagster (one run "
+                         "loads them one after the other), then the evidence assets, with progress and a summary "
+                         "table. Exit status: 0 complete, 1 failed (a workspace could not be loaded; the others "
+                         "were), 2 bad setting (nothing requested), 3 partial (a resource was skipped, e.g. a "
+                         "missing permission, or loaded records whose cursor value it could not read, or failed "
                          "alone while the others loaded).")
-    run.add_argument("--region", action="append", metavar="R", help="only this region (us, eu, au); repeatable")
+    _add_selection(run)
     run.add_argument("--full-refresh", action="store_true",
                      help="ignore stored cursors and re-read every record (history is kept)")
     rec = run.add_mutually_exclusive_group()
@@ -103,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "loopback ports, printing each region's base URL and token.")
     _add_fake_arguments(fake)
     return parser
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", action="append", metavar="NAME",
+                        help="only this workspace (its name in the workspaces file, or us/eu/au); repeatable")
+    parser.add_argument("--region", action="append", metavar="R",
+                        help="every workspace of this region (us, eu, au); repeatable")
 
 
 def _add_keygen_parser(sub: argparse._SubParsersAction) -> None:
@@ -263,7 +276,7 @@ def stopped() -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from iru_pipeline.check import check_all, format_checks
 
-    settings = load_settings(only_regions=args.region, require_pii_key=False)
+    settings = load_settings(only_workspaces=args.workspace, only_regions=args.region, require_pii_key=False)
     results = check_all(settings)
     print(format_checks(results))
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
@@ -274,7 +287,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from iru_pipeline.runner import enable_progress, format_summary, run_pipeline
     from iru_pipeline.storage import ensure_hosts_reachable, ensure_writable_database, ensure_writable_folders
 
-    settings = load_settings(only_regions=args.region)
+    settings = load_settings(only_workspaces=args.workspace, only_regions=args.region)
     validate_evidence_inputs(settings)
     ensure_hosts_reachable(settings)
     ensure_writable_database(settings.duckdb_path, log=lambda line: print(f"iru-pipeline: {line}", file=sys.stderr))
@@ -299,7 +312,7 @@ def validate_evidence_inputs(settings: Settings) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from iru_pipeline.export import export_cli
 
-    settings = load_settings(require_regions=False, require_pii_key=False)
+    settings = load_settings(require_workspaces=False, require_pii_key=False)
     return export_cli(settings, out=args.out, run_id=args.run, period_text=args.period)
 
 

@@ -52,13 +52,16 @@ def cmd_rekey(args: argparse.Namespace) -> int:
 
 def add_rebind_parser(sub: Any) -> None:
     rebind = sub.add_parser(
-        "rebind", help="move a region to the workspace its token now belongs to (its stored rows are removed)",
-        description="A region's stored data belongs to one Intercom workspace; a run whose token belongs to "
-        "another stops that region. When the new workspace is meant to replace the old one: read the "
-        "token's workspace from Intercom (GET /me), remove the region's stored rows (history included) and "
-        "cursors in one transaction, and bind the region to the new workspace, so the next run loads it in "
-        "full. Evidence runs and exports already made are kept.")
-    rebind.add_argument("--region", required=True, metavar="R", help="the region to move (us, eu, au)")
+        "rebind", help="move a workspace name to the workspace its token now belongs to (the old rows are removed)",
+        description="A workspace name's stored data belongs to one Intercom workspace; a run whose token "
+        "belongs to another stops that name. When the new workspace is meant to replace the old one: read "
+        "the token's workspace from Intercom (GET /me), remove the old workspace's stored rows (history "
+        "included) and the name's cursors in one transaction, and bind the name to the new workspace, so the "
+        "next run loads it in full. Evidence runs and exports already made are kept.")
+    which = rebind.add_mutually_exclusive_group(required=True)
+    which.add_argument("--workspace", metavar="NAME", help="the workspace name to move")
+    which.add_argument("--region", metavar="R",
+                       help="the workspace named after region R (us, eu, au: INTERCOM_ACCESS_TOKEN_<R>)")
 
 
 def cmd_rebind(args: argparse.Namespace) -> int:
@@ -66,10 +69,12 @@ def cmd_rebind(args: argparse.Namespace) -> int:
     from iru_pipeline.storage import database_turn, ensure_writable_database
     from iru_pipeline.workspace_binding import Workspace, rebind
 
-    settings = load_settings(only_regions=[args.region], require_pii_key=False)
-    rs = settings.regions[0]
+    name = args.workspace or str(args.region).strip().lower()
+    settings = load_settings(only_workspaces=[name], require_pii_key=False)
+    ws = settings.workspace(name)
     try:
-        with IntercomClient(rs.code, rs.base_url, rs.token) as client:
+        with IntercomClient(ws.region_code, ws.base_url, ws.token, workspace=ws.name,
+                            token_setting=ws.token_setting, base_url_setting=ws.base_url_setting) as client:
             me = client.me()
     except IntercomError as exc:  # nothing changed: the new workspace could not be read
         print(f"iru-pipeline: {exc}", file=sys.stderr)
@@ -79,13 +84,13 @@ def cmd_rebind(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(f"iru-pipeline: {line}", file=sys.stderr)
 
-    with database_turn(path, log=log):  # no run may load this region meanwhile
+    with database_turn(path, log=log):  # no run may load this workspace meanwhile
         ensure_writable_database(path, log=log)
-        before, removed = rebind(path, settings.pipelines_dir, rs.code, me)
+        before, removed = rebind(path, settings.pipelines_dir, ws.name, ws.region_code, me)
     now = Workspace.from_me(me)
     if before is not None and before.workspace_id == now.workspace_id:
-        print(f"region {rs.code} of {path} is bound to workspace {now} already: nothing changed")
+        print(f"workspace {ws.name} of {path} is bound to {now} already: nothing changed")
     else:
         old = f" ({removed} rows of workspace {before} removed)" if before is not None else ""
-        print(f"region {rs.code} of {path} is now bound to workspace {now}{old}: the next run loads it in full")
+        print(f"workspace {ws.name} of {path} is now bound to {now}{old}: the next run loads it in full")
     return EXIT_OK

@@ -1,7 +1,8 @@
 """The single Dagster `Definitions` of iru-pipeline (loaded by workspace.yaml).
 
-Environment (see README, Configuration; names in `env_names.py`): INTERCOM_ACCESS_TOKEN_US/_EU/_AU
-and optional INTERCOM_BASE_URL_*, IRU_DUCKDB_PATH, IRU_PII_KEY, IRU_EVIDENCE_CONFIG. A `.env`
+Environment (see README, Configuration; names in `env_names.py`): the workspaces file
+(IRU_WORKSPACES_FILE, default ./workspaces.toml) and/or INTERCOM_ACCESS_TOKEN_US/_EU/_AU with
+optional INTERCOM_BASE_URL_*, IRU_DUCKDB_PATH, IRU_PII_KEY, IRU_EVIDENCE_CONFIG. A `.env`
 file in the working directory is honoured. `iru-pipeline run` hands each run the settings it
 validated (the `intercom` resource's `validated_settings`); a run launched from the UI or the
 schedule has none and builds the same value from the environment when it starts, not at
@@ -11,16 +12,25 @@ reason).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 from dagster_dlt import DagsterDltResource
 
-from iru_pipeline.assets.ingestion import intercom_assets
+from iru_pipeline.assets.ingestion import build_intercom_assets
 from iru_pipeline.config import duckdb_path_from_env, load_dotenv_file
 from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
-from iru_pipeline.jobs import RUN_EXECUTOR, daily_refresh, refresh_all_job
+from iru_pipeline.jobs import (
+    RUN_EXECUTOR,
+    daily_refresh,
+    derive_evidence_job,
+    evidence_after_failed_ingestion,
+    evidence_after_ingestion,
+    ingest_workspaces_job,
+    refresh_all_job,
+)
 from iru_pipeline.resources import DuckDBTurnResource, IntercomResource
 from iru_pipeline.storage import DUCKDB_MEMORY_LIMIT, restrict_umask
 
@@ -29,7 +39,6 @@ load_dotenv_file()
 # pipelines dir, Dagster storage, exports) is owner-only, as with `iru-pipeline run`.
 restrict_umask()
 
-INGESTION_ASSETS: list = [intercom_assets]
 EVIDENCE_ASSETS: list = [*evidence_assets]
 ASSET_CHECKS: list = [*control_test_checks]
 
@@ -38,12 +47,15 @@ def evidence_asset_keys() -> list[dg.AssetKey]:
     return [key for a in EVIDENCE_ASSETS for key in a.keys]
 
 
-def build_definitions(duckdb_path: Path | None = None) -> dg.Definitions:
+def build_definitions(duckdb_path: Path | None = None, workspaces: Sequence[str] | None = None) -> dg.Definitions:
+    """The definitions; the ingestion assets' partitions are the workspaces `workspaces` (by
+    name), else those configured in the environment now."""
     return dg.Definitions(
-        assets=[*INGESTION_ASSETS, *EVIDENCE_ASSETS],
+        assets=[build_intercom_assets(tuple(workspaces) if workspaces is not None else None), *EVIDENCE_ASSETS],
         asset_checks=ASSET_CHECKS,
-        jobs=[refresh_all_job],
+        jobs=[refresh_all_job, ingest_workspaces_job, derive_evidence_job],
         schedules=[daily_refresh],
+        sensors=[evidence_after_ingestion, evidence_after_failed_ingestion],
         # Also the executor of the UI's "Materialize" runs (the implicit asset job).
         executor=RUN_EXECUTOR,
         resources={

@@ -23,6 +23,7 @@ from iru_pipeline.env_names import token_env
 from iru_pipeline.intercom_client import IntercomClient
 from iru_pipeline.intercom_records.pii import Pseudonymizer
 from iru_pipeline.pii_key import KEY_SCHEME, KEY_TABLE, pii_key_fingerprint, verify_pii_key
+from iru_pipeline.regions import REGIONS
 
 HMAC_COLUMNS = {"email_hmac": ("email", "email"), "phone_hmac": ("phone", "phone"),
                 "external_id_hmac": ("external_id", "external_id")}
@@ -31,7 +32,7 @@ _TEXT_PSEUDONYM = re.compile(r"<(email|phone):([0-9a-f]{8})(@[^>]*)?>")
 """How `Pseudonymizer.scrub_text` writes a pseudonym into free text."""
 _UNMAPPED = "unmapped"
 Mapping = dict[tuple[str, str, str], str | None]
-"""(region, kind, old pseudonym) -> new pseudonym."""
+"""(workspace id, kind, old pseudonym) -> new pseudonym."""
 
 
 def rekey(settings: Settings, old_key: str, log: Callable[[str], None]) -> int:
@@ -44,9 +45,10 @@ def rekey(settings: Settings, old_key: str, log: Callable[[str], None]) -> int:
         raise ConfigError("the old key and IRU_PII_KEY are the same: set IRU_PII_KEY to the new key")
     workspaces = _check_old_key(settings, old_key)
     mapping: Mapping = {}
-    for region, workspace_id in workspaces:
-        mapping.update(_read_mapping(settings, region, workspace_id, old_key, new_key))
-        log(f"[{region}] {sum(1 for k in mapping if k[0] == region)} pseudonyms mapped from the contacts in Intercom")
+    for name, workspace_id in workspaces:
+        mapping.update(_read_mapping(settings, name, workspace_id, old_key, new_key))
+        log(f"[{name}] {sum(1 for k in mapping if k[0] == workspace_id)} pseudonyms mapped from the contacts "
+            "in Intercom")
     return _rewrite(settings, mapping, new_key)
 
 
@@ -66,29 +68,41 @@ def _check_old_key(settings: Settings, old_key: str) -> list[tuple[str, str]]:
                               "`iru-pipeline run` once with the old key, then re-key") from None
         has_contacts = con.execute("select count(*) from information_schema.tables where table_schema = "
                                    "'intercom' and table_name = 'contacts'").fetchall()[0][0]
-        rows = con.execute("select distinct region, workspace_id from intercom.contacts order by 1, 2"
-                           ).fetchall() if has_contacts else []
+        ids = [r[0] for r in con.execute("select distinct workspace_id from intercom.contacts order by 1"
+                                         ).fetchall()] if has_contacts else []
+        names = {workspace_id: _bound_name(con, workspace_id) for workspace_id in ids}
     finally:
         con.close()
-    enabled = {rs.code for rs in settings.regions}
-    for region, _ws in rows:
-        if region not in enabled:
-            raise ConfigError(f"{path} holds contacts of region {region}, which is not enabled: set "
-                              f"{token_env(region)} so its contacts can be read again")
-    return [(str(r), str(w)) for r, w in rows]
+    configured = {ws.name for ws in settings.workspaces}
+    out = []
+    for workspace_id, name in names.items():
+        if name is None or name not in configured:
+            which = f"workspace {name} ({workspace_id})" if name else f"workspace {workspace_id}"
+            fix = f"set {token_env(name)}" if name in REGIONS else "configure it (workspaces file)"
+            raise ConfigError(f"{path} holds contacts of {which}, which is not configured: {fix} so its "
+                              "contacts can be read again")
+        out.append((name, str(workspace_id)))
+    return out
 
 
-def _read_mapping(settings: Settings, region: str, workspace_id: str, old_key: str, new_key: str) -> Mapping:
+def _bound_name(con: Any, workspace_id: str) -> str | None:
+    from iru_pipeline.workspace_binding import bound_name
+
+    return bound_name(con, workspace_id)
+
+
+def _read_mapping(settings: Settings, name: str, workspace_id: str, old_key: str, new_key: str) -> Mapping:
     old, new = Pseudonymizer(old_key, workspace_id), Pseudonymizer(new_key, workspace_id)
-    rs = settings.region(region)
+    ws = settings.workspace(name)
     mapping: Mapping = {}
-    with IntercomClient(region, rs.base_url, rs.token) as client:
+    with IntercomClient(ws.region_code, ws.base_url, ws.token, workspace=ws.name, token_setting=ws.token_setting,
+                        base_url_setting=ws.base_url_setting) as client:
         for page in client.iter_cursor("/contacts", "data", per_page=150, resource="contacts"):
             for contact in page.items:
                 for kind, fld in HMAC_COLUMNS.values():
                     before = getattr(old, kind)(contact.get(fld))
                     if before:
-                        mapping[(region, kind, before)] = getattr(new, kind)(contact.get(fld))
+                        mapping[(workspace_id, kind, before)] = getattr(new, kind)(contact.get(fld))
     return mapping
 
 
@@ -99,13 +113,14 @@ def _rewrite(settings: Settings, mapping: Mapping, new_key: str) -> int:
     con = duckdb.connect(str(settings.duckdb_path))
     try:
         con.execute("begin")
-        con.execute("create temp table rekey_map (region varchar, kind varchar, old varchar, new varchar)")
+        con.execute("create temp table rekey_map (workspace_id varchar, kind varchar, old varchar, new varchar)")
         con.executemany("insert into rekey_map values (?, ?, ?, ?)", [(*k, v) for k, v in mapping.items()])
         changed = 0
         for column, (kind, _field) in HMAC_COLUMNS.items():
             changed += con.execute(
-                f"update intercom.contacts c set {column} = (select m.new from rekey_map m where m.region = c.region "
-                f"and m.kind = ? and m.old = c.{column}) where c.{column} is not null", [kind]).fetchall()[0][0]
+                f"update intercom.contacts c set {column} = (select m.new from rekey_map m where "
+                f"m.workspace_id = c.workspace_id and m.kind = ? and m.old = c.{column}) "
+                f"where c.{column} is not null", [kind]).fetchall()[0][0]
         staged = con.execute("select count(*) from information_schema.tables where table_schema = "
                              "'intercom_staging' and table_name = 'contacts'").fetchall()[0][0]
         if staged:  # dlt's merge staging keeps the last load's rows: no old-key pseudonym may stay there
@@ -130,18 +145,18 @@ def _rewrite_activity_texts(con: Any, mapping: Mapping) -> int:
     if not exists:
         return 0
     short = {(r, kind, old[:8]): (new or _UNMAPPED)[:8] for (r, kind, old), new in mapping.items()}
-    rows = con.execute("select region, id, cast(activity_description as varchar), cast(metadata as varchar) "
+    rows = con.execute("select workspace_id, id, cast(activity_description as varchar), cast(metadata as varchar) "
                        "from intercom.activity_logs where contains(coalesce(cast(activity_description as varchar), '') "
                        "|| coalesce(cast(metadata as varchar), ''), '<email:') or contains(coalesce(cast("
                        "activity_description as varchar), '') || coalesce(cast(metadata as varchar), ''), '<phone:')"
                        ).fetchall()
-    for region, log_id, description, metadata in rows:
-        def swap(m: re.Match[str], region: str = region) -> str:
-            new = short.get((region, m.group(1), m.group(2)), _UNMAPPED)
+    for workspace_id, log_id, description, metadata in rows:
+        def swap(m: re.Match[str], workspace_id: str = workspace_id) -> str:
+            new = short.get((workspace_id, m.group(1), m.group(2)), _UNMAPPED)
             return f"<{m.group(1)}:{new}{m.group(3) or ''}>"
 
         con.execute("update intercom.activity_logs set activity_description = ?, metadata = ? "
-                    "where region = ? and id = ?",
+                    "where workspace_id = ? and id = ?",
                     [_TEXT_PSEUDONYM.sub(swap, description) if description else description,
-                     _TEXT_PSEUDONYM.sub(swap, metadata) if metadata else metadata, region, log_id])
+                     _TEXT_PSEUDONYM.sub(swap, metadata) if metadata else metadata, workspace_id, log_id])
     return len(rows)

@@ -9,7 +9,7 @@ the CLI (`dagster dev`, the schedule) build the same value from the environment 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,40 +22,46 @@ from iru_pipeline.config import (
     ConfigError,
     SecretRef,
     Settings,
+    WorkspaceRef,
+    configured_workspace_names,
     duckdb_path_from_env,
+    how_to_add,
     load_settings,
     resolve_settings,
 )
 from iru_pipeline.intercom_client import IntercomClient, RetryPolicy
 from iru_pipeline.intercom_client.client import DEFAULT_TIMEOUT
 from iru_pipeline.intercom_source.settings import EXTRACT_WORKERS, TABLE_WORKERS_ABOVE, WINDOW_SPLIT_ABOVE
-from iru_pipeline.regions import REGIONS
 
-__all__ = ["DuckDBTurnResource", "IntercomResource", "RegionConfig", "SettingsConfig", "duckdb_path_from_env"]
+__all__ = ["DuckDBTurnResource", "IntercomResource", "SettingsConfig", "WorkspaceConfig", "duckdb_path_from_env"]
 
 _RETRY = RetryPolicy()
 
 
-class RegionConfig(dg.Config):
-    """One enabled region as validated: its code, API base URL and where its token lives."""
+class WorkspaceConfig(dg.Config):
+    """One workspace as validated: its name, region, API base URL and where its token lives."""
 
-    code: str
+    name: str
+    region: str
     base_url: str
     token_env: str | None = None
     """Name of the environment variable holding the token (never the token)."""
     token_file: str | None = None
     """Or: path of an owner-only file holding the token."""
+    base_url_setting: str | None = None
+    """What messages name to fix the base URL (None: the region's INTERCOM_BASE_URL_* variable)."""
 
-    def token_ref(self) -> SecretRef:
-        return SecretRef(env=self.token_env) if self.token_file is None else SecretRef(file=Path(self.token_file))
+    def reference(self) -> WorkspaceRef:
+        token = SecretRef(env=self.token_env) if self.token_file is None else SecretRef(file=Path(self.token_file))
+        return WorkspaceRef(self.name, self.region, self.base_url, token, self.base_url_setting)
 
 
 class SettingsConfig(dg.Config):
     """The settings a run uses, as `config.load_settings` validated them, secrets by reference."""
 
     duckdb_path: str
-    regions: list[RegionConfig]
-    """The enabled regions; each run uses the one of its partition."""
+    workspaces: list[WorkspaceConfig]
+    """The selected workspaces; an ingestion run loads those of its partitions."""
     pii_key_env: str | None = None
     """Name of the environment variable holding the PII key (never the key)."""
     evidence_config_path: str | None = None
@@ -63,30 +69,33 @@ class SettingsConfig(dg.Config):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsConfig:
-        regions = []
-        for rs in settings.regions:
-            ref = rs.token_ref
+        workspaces = []
+        for ws in settings.workspaces:
+            ref = ws.token_ref
             if ref is None:
-                raise ValueError(f"region {rs.code}: settings without a token reference cannot cross into Dagster")
-            regions.append(RegionConfig(code=rs.code, base_url=rs.base_url, token_env=ref.env,
-                                        token_file=str(ref.file) if ref.file is not None else None))
+                raise ValueError(f"workspace {ws.name}: settings without a token reference cannot cross into Dagster")
+            workspaces.append(WorkspaceConfig(
+                name=ws.name, region=ws.region_code, base_url=ws.base_url, token_env=ref.env,
+                token_file=str(ref.file) if ref.file is not None else None, base_url_setting=ws.base_url_setting))
         pii_ref = settings.pii_key_ref
         return cls(
             duckdb_path=str(settings.duckdb_path),
-            regions=regions,
+            workspaces=workspaces,
             pii_key_env=pii_ref.env if pii_ref is not None else None,
             evidence_config_path=str(settings.evidence_config_path) if settings.evidence_config_path else None,
             signing_key_file=str(settings.signing_key_file) if settings.signing_key_file else None,
         )
 
-    def resolve(self, region: str | None = None) -> Settings:
-        """The settings (of `region` only, when given), secrets read from their references."""
-        if region is not None and region not in {r.code for r in self.regions}:
-            variable = REGIONS[region].token_env if region in REGIONS else "its token"
-            raise ConfigError(f"region {region} was asked for but is not enabled: set {variable}")
+    def resolve(self, names: str | Sequence[str] | None = None) -> Settings:
+        """The settings (of the workspaces `names` only, when given), secrets read from their references."""
+        names = [names] if isinstance(names, str) else names
+        configured = {w.name for w in self.workspaces}
+        for name in names or ():
+            if name not in configured:
+                raise ConfigError(f"workspace {name} was asked for but is not configured: {how_to_add(name)}")
         return resolve_settings(
             duckdb_path=self.duckdb_path,
-            regions=[(r.code, r.base_url, r.token_ref()) for r in self.regions if region in (None, r.code)],
+            workspaces=[w.reference() for w in self.workspaces if names is None or w.name in names],
             pii_key_ref=SecretRef(env=self.pii_key_env) if self.pii_key_env else None,
             evidence_config_path=self.evidence_config_path,
             signing_key_file=self.signing_key_file,
@@ -119,24 +128,32 @@ class IntercomResource(dg.ConfigurableResource):
     read_timeout_seconds: float = DEFAULT_TIMEOUT.read or 60.0
     """How long a response may take before it is abandoned and asked again (a retry)."""
 
-    def settings(self, region: str | None = None) -> Settings:
-        """The run's settings (of `region` only, when given); ConfigError (one line) if one is wrong."""
+    def settings(self, names: Sequence[str] | None = None) -> Settings:
+        """The run's settings (of the workspaces `names` only, when given); ConfigError (one
+        line) if one is wrong."""
         if self.validated_settings is None:
-            return load_settings(only_regions=[region] if region else None)
-        return self.validated_settings.resolve(region)
+            return load_settings(only_workspaces=names)
+        return self.validated_settings.resolve(names)
+
+    def workspace_names(self) -> list[str]:
+        """The names of the run's workspaces (the handed value's, else those configured now)."""
+        if self.validated_settings is None:
+            return configured_workspace_names()
+        return [w.name for w in self.validated_settings.workspaces]
 
     def evidence_settings(self) -> Settings:
         """The settings the evidence reads (its parameters file, the PII key's id, the signing
         key): the handed value when there is one, else the environment; no region needed."""
         if self.validated_settings is None:
-            return load_settings(require_regions=False, require_pii_key=False)
+            return load_settings(require_workspaces=False, require_pii_key=False)
         return self.validated_settings.resolve()
 
-    def client(self, settings: Settings, region: str) -> IntercomClient:
-        rs = settings.region(region)
+    def client(self, settings: Settings, name: str) -> IntercomClient:
+        ws = settings.workspace(name)
         connect_s = min(DEFAULT_TIMEOUT.connect or self.read_timeout_seconds, self.read_timeout_seconds)
         return IntercomClient(
-            region, rs.base_url, rs.token,
+            ws.region_code, ws.base_url, ws.token, workspace=ws.name, token_setting=ws.token_setting,
+            base_url_setting=ws.base_url_setting,
             retry=RetryPolicy(max_retries=self.max_retries, backoff_base=self.backoff_base_seconds),
             timeout=httpx.Timeout(self.read_timeout_seconds, connect=connect_s),
             max_connections=max(1, self.extract_workers),

@@ -1,8 +1,9 @@
 """Run the Dagster definitions in process, as `iru-pipeline run` and `demo` do.
 
-Each region is one run of the `refresh_all` job restricted to the ingestion assets (its
-partition), given the settings the CLI validated as its `intercom` resource's configuration;
-the evidence assets then run once over everything loaded. Runs are recorded in the Dagster
+The selected workspaces are one run of the `ingest_workspaces` job over their partitions (the
+ingestion step loads them one after the other, in this process), given the settings the CLI
+validated as its `intercom` resource's configuration; the evidence assets then run once over
+everything loaded, in a `derive_evidence` run. Runs are recorded in the Dagster
 instance under the data folder, so they show in `dagster dev` too. Clean-up after runs whose
 process died is in `run_cleanup.py`.
 """
@@ -75,32 +76,34 @@ def run_pipeline(
     with_evidence: bool = True,
     intercom_options: dict[str, Any] | None = None,
 ) -> PipelineResult:
-    """Ingest every region of `settings`, one Dagster run each, then derive the evidence.
+    """Ingest every workspace of `settings` in one Dagster run, then derive the evidence in another.
 
     `intercom_options` sets further fields of `IntercomResource` (e.g. retry bounds)."""
-    from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
     from iru_pipeline.definitions import build_definitions, evidence_asset_keys
+    from iru_pipeline.jobs import partition_range_tags
 
     instance = instance or prepare_instance(settings)
     for run_id in reap_dead_runs(instance):
         logging.getLogger("iru_pipeline.progress").info(
             "run %s was left unfinished by a killed process: marked failed, its DuckDB pool slot freed", run_id)
-    defs = build_definitions(duckdb_path=settings.duckdb_path)
-    job = defs.resolve_job_def("refresh_all")
+    names = [ws.name for ws in settings.workspaces]
+    # The partitions are exactly the selected workspaces, so one range covers them all.
+    defs = build_definitions(duckdb_path=settings.duckdb_path, workspaces=names)
     run_config = ingestion_run_config(settings, full_refresh=full_refresh, reconcile=reconcile,
                                       intercom_options=intercom_options)
     result = PipelineResult()
-    for rs in settings.regions:
+    if names:
         _stop_if_requested()
-        outcome = _execute(job, instance, f"ingest {rs.code}", run_config,
-                           partition_key=rs.code, asset_selection=INGESTION_ASSET_KEYS)
+        label = f"ingest {names[0]}" if len(names) == 1 else f"ingest {len(names)} workspaces"
+        outcome = _execute(defs.resolve_job_def("ingest_workspaces"), instance, label, run_config,
+                           tags=partition_range_tags(names))
         _stop_if_storage_failed(settings, outcome)
         result.outcomes.append(outcome)
         result.sync_rows += _sync_rows(settings.duckdb_path, outcome.run_id)
-    evidence_keys = evidence_asset_keys()
-    if with_evidence and evidence_keys:
+    if with_evidence and evidence_asset_keys():
         _stop_if_requested()
-        outcome = _execute(job, instance, "evidence", evidence_run_config(settings), asset_selection=evidence_keys)
+        outcome = _execute(defs.resolve_job_def("derive_evidence"), instance, "evidence",
+                           evidence_run_config(settings))
         _stop_if_storage_failed(settings, outcome)
         result.outcomes.append(outcome)
     _stop_if_requested()
@@ -128,8 +131,8 @@ def evidence_run_config(settings: Settings) -> dict[str, Any]:
 
 
 def _stop_if_storage_failed(settings: Settings, outcome: RunOutcome) -> None:
-    """A full or read-only disk fails every later region and the evidence too: stop at the
-    first, in one line (StorageError) naming the folder and the fix."""
+    """A full or read-only disk fails the evidence too: stop at the first, in one line
+    (StorageError) naming the folder and the fix."""
     from iru_pipeline.storage import storage_error, storage_problem
 
     problem = storage_problem(outcome.error) if not outcome.success else None
@@ -139,7 +142,7 @@ def _stop_if_storage_failed(settings: Settings, outcome: RunOutcome) -> None:
 
 class RunStopped(Exception):
     """The process was asked to stop (SIGINT, SIGTERM): the Dagster run in progress ended
-    (failed, its pool slot freed) and no further region or evidence was started."""
+    (failed, its pool slot freed) and no further workspace or evidence was started."""
 
 
 def _stop_if_requested() -> None:
@@ -149,10 +152,11 @@ def _stop_if_requested() -> None:
         raise RunStopped("stopped on request")
 
 
-def _execute(job: Any, instance: dg.DagsterInstance, label: str, run_config: dict, **kwargs: Any) -> RunOutcome:
+def _execute(job: Any, instance: dg.DagsterInstance, label: str, run_config: dict,
+             tags: dict[str, str] | None = None) -> RunOutcome:
     logging.getLogger("iru_pipeline.progress").info("%s: started", label)
     res = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
-                                 tags=process_tags(), **kwargs)
+                                 tags={**process_tags(), **(tags or {})})
     error = None
     if not res.success:
         error = _first_failure(res)
@@ -172,7 +176,7 @@ def _first_failure(res: Any) -> str:
             text = " ".join(root.message.split()) or root.cls_name
             if ":" in text and text.split(":", 1)[0].replace(".", "").replace("_", "").isalnum():
                 text = text.split(":", 1)[1].strip()  # drop the "module.ClassName: " prefix
-            return text[:400]
+            return text[:2000]  # a run of many workspaces names each one that failed
     return "run failed"
 
 
@@ -191,10 +195,9 @@ def _sync_rows(duckdb_path: Path, run_id: str) -> list[dict[str, Any]]:
 def _sync_rows_of(con: Any, run_id: str) -> list[dict[str, Any]]:
     try:
         cur = con.execute(
-            "select region, resource, status, rows_loaded, rows_deleted, duplicates_skipped, api_calls, api_429s, "
-            "api_retries, reason, "
-            "cursor_before, cursor_after "
-            "from intercom.sync_results where run_id = ? order by region, resource", [run_id])
+            "select coalesce(workspace, region) as workspace, region, resource, status, rows_loaded, rows_deleted, "
+            "duplicates_skipped, api_calls, api_429s, api_retries, reason, cursor_before, cursor_after "
+            "from intercom.sync_results where run_id = ? order by started_at, workspace, resource", [run_id])
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
     except duckdb.Error:  # no sync_results table yet (the run failed before writing any)
@@ -203,14 +206,15 @@ def _sync_rows_of(con: Any, run_id: str) -> list[dict[str, Any]]:
 
 def format_summary(result: PipelineResult) -> str:
     lines = []
-    header = (f"{'region':<7}{'resource':<23}{'status':<9}{'rows':>9}{'deleted':>9}{'repeats':>8}{'calls':>7}"
-              f"{'429s':>6}{'retries':>8}  reason")
+    width = max([9, *(len(r["workspace"]) + 2 for r in result.sync_rows)])
+    header = (f"{'workspace':<{width}}{'resource':<23}{'status':<9}{'rows':>9}{'deleted':>9}{'repeats':>8}"
+              f"{'calls':>7}{'429s':>6}{'retries':>8}  reason")
     lines.append(header)
     lines.append("-" * len(header))
     for r in result.sync_rows:
         reason = (r["reason"] or "")[:90]
         lines.append(
-            f"{r['region']:<7}{r['resource']:<23}{r['status']:<9}"
+            f"{r['workspace']:<{width}}{r['resource']:<23}{r['status']:<9}"
             f"{r['rows_loaded'] or 0:>9,}{r['rows_deleted'] or 0:>9,}"
             f"{r['duplicates_skipped'] or 0:>8,}"
             f"{r['api_calls'] or 0:>7}{r['api_429s'] or 0:>6}{r['api_retries'] or 0:>8}  {reason}"

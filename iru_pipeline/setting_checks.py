@@ -123,8 +123,9 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
-def validate_base_url(region: Region, url: str) -> str:
-    setting = region.base_url_env
+def validate_base_url(region: Region, url: str, setting: str | None = None) -> str:
+    """`url` checked as an API base URL; messages name `setting` (default: the region's variable)."""
+    setting = setting or region.base_url_env
     parts = urlsplit(url.strip())
     shown = repr(redact_url(url))  # never echo a password given in the URL
     if parts.scheme not in ("http", "https"):

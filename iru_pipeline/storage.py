@@ -283,14 +283,14 @@ def wait_for_database(path: Path, timeout: float = 120.0, log: Callable[[str], N
 
 
 def ensure_hosts_reachable(settings: Any, timeout: float = 5.0) -> None:
-    """Open a TCP connection to each enabled region's host, or to the proxy that httpx will use
+    """Open a TCP connection to each workspace's host, or to the proxy that httpx will use
     for it (HTTPS_PROXY, NO_PROXY...), with no HTTP request and no token sent, so a wrong base
     URL or a closed port is one line before anything is written. The line is the one `check`
     prints for the same failure (`intercom_client.reach`)."""
     from iru_pipeline.intercom_client.reach import probe
 
-    for rs in settings.regions:
-        problem = probe(rs.code, rs.base_url, timeout)
+    for ws in settings.workspaces:
+        problem = probe(ws.name, ws.region_code, ws.base_url, timeout, ws.base_url_setting)
         if problem is not None:
             raise ConfigError(problem)
 

@@ -25,15 +25,15 @@ def settings_error(env: dict[str, str], **kwargs) -> str:
 
 def test_token_enables_region_with_default_host(tmp_path: Path) -> None:
     s = load_settings(env={**GOOD, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb")})
-    assert [r.code for r in s.regions] == ["us"]
-    assert s.regions[0].base_url == "https://api.intercom.io"
+    assert [(w.name, w.region_code) for w in s.workspaces] == [("us", "us")]
+    assert s.workspaces[0].base_url == "https://api.intercom.io"
     assert s.pipelines_dir == tmp_path / ".dlt_pipelines"
 
 
 def test_eu_and_au_use_their_own_hosts(tmp_path: Path) -> None:
     env = {"INTERCOM_ACCESS_TOKEN_EU": "a", "INTERCOM_ACCESS_TOKEN_AU": "b", "IRU_PII_KEY": TEST_PII_KEY,
            "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb")}
-    hosts = {r.code: r.host for r in load_settings(env=env).regions}
+    hosts = {w.name: w.host for w in load_settings(env=env).workspaces}
     assert hosts == {"eu": "api.eu.intercom.io", "au": "api.au.intercom.io"}
 
 
@@ -196,11 +196,11 @@ def test_settings_cross_into_dagster_with_secrets_as_variable_names(tmp_path: Pa
     dumped = value.model_dump()
     assert dumped == {
         "duckdb_path": str(tmp_path / "x.duckdb"),
-        "regions": [  # in REGION_CODES order; the base URL as validated (no trailing slash)
-            {"code": "us", "base_url": "https://api.intercom.io", "token_env": "INTERCOM_ACCESS_TOKEN_US",
-             "token_file": None},
-            {"code": "eu", "base_url": "http://127.0.0.1:8711", "token_env": "INTERCOM_ACCESS_TOKEN_EU",
-             "token_file": None},
+        "workspaces": [  # in REGION_CODES order; the base URL as validated (no trailing slash)
+            {"name": "us", "region": "us", "base_url": "https://api.intercom.io",
+             "token_env": "INTERCOM_ACCESS_TOKEN_US", "token_file": None, "base_url_setting": None},
+            {"name": "eu", "region": "eu", "base_url": "http://127.0.0.1:8711",
+             "token_env": "INTERCOM_ACCESS_TOKEN_EU", "token_file": None, "base_url_setting": None},
         ],
         "pii_key_env": "IRU_PII_KEY",
         "evidence_config_path": str(evidence),
@@ -211,7 +211,7 @@ def test_settings_cross_into_dagster_with_secrets_as_variable_names(tmp_path: Pa
     # Resolved (as a run does), the value gives back the settings that were validated.
     assert value.resolve() == settings
     eu = value.resolve("eu")
-    assert [rs.code for rs in eu.regions] == ["eu"] and eu.regions[0].token == Secret("tok_eu_secret_42")
+    assert [w.name for w in eu.workspaces] == ["eu"] and eu.workspaces[0].token == Secret("tok_eu_secret_42")
     assert eu.evidence_config == {"stale_admin_days": 45} and eu.pii_key == Secret(TEST_PII_KEY)
 
 
@@ -222,7 +222,7 @@ def test_a_token_unset_after_validation_is_one_line_naming_its_variable(tmp_path
     monkeypatch.delenv("INTERCOM_ACCESS_TOKEN_US")
     with pytest.raises(ConfigError) as info:
         IntercomResource(validated_settings=value).settings("us")
-    assert str(info.value) == "INTERCOM_ACCESS_TOKEN_US is not set: set it to the access token of the us workspace"
+    assert str(info.value) == "INTERCOM_ACCESS_TOKEN_US is not set: set it to the access token of workspace us"
 
 
 def test_a_changed_setting_fails_the_same_checks_when_resolved(tmp_path: Path, monkeypatch) -> None:
@@ -240,20 +240,21 @@ def test_a_region_outside_the_handed_settings_names_its_variable(tmp_path: Path,
     _settings, value = _handed_over(tmp_path, monkeypatch, {**GOOD, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb")})
     with pytest.raises(ConfigError) as info:
         value.resolve("au")
-    assert str(info.value) == "region au was asked for but is not enabled: set INTERCOM_ACCESS_TOKEN_AU"
+    assert str(info.value) == ("workspace au was asked for but is not configured: set INTERCOM_ACCESS_TOKEN_AU "
+                               "to its access token")
 
 
 def test_a_token_file_reference_reads_an_owner_only_file(tmp_path: Path, monkeypatch) -> None:
-    from iru_pipeline.resources import RegionConfig, SettingsConfig
+    from iru_pipeline.resources import SettingsConfig, WorkspaceConfig
 
     token_file = tmp_path / "us-token"
     token_file.write_text("tok_from_file_9\n")
     token_file.chmod(0o600)
     monkeypatch.setenv("IRU_PII_KEY", TEST_PII_KEY)
     value = SettingsConfig(duckdb_path=str(tmp_path / "x.duckdb"), pii_key_env="IRU_PII_KEY",
-                           regions=[RegionConfig(code="us", base_url="https://api.intercom.io",
-                                                 token_file=str(token_file))])
-    assert value.resolve("us").regions[0].token == Secret("tok_from_file_9")  # the file's line break dropped
+                           workspaces=[WorkspaceConfig(name="us", region="us", base_url="https://api.intercom.io",
+                                                       token_file=str(token_file))])
+    assert value.resolve("us").workspaces[0].token == Secret("tok_from_file_9")  # the file's line break dropped
     token_file.chmod(0o640)
     with pytest.raises(ConfigError) as info:
         value.resolve("us")

@@ -56,7 +56,7 @@ def test_every_duckdb_writer_shares_one_pool() -> None:
             assert pools == {"duckdb_writer"}, assets_def.keys
 
 
-def test_daily_schedule_yields_one_run_per_enabled_region(monkeypatch) -> None:
+def test_daily_schedule_yields_one_run_for_every_configured_workspace(monkeypatch) -> None:
     from iru_pipeline.definitions import defs
 
     monkeypatch.setenv("INTERCOM_ACCESS_TOKEN_US", "a")
@@ -67,8 +67,12 @@ def test_daily_schedule_yields_one_run_per_enabled_region(monkeypatch) -> None:
         repository_def=defs.get_repository_def(),
         scheduled_execution_time=dt.datetime(2026, 11, 25, 3, tzinfo=dt.UTC))
     result = schedule.evaluate_tick(context)
-    assert [r.partition_key for r in result.run_requests] == ["us", "au"]
-    assert {r.run_key for r in result.run_requests} == {"2026-11-25-us", "2026-11-25-au"}
+    (request,) = result.run_requests
+    assert request.job_name in (None, "ingest_workspaces") and schedule.job_name == "ingest_workspaces"
+    # One run over the partitions from the first configured workspace to the last.
+    assert {k: v for k, v in request.tags.items() if "partition" in k} == {
+        "dagster/asset_partition_range_start": "us", "dagster/asset_partition_range_end": "au"}
+    assert request.run_key == "2026-11-25"
 
 
 def test_schedule_skips_with_the_reason_when_nothing_is_enabled() -> None:
@@ -271,13 +275,15 @@ def test_a_cli_run_hands_dagster_its_settings_with_secrets_as_references_only(tm
         assert main(["run", "--region", "eu"]) == 0, capsys.readouterr().err
         instance = instance_at(tmp_path / "dagster_home")
         runs = [instance.get_run_by_id(run_id) for run_id in run_ids(tmp_path / "dagster_home")]
-        configs = {run.tags.get("dagster/partition", "evidence"): run.run_config for run in runs}
-        assert set(configs) == {"eu", "evidence"}
-        handed = configs["eu"]["resources"]["intercom"]["config"]["validated_settings"]
+        configs = {run.job_name: run.run_config for run in runs}
+        assert set(configs) == {"ingest_workspaces", "derive_evidence"}
+        assert [run.tags.get("dagster/asset_partition_range_start") for run in runs
+                if run.job_name == "ingest_workspaces"] == ["eu"]
+        handed = configs["ingest_workspaces"]["resources"]["intercom"]["config"]["validated_settings"]
         assert handed == {
             "duckdb_path": str(tmp_path / "iru.duckdb"),
-            "regions": [{"code": "eu", "base_url": fake.base_url("eu"), "token_env": "INTERCOM_ACCESS_TOKEN_EU",
-                         "token_file": None}],
+            "workspaces": [{"name": "eu", "region": "eu", "base_url": fake.base_url("eu"),
+                            "token_env": "INTERCOM_ACCESS_TOKEN_EU", "token_file": None, "base_url_setting": None}],
             "pii_key_env": "IRU_PII_KEY",
             "evidence_config_path": None,
             "signing_key_file": None,
@@ -350,5 +356,5 @@ def test_a_token_gone_by_the_time_the_run_starts_fails_it_in_one_line_before_any
         result = run_pipeline(settings, with_evidence=False, intercom_options=FAST_RETRY)
         (outcome,) = result.outcomes
         assert not outcome.success
-        assert outcome.error == "INTERCOM_ACCESS_TOKEN_US is not set: set it to the access token of the us workspace"
+        assert outcome.error == "INTERCOM_ACCESS_TOKEN_US is not set: set it to the access token of workspace us"
         assert fake.stats("us")["total_requests"] == 0

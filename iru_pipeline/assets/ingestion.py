@@ -1,6 +1,12 @@
-"""Ingestion assets: the Intercom dlt source as Dagster assets, one partition per region.
+"""Ingestion assets: the Intercom dlt source as Dagster assets, one partition per workspace.
 
-Each region runs its own dlt pipeline (`intercom_<region>`), so each keeps its own
+Partitions are the configured workspace names (the workspaces file, then `us`, `eu`, `au` for
+the INTERCOM_ACCESS_TOKEN_* variables), read when the definitions load: a workspace added to
+the file shows after a reload of the code location. A run may cover many workspaces: the
+asset's backfill policy is a single run, so one step loads every workspace of the run's
+partition range, one after the other, in one process (docs/dagster.md#many-workspaces).
+
+Each workspace runs its own dlt pipeline (`intercom_<name>`), so each keeps its own
 incremental cursors; the pipeline's working dir sits under the data folder and its state is
 restored from DuckDB at the start of every run (dagster-dlt drops local state first), so
 DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb_writer` pool
@@ -11,8 +17,9 @@ DuckDB is the source of truth. Every asset that writes DuckDB shares the `duckdb
 
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,7 @@ from dagster import AssetExecutionContext
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from iru_pipeline.config import Settings
+from iru_pipeline.config import Settings, configured_workspace_names
 from iru_pipeline.intercom_records.descriptions import apply_raw_comments, with_descriptions
 from iru_pipeline.intercom_source import DATASET_NAME, RESOURCE_NAMES, SyncReport, intercom_source
 from iru_pipeline.intercom_source.settings import DROPPED_FIELDS, UPSERT, resource_spec
@@ -31,25 +38,33 @@ from iru_pipeline.pii_key import bind_pii_key
 from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
-from iru_pipeline.storage import database_turn, duckdb_destination, wait_for_database
+from iru_pipeline.storage import database_turn, duckdb_destination, storage_problem, wait_for_database
 from iru_pipeline.sync_results import Collected, write_sync_results
 from iru_pipeline.workspace_binding import Workspace, bind_workspace
 
 progress = logging.getLogger("iru_pipeline.progress")
 DUCKDB_POOL = "duckdb_writer"
 INGESTION_GROUP = "intercom"
-region_partitions = dg.StaticPartitionsDefinition(list(REGION_CODES))
 
 
-def make_pipeline(region: str, settings: Settings, notice: Callable[[str], None] | None = None) -> dlt.Pipeline:
-    """The dlt pipeline of one region: its own name, hence its own state and cursors. A working
-    dir whose state cannot be read is discarded first (`notice` says so): DuckDB holds the state."""
+def workspace_partitions(names: Sequence[str] | None = None) -> dg.StaticPartitionsDefinition:
+    """Partitions named after the workspaces (`names`, else those configured now). With none
+    configured, the region-named ones, so the UI still loads; their runs say what to set."""
+    keys = list(names) if names is not None else configured_workspace_names()
+    return dg.StaticPartitionsDefinition(keys or list(REGION_CODES))
+
+
+def make_pipeline(name: str, settings: Settings, notice: Callable[[str], None] | None = None) -> dlt.Pipeline:
+    """The dlt pipeline of one workspace: its own name, hence its own state and cursors. A
+    working dir whose state cannot be read is discarded first (`notice` says so): DuckDB holds
+    the state. The env-var workspaces are named after their region, so their pipelines keep
+    the names (`intercom_us`) and cursors they had while regions were the unit."""
     settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
-    discard_unreadable_working_dir(settings.pipelines_dir, f"intercom_{region}", notice)
+    discard_unreadable_working_dir(settings.pipelines_dir, f"intercom_{name}", notice)
     # Arrow pages (contacts, conversations) get dlt's load id too, for lineage like dict rows.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     return dlt.pipeline(  # type: ignore[call-overload]  # progress=None (no progress output) works; the stub omits it
-        pipeline_name=f"intercom_{region}",
+        pipeline_name=f"intercom_{name}",
         pipelines_dir=str(settings.pipelines_dir),
         destination=duckdb_destination(settings.duckdb_path),
         dataset_name=DATASET_NAME,
@@ -69,7 +84,7 @@ def _spec_pipeline() -> dlt.Pipeline:
 
 class IntercomTranslator(DagsterDltTranslator):
     """Asset keys `intercom/<resource>`, no phantom upstream assets, descriptions from the
-    resource table. Keys must not depend on the pipeline (it differs per region)."""
+    resource table. Keys must not depend on the pipeline (it differs per workspace)."""
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         name = data.resource.name
@@ -79,29 +94,97 @@ class IntercomTranslator(DagsterDltTranslator):
             deps=[],
             group_name=INGESTION_GROUP,
             description=(
-                f"Intercom {name} ({spec.endpoint}), all enabled regions, table intercom.{name}. "
+                f"Intercom {name} ({spec.endpoint}), one partition per workspace, table intercom.{name}. "
                 f"Needs the {spec.permission!r} permission."
             ),
             kinds={"dlt", "duckdb"},
         )
 
 
-@dlt_assets(
-    dlt_source=intercom_source(),
-    dlt_pipeline=_spec_pipeline(),
-    name="intercom",
-    partitions_def=region_partitions,
-    dagster_dlt_translator=IntercomTranslator(),
-    pool=DUCKDB_POOL,
-)
-def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource,
-    intercom: IntercomResource) -> Iterator[Any]:
-    """Load one region's workspace into DuckDB schema `intercom`."""
-    # The whole step holds the DuckDB turn: dlt opens the file several times in a step and
-    # does not retry a lock conflict (storage.database_turn).
-    settings = intercom.settings(context.partition_key)
-    with progress_to_run_log(context), database_turn(settings.duckdb_path, log=context.log.info):
-        yield from _load_region(context, dlt, intercom, settings)
+@cache
+def build_intercom_assets(names: tuple[str, ...] | None = None) -> dg.AssetsDefinition:
+    """The ingestion assets, partitioned by the workspaces `names` (else those configured)."""
+
+    @dlt_assets(
+        dlt_source=intercom_source(),
+        dlt_pipeline=_spec_pipeline(),
+        name="intercom",
+        partitions_def=workspace_partitions(names),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        dagster_dlt_translator=IntercomTranslator(),
+        pool=DUCKDB_POOL,
+    )
+    def intercom_assets(context: AssetExecutionContext, dlt: DagsterDltResource,
+                        intercom: IntercomResource) -> Iterator[Any]:
+        """Load the run's workspaces into DuckDB schema `intercom`, one after the other."""
+        names = list(context.partition_keys)
+        if len(names) > 1:  # a range may span partitions no longer configured (the file changed)
+            configured = intercom.workspace_names()
+            for name in names:
+                if name not in configured:
+                    context.log.warning(f"[{name}] not configured any more: skipped (reload the code location)")
+            names = [name for name in names if name in configured]
+        settings = intercom.settings(names)
+        # The whole step holds the DuckDB turn: dlt opens the file several times in a step and
+        # does not retry a lock conflict (storage.database_turn).
+        with progress_to_run_log(context), database_turn(settings.duckdb_path, log=context.log.info):
+            yield from _load_workspaces(context, dlt, intercom, settings, names)
+
+    return intercom_assets
+
+
+class WorkspacesNotLoaded(RuntimeError):
+    """Some workspaces of a run of many could not be loaded; the others were (one line)."""
+
+
+def _load_workspaces(context: AssetExecutionContext, dlt: DagsterDltResource, intercom: IntercomResource,
+                     settings: Settings, names: list[str]) -> Iterator[Any]:
+    """Each workspace in turn. One that fails (a revoked token, another workspace's token, its
+    host down) is reported and the next one loads; the step fails at the end, naming them, so
+    the run is marked failed while every other workspace's rows and cursors are committed. A
+    full or read-only disk stops at once (every later workspace would fail the same way).
+    A run of one workspace yields dlt's results as they are; a run of many materialises each
+    workspace's partition by itself (a plain result would mark every partition of the run)."""
+    failed: list[str] = []
+    for name in names:
+        _stop_if_requested()
+        try:
+            for result in _load_workspace(context, dlt, intercom, settings, name):
+                yield result if len(names) == 1 else _for_partition(result, name)
+        except Exception as exc:
+            if len(names) == 1 or storage_problem(exc):
+                raise
+            line = _one_line(exc)
+            line = line if line.startswith(f"[{name}]") else f"[{name}] {line}"
+            progress.warning("%s", line)
+            failed.append(line)
+    if failed:
+        raise WorkspacesNotLoaded(f"{len(failed)} of {len(names)} workspaces not loaded (the others were): "
+                                  + "; ".join(failed))
+
+
+def _for_partition(result: Any, name: str) -> dg.AssetMaterialization:
+    return dg.AssetMaterialization(asset_key=result.asset_key, partition=name, metadata=result.metadata)
+
+
+def _one_line(exc: BaseException) -> str:
+    """Our own errors are one line already; anything else is named by its class."""
+    from iru_pipeline.config import ConfigError
+    from iru_pipeline.pipeline_state import UnreadableStateError
+    from iru_pipeline.sync_results import _one_line as one_line
+    from iru_pipeline.sync_results import _root_cause
+
+    root = _root_cause(exc)
+    if isinstance(root, (ConfigError, UnreadableStateError)):
+        return " ".join(str(root).split())
+    return one_line(root)
+
+
+def _stop_if_requested() -> None:
+    from iru_pipeline.intercom_source.parallel import STOP_REQUESTED
+
+    if STOP_REQUESTED.is_set():
+        raise KeyboardInterrupt("stopped on request")
 
 
 class _RunLogHandler(logging.Handler):
@@ -141,23 +224,26 @@ def progress_to_run_log(context: AssetExecutionContext) -> Iterator[None]:
         progress.setLevel(level)
 
 
-def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, intercom: IntercomResource,
-                 settings: Settings) -> Iterator[Any]:
-    region = context.partition_key
-    client = intercom.client(settings, region)
-    report = SyncReport(region)
-    context.log.info(f"[{region}] loading from {client.host} into {settings.duckdb_path}")
-    pipeline = make_pipeline(region, settings, notice=lambda line: _notice(context, region, line))
+def _load_workspace(context: AssetExecutionContext, dlt: DagsterDltResource, intercom: IntercomResource,
+                    settings: Settings, name: str) -> Iterator[Any]:
+    ws = settings.workspace(name)
+    region = ws.region_code
+    client = intercom.client(settings, name)
+    report = SyncReport(name)
+    context.log.info(f"[{name}] loading from {client.host} into {settings.duckdb_path}")
+    pipeline = make_pipeline(name, settings, notice=lambda line: _notice(context, name, line))
     wait_for_database(settings.duckdb_path, log=context.log.info)
     if settings.pii_key is not None:
         bind_pii_key(settings.duckdb_path, settings.pii_key)  # another key stops here, before any write
     error: BaseException | None = None
-    where = Collected(region, region)
+    where = Collected(name, region)
     try:
         check_committed_state(settings.duckdb_path, DATASET_NAME, pipeline.pipeline_name)
         me = client.me()
-        where = Collected(region, region, Workspace.from_me(me).workspace_id)
-        bind_workspace(settings.duckdb_path, region, me)  # another workspace stops here, before any load
+        workspace_id = Workspace.from_me(me).workspace_id
+        where = Collected(name, region, workspace_id)
+        # Another workspace's token stops here, before any load.
+        bind_workspace(settings.duckdb_path, name, region, me, ws.token_setting)
         source = intercom_source(
             region=region,
             client=client,
@@ -165,7 +251,7 @@ def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, interc
             internal_domains=_internal_domains(settings),
             full_refresh=intercom.full_refresh,
             reconcile=intercom.reconcile,
-            known_contact_ids=lambda: stored_contact_ids(settings.duckdb_path, region),
+            known_contact_ids=lambda: stored_contact_ids(settings.duckdb_path, workspace_id),
             report=report,
             workers=intercom.extract_workers,
             split_above=intercom.window_split_above,
@@ -183,7 +269,8 @@ def _load_region(context: AssetExecutionContext, dlt: DagsterDltResource, interc
         write_sync_results(settings.duckdb_path, context.run_id, where, client, report, error,
                            loaded_rows=None if error else normalized_row_counts(pipeline),
                            selected=[key.path[-1] for key in context.selected_asset_keys],
-                           landed_rows=None if error else landed_row_counts(pipeline, settings.duckdb_path, region))
+                           landed_rows=None if error else landed_row_counts(pipeline, settings.duckdb_path,
+                                                                            where.workspace_id))
         comment_raw_tables(settings.duckdb_path, context.log.warning)
 
 
@@ -203,9 +290,9 @@ def comment_raw_tables(duckdb_path: Path, warn: Callable[[str], None]) -> None:
         warn(f"could not set the column comments of {DATASET_NAME}.*: {' '.join(str(exc).split())[:300]}")
 
 
-def _notice(context: AssetExecutionContext, region: str, line: str) -> None:
+def _notice(context: AssetExecutionContext, name: str, line: str) -> None:
     # The run log gets it through progress_to_run_log (or the instance's managed logger).
-    progress.warning("[%s] %s", region, line)
+    progress.warning("[%s] %s", name, line)
 
 
 def normalized_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -218,7 +305,7 @@ def normalized_row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
 MERGED_TABLES = tuple(name for name in RESOURCE_NAMES if resource_spec(name).write_disposition == UPSERT)
 
 
-def landed_row_counts(pipeline: dlt.Pipeline, duckdb_path: Path, region: str) -> dict[str, int]:
+def landed_row_counts(pipeline: dlt.Pipeline, duckdb_path: Path, workspace_id: str | None) -> dict[str, int]:
     """Rows of this run's load found in each merged table after it: a record the API sent twice
     is one row, a tombstone none. (Snapshot tables keep dlt's counts: their unchanged rows
     keep their old load id.)"""
@@ -235,8 +322,8 @@ def landed_row_counts(pipeline: dlt.Pipeline, duckdb_path: Path, region: str) ->
         for table in MERGED_TABLES:
             if table in present:
                 counts[table] = con.execute(
-                    f"select count(*) from {DATASET_NAME}.{table} where region = ? and _dlt_load_id in "
-                    "(select unnest(?))", [region, load_ids]).fetchall()[0][0]
+                    f"select count(*) from {DATASET_NAME}.{table} where workspace_id = ? and _dlt_load_id in "
+                    "(select unnest(?))", [workspace_id, load_ids]).fetchall()[0][0]
     except duckdb.Error:
         return {}
     finally:
@@ -251,7 +338,8 @@ def _with_sync_metadata(result: Any, report: SyncReport, client: Any) -> Any:
         return result
     endpoint_stats = client.stats()
     extra: dict[str, Any] = {
-        "region": report.region,
+        "workspace": report.region,
+        "region": client.region,
         "status": rr.status,
         "rows_extracted": rr.rows,
         "unchanged_rows_skipped": rr.unchanged_skipped,
@@ -279,8 +367,8 @@ def _internal_domains(settings: Settings) -> list[str]:
     return [str(d) for d in domains] if isinstance(domains, list) else []
 
 
-def stored_contact_ids(duckdb_path: Path, region: str) -> set[str]:
-    """Contact ids already stored for a region (read for the deletion sweep)."""
+def stored_contact_ids(duckdb_path: Path, workspace_id: str) -> set[str]:
+    """Contact ids already stored for a workspace (read for the deletion sweep)."""
     if not duckdb_path.exists():
         return set()
     con = duckdb.connect(str(duckdb_path))
@@ -291,7 +379,7 @@ def stored_contact_ids(duckdb_path: Path, region: str) -> set[str]:
         ).fetchall()[0][0]
         if not exists:
             return set()
-        rows = con.execute(f"select id from {DATASET_NAME}.contacts where region = ?", [region]).fetchall()
+        rows = con.execute(f"select id from {DATASET_NAME}.contacts where workspace_id = ?", [workspace_id]).fetchall()
         return {r[0] for r in rows}
     finally:
         con.close()

@@ -120,8 +120,9 @@ def without_query(url: str) -> str:
 class Classifier:
     """Words the failures of one regional workspace's calls.
 
-    `token_env` and `base_url_env` are the settings a user changes to fix an auth error or a
-    redirect; `permissions` names the Developer Hub permission each resource needs."""
+    `region` is what errors are prefixed with (the workspace's name), `region_code` where it is
+    hosted; `token_env` and `base_url_env` are the settings a user changes to fix an auth error
+    or a redirect; `permissions` names the Developer Hub permission each resource needs."""
 
     region: str
     host: str
@@ -130,6 +131,12 @@ class Classifier:
     token_env: str
     base_url_env: str
     permissions: Mapping[str, str]
+    region_code: str = ""
+    """us | eu | au; empty: `region` is the code (a workspace named after its region)."""
+
+    @property
+    def hosted_in(self) -> str:
+        return self.region_code or self.region
 
     def _where(self, endpoint: str, resource: str | None, status: int | None = None,
                payload: Any = None) -> dict[str, Any]:
@@ -145,7 +152,7 @@ class Classifier:
         if status == 401 and code not in _SCOPE_401_CODES:
             return IntercomAuthError(
                 f"Intercom rejected the access token at {self.host}: check that {self.token_env} "
-                f"belongs to a workspace hosted in the {self.region.upper()} region "
+                f"belongs to a workspace hosted in the {self.hosted_in.upper()} region "
                 "(EU and AU workspaces need their own host and token)",
                 **ctx,
             )
@@ -193,8 +200,8 @@ class Classifier:
         reason = transport_reason(exc)
         where: dict[str, Any] = dict(region=self.region, endpoint=endpoint, resource=resource)
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError)):
-            return IntercomConnectionError(
-                f"{unreachable_message(self.region, self.base_url, reason)} ({attempts} attempts)", **where)
+            message = unreachable_message(self.hosted_in, self.base_url, reason, self.base_url_env)
+            return IntercomConnectionError(f"{message} ({attempts} attempts)", **where)
         return IntercomTransportError(
             f"could not get a complete response from {self.host} after {attempts} attempts ({reason}); "
             f"{_RETRY_LATER}", **where)

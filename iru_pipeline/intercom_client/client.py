@@ -59,8 +59,13 @@ class IntercomClient:
         max_connections: int = MAX_IN_FLIGHT,
         transport: httpx.BaseTransport | None = None,
         api_version: str = API_VERSION,
+        workspace: str | None = None,
+        token_setting: str | None = None,
+        base_url_setting: str | None = None,
     ) -> None:
         self.region = region
+        self.workspace = workspace or region
+        """The workspace's configured name: what errors and progress lines are prefixed with."""
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
         known = REGIONS.get(region)
@@ -89,15 +94,16 @@ class IntercomClient:
             follow_redirects=False,
         )
         classifier = Classifier(
-            region=region, host=self.host, base_url=self.base_url, api_version=api_version,
-            token_env=_token_env(region), base_url_env=_base_url_env(region), permissions=PERMISSIONS)
-        self._sender = Sender(self._http, region=region, base_url=self.base_url, limiter=self.limiter,
+            region=self.workspace, region_code=region, host=self.host, base_url=self.base_url,
+            api_version=api_version, token_env=token_setting or _token_env(region),
+            base_url_env=base_url_setting or _base_url_env(region), permissions=PERMISSIONS)
+        self._sender = Sender(self._http, region=self.workspace, base_url=self.base_url, limiter=self.limiter,
                               retry=self.retry, proofs=self.proofs, classifier=classifier, stats=self._stats)
-        self._pages = Paginator(self._sender, region=region, host=self.host,
+        self._pages = Paginator(self._sender, region=self.workspace, host=self.host,
                                 base_path=urlsplit(self.base_url).path.rstrip("/"), intercom_host=self.intercom_host)
 
     def __repr__(self) -> str:
-        return f"IntercomClient(region={self.region!r}, base_url={self.base_url!r})"
+        return f"IntercomClient(workspace={self.workspace!r}, region={self.region!r}, base_url={self.base_url!r})"
 
     def __enter__(self) -> IntercomClient:
         return self
@@ -147,7 +153,7 @@ class IntercomClient:
         `check` and the source both call this, so a bad `/me` reads the same in both."""
         body = self.get("/me", resource="workspaces")
         app = body.get("app")
-        where: dict[str, Any] = dict(region=self.region, endpoint="GET /me", resource="workspaces")
+        where: dict[str, Any] = dict(region=self.workspace, endpoint="GET /me", resource="workspaces")
         if not isinstance(app, dict):
             raise IntercomResponseError(
                 f"GET /me has no app ({'null' if app is None else type(app).__name__}): cannot tell which workspace "

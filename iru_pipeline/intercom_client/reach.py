@@ -38,9 +38,10 @@ def connect_target(base_url: str) -> ConnectTarget:
     return ConnectTarget(host, port, False)
 
 
-def unreachable_message(region: str, base_url: str, reason: str) -> str:
-    """What failed and what to check, naming `INTERCOM_BASE_URL_<R>` only when it overrides
-    Intercom's host, and the proxy variables only when a proxy is in the way."""
+def unreachable_message(region: str, base_url: str, reason: str, base_url_setting: str | None = None) -> str:
+    """What failed and what to check, naming the base URL's setting (`base_url_setting`, by
+    default `INTERCOM_BASE_URL_<R>`) only when it overrides Intercom's host, and the proxy
+    variables only when a proxy is in the way."""
     target = connect_target(base_url)
     where = f"the proxy {target.host}:{target.port}" if target.proxy else f"{target.host}:{target.port}"
     fixes = ["the network"]
@@ -48,24 +49,28 @@ def unreachable_message(region: str, base_url: str, reason: str) -> str:
         fixes.append("the proxy setting (HTTPS_PROXY / HTTP_PROXY / NO_PROXY)")
     known = REGIONS.get(region)
     if known is not None and base_url.rstrip("/") != known.default_base_url:
-        fixes.append(f"{known.base_url_env} (Intercom's host for {region.upper()}: {known.default_base_url})")
+        fixes.append(f"{base_url_setting or known.base_url_env} (Intercom's host for {region.upper()}: "
+                     f"{known.default_base_url})")
     fix = fixes[0] if len(fixes) == 1 else f"{', '.join(fixes[:-1])} and {fixes[-1]}"
     return f"cannot connect to {where} ({reason}); check {fix}"
 
 
-def unreachable_line(region: str, base_url: str, reason: str) -> str:
+def unreachable_line(workspace: str, region: str, base_url: str, reason: str,
+                     base_url_setting: str | None = None) -> str:
     """The whole one-line error, as an `IntercomConnectionError` would print it."""
-    return f"[{region}] {KIND_WORDS['unreachable']}: {unreachable_message(region, base_url, reason)}"
+    message = unreachable_message(region, base_url, reason, base_url_setting)
+    return f"[{workspace}] {KIND_WORDS['unreachable']}: {message}"
 
 
-def probe(region: str, base_url: str, timeout_s: float = 5.0) -> str | None:
+def probe(workspace: str, region: str, base_url: str, timeout_s: float = 5.0,
+          base_url_setting: str | None = None) -> str | None:
     """Open (and close) a TCP connection where httpx would, sending nothing; None when it
     opens, else the one-line error."""
     target = connect_target(base_url)
     try:
         socket.create_connection((target.host, target.port), timeout=timeout_s).close()
     except OSError as exc:
-        return unreachable_line(region, base_url, _reason(exc))
+        return unreachable_line(workspace, region, base_url, _reason(exc), base_url_setting)
     return None
 
 

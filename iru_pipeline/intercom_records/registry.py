@@ -35,10 +35,12 @@ from iru_pipeline.intercom_records.transforms import (
 )
 
 SNAPSHOT: dict[str, str] = {"disposition": "merge", "strategy": "scd2"}
-"""History-keeping snapshot: with merge_key="region" only the loaded region's missing rows are
-retired (docs/ingestion.md#write-dispositions); `replace` would wipe the other regions."""
+"""History-keeping snapshot: with merge_key="workspace_id" only the loaded workspace's missing
+rows are retired (docs/ingestion.md#write-dispositions); `replace` would wipe the other
+workspaces."""
 UPSERT = "merge"
-"""Incremental resources: merged on (region, id), ids repeat across regions."""
+"""Incremental resources: merged on (workspace_id, id); ids repeat across workspaces, also
+within one region."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,10 @@ class Resource:
 
     @property
     def keys(self) -> dict[str, Any]:
-        """dlt's key hints: snapshots merge per region, the others per (region, id)
-        (docs/ingestion.md#write-dispositions)."""
-        return {"merge_key": "region"} if self.keeps_history else {"primary_key": ("region", "id")}
+        """dlt's key hints: snapshots merge per workspace, the others per (workspace_id, id)
+        (docs/ingestion.md#write-dispositions). A table a release keyed by region is re-keyed by
+        dlt on the next load: the stored schema's hints follow these."""
+        return {"merge_key": "workspace_id"} if self.keeps_history else {"primary_key": ("workspace_id", "id")}
 
 
 def _one(build: Callable[..., Row]) -> RowBuilder:

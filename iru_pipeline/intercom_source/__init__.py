@@ -14,12 +14,12 @@ share one incremental-search resource (`search_resource`); deleted conversations
 logs have their own. Each resource runs inside `guard.guarded`; search pages become Arrow
 tables in `batching.py`.
 
-Cursors (dlt incremental, in each region's pipeline state, restorable from DuckDB):
+Cursors (dlt incremental, in each workspace's pipeline state, restorable from DuckDB):
 - contacts, conversations: `updated_at`, via search sorted ascending, window starting
   OVERLAP_SECONDS before the cursor;
 - activity_logs: `created_at`, upper bound fixed at the run's start;
 - deleted_conversations: `deleted_at`.
-Snapshots with history (scd2, merge_key="region"): workspaces, admins, teams,
+Snapshots with history (scd2, merge_key="workspace_id"): workspaces, admins, teams,
 team_memberships, tags, data_attributes, ip_allowlist.
 """
 

@@ -35,7 +35,7 @@ class Builders:
         above = self.ctx.table_workers_above
         if self.workers is None and above is not None and expected > above:
             self.workers = self.ctx.table_workers(self.spec, self.cursor)
-            progress.info("[%s] %s: building tables in %d worker processes", self.ctx.region, self.spec.name,
+            progress.info("[%s] %s: building tables in %d worker processes", self.ctx.label, self.spec.name,
                           self.workers.processes)
 
     def close(self, abort: bool = False) -> None:
@@ -134,7 +134,7 @@ def search_tables(
         completed = True
     except TableWorkerError as exc:
         spec = builders.spec
-        raise IntercomResponseError(str(exc), region=ctx.region, endpoint=f"POST /{spec.name}/search",
+        raise IntercomResponseError(str(exc), region=ctx.label, endpoint=f"POST /{spec.name}/search",
                                     resource=spec.name) from None
     finally:
         # Stop the window threads now: an exception's traceback keeps this generator alive,
@@ -189,7 +189,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 def note_plan(ctx: WorkspaceContext, name: str) -> Callable[[list[Any], int], None]:
     def note(windows: list[Any], total: int) -> None:
         ctx.report.resource(name).total_count_reported = total
-        progress.info("[%s] %s: about %d records in %d windows, fetched %d at a time", ctx.region, name, total,
+        progress.info("[%s] %s: about %d records in %d windows, fetched %d at a time", ctx.label, name, total,
                       len(windows), ctx.workers)
     return note
 

@@ -68,7 +68,7 @@ def guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any
             yielded = True
             if time.monotonic() - last_note >= PROGRESS_EVERY_SECONDS:
                 last_note = time.monotonic()
-                progress.info("[%s] %s: %d pages, %d rows so far", ctx.region, name, report.pages, report.rows)
+                progress.info("[%s] %s: %d pages, %d rows so far", ctx.label, name, report.pages, report.rows)
             yield rows
     except IntercomAuthError as exc:
         _record(report, "failed", exc)
@@ -77,13 +77,13 @@ def guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any
         skipped = isinstance(exc, SKIPPABLE_ERRORS) and not yielded
         _restore_state(state, saved)
         _record(report, "skipped" if skipped else "failed", exc)
-        progress.warning("[%s] %s %s: %s", ctx.region, name, report.status, exc.message)
+        progress.warning("[%s] %s %s: %s", ctx.label, name, report.status, exc.message)
         return
     except Exception as exc:
         report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
         raise
     report.status = "ok"
-    progress.info("[%s] %s: done, %d rows (%d unchanged skipped)", ctx.region, name, report.rows,
+    progress.info("[%s] %s: done, %d rows (%d unchanged skipped)", ctx.label, name, report.rows,
         report.unchanged_skipped)
     if cursor is not None:
         _hold_cursor_in_range(ctx, cursor, report)
@@ -94,10 +94,10 @@ def guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any
             pass
     if report.undecided:
         report.status = "partial"
-        report.reason = (f"workspace {ctx.workspace_id} ({ctx.region}) {name}: {report.undecided} record(s) "
+        report.reason = (f"workspace {ctx.workspace_id} ({ctx.label}) {name}: {report.undecided} record(s) "
                          f"with a cursor value that cannot be read were loaded but moved no cursor "
                          f"(first: {report.first_undecided}); the cursor stays at the newest readable value")
-        progress.warning("[%s] %s partial: %s", ctx.region, name, report.reason)
+        progress.warning("[%s] %s partial: %s", ctx.label, name, report.reason)
 
 
 def _hold_cursor_in_range(ctx: WorkspaceContext, cursor: Any, report: Any) -> None:

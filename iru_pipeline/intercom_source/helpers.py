@@ -79,7 +79,7 @@ class ResourceReport:
 
 @dataclass
 class SyncReport:
-    """Shared by the resources of one region's run; read by the caller after the run."""
+    """Shared by the resources of one workspace's run; read by the caller after the run."""
 
     region: str
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -91,7 +91,7 @@ class SyncReport:
 
 
 class WorkspaceContext:
-    """What every resource of one region shares: the client, `/me`, the pseudonymiser.
+    """What every resource of one workspace shares: the client, `/me`, the pseudonymiser.
 
     `/me` is fetched lazily, once, on first use (never when the source is merely built, so
     Dagster can derive asset specs without network access).
@@ -115,6 +115,8 @@ class WorkspaceContext:
         me: dict[str, Any] | None = None,
     ) -> None:
         self.region = region
+        self.label = getattr(client, "workspace", None) or region
+        """The workspace's configured name, which progress lines are prefixed with."""
         self._client = client
         self._pii_key = pii_key
         self.internal_domains = tuple(internal_domains)
