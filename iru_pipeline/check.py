@@ -128,7 +128,7 @@ def _region_mismatch(ws: WorkspaceSettings, reported: str) -> str:
     if other is None:
         return f"{head}, a data region this tool does not know; ask Intercom which API host serves it"
     if ws.base_url_setting is not None:  # a workspaces file entry
-        where = ws.base_url_setting.removeprefix("base_url of ")
+        where = ws.base_url_setting.removesuffix(": base_url")
         return f"{head}: set region = \"{other.code}\" in {where} (its host is {other.default_base_url})"
     return f"{head}: move it to {other.token_env} (and its host, {other.default_base_url})"
 

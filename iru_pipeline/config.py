@@ -324,7 +324,7 @@ def _file_workspace(entry: WorkspaceEntry, env: Mapping[str, str]) -> WorkspaceS
         raise ConfigError(f"{entry.where}: {ref.setting} ({'token_env' if entry.token_env else 'token_file'}) is "
                           f"empty or not set: put the access token of workspace {entry.name} there")
     token = checked_token(f"{entry.where}: {ref.setting}", raw)
-    setting = f"base_url of {entry.where}"
+    setting = f"{entry.where}: base_url"
     base_url = validate_base_url(region, entry.base_url or region.default_base_url, setting)
     return WorkspaceSettings(name=entry.name, region=region, token=token, base_url=base_url, token_ref=ref,
                              base_url_setting=setting)

@@ -117,8 +117,9 @@ def _entry(path: Path, name: str, table: object) -> WorkspaceEntry:
         raise ConfigError(f"{where}: set exactly one of token_env (an environment variable's name) or "
                           "token_file (an owner-only file holding the token)")
     if token_env is not None and not _ENV_NAME.match(token_env):
-        raise ConfigError(f"{where}: token_env {token_env!r} is not an environment variable name; "
-                          "name the variable that holds the token, not the token")
+        # Not echoed: a token pasted here by mistake must not reach a terminal or a log.
+        raise ConfigError(f"{where}: token_env is not an environment variable name (letters, digits, '_'); "
+                          "name the variable that holds the token, never the token itself")
     file = None
     if token_file is not None:  # a relative path is read from the workspaces file's folder
         file = Path(token_file).expanduser()
