@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import duckdb
 import httpx
 
@@ -358,3 +359,26 @@ def test_a_token_gone_by_the_time_the_run_starts_fails_it_in_one_line_before_any
         assert not outcome.success
         assert outcome.error == "INTERCOM_ACCESS_TOKEN_US is not set: set it to the access token of workspace us"
         assert fake.stats("us")["total_requests"] == 0
+
+
+@pytest.mark.parametrize(("sensor_name", "event_type"), [
+    ("evidence_after_ingestion", "PIPELINE_SUCCESS"), ("evidence_after_failed_ingestion", "PIPELINE_FAILURE")])
+def test_the_evidence_follows_each_ingest_run_once_whether_or_not_every_workspace_loaded(
+        sensor_name: str, event_type: str) -> None:
+    """The schedule launches one `ingest_workspaces` run for every workspace; when it ends (all
+    loaded, or some failed while the others loaded) one `derive_evidence` run follows, keyed by
+    the ingest run so a sensor tick seen twice launches it once."""
+    from iru_pipeline.definitions import build_definitions
+
+    defs = build_definitions(workspaces=["acme-us", "acme-eu"])
+    sensor = defs.get_sensor_def(sensor_name)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert [t.job_name for t in sensor.targets] == ["derive_evidence"]
+    run = dg.DagsterRun(job_name="ingest_workspaces", run_id="ingest-run-1")
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor_name, dagster_instance=dg.DagsterInstance.ephemeral(), dagster_run=run,
+        dagster_event=dg.DagsterEvent(event_type_value=event_type, job_name="ingest_workspaces"))
+    request = sensor(context)
+    assert isinstance(request, dg.RunRequest) and request.run_key == "evidence-after-ingest-run-1"
+    selected = defs.resolve_job_def("derive_evidence").asset_layer.executable_asset_keys
+    assert selected and not any(key.path[0] == "intercom" for key in selected), "evidence only"

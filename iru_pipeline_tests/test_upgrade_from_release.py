@@ -28,7 +28,7 @@ import pytest
 from iru_pipeline.cli import main
 from iru_pipeline.evidence.manifest import verify_chain
 from iru_pipeline.fake_intercom import FakeIntercom
-from iru_pipeline_tests.helpers import CURSORS, SNAPSHOT_TABLES, TEST_PII_KEY, committed_cursors
+from iru_pipeline_tests.helpers import CURSORS, SNAPSHOT_TABLES, TEST_PII_KEY, committed_cursors, query
 
 HERE = Path(__file__).resolve().parent / "data" / "release_db"
 FIXTURE = HERE / "release.duckdb.gz"
@@ -301,6 +301,32 @@ def test_no_current_row_is_duplicated_per_workspace_and_id(upgraded: dict[str, A
         dupes = _query(upgraded["db"], f"select workspace_id, id, count(*) from intercom.{table}{current} "
                                        "group by all having count(*) > 1")
         assert dupes == [], (table, dupes[:3])
+
+
+def test_the_tables_are_keyed_by_workspace_after_upgrading(upgraded: dict[str, Any]) -> None:
+    """The release keyed the tables by region (primary key (region, id), scd2 merge key
+    region); the stored dlt schema now keys them by workspace, so two workspaces of one
+    region never overwrite or retire each other's rows."""
+    assert upgraded["code"] == 0
+    db = upgraded["db"]
+    (schema,) = _query(db, "select schema from intercom._dlt_version order by inserted_at desc limit 1")[0]
+    tables = json.loads(schema)["tables"]
+    # dlt re-keys a table when a load brings it rows: every snapshot (whole lists, every run),
+    # and the incremental tables this run had records for (one with nothing new keeps the old
+    # hints until its next records, which no merge uses meanwhile).
+    new_loads = [r[0] for r in query(db, "select load_id from intercom._dlt_loads where inserted_at >= "
+                                          "(select min(started_at) from intercom.sync_results where workspace_id "
+                                          "is not null and run_id not in (select unnest(?)))",
+                                      [[row[0] for row in upgraded["before"]["sync"]]])]
+    written = [*HISTORY_TABLES] + [t for t in MERGED_TABLES
+               if query(db, f"select count(*) from intercom.{t} where _dlt_load_id in (select unnest(?))",
+                         [new_loads])[0][0]]
+    assert {"contacts", "conversations"} <= set(written), written
+    for table in written:
+        columns = tables[table]["columns"]
+        hint = "primary_key" if table in MERGED_TABLES else "merge_key"
+        keyed = sorted(name for name, column in columns.items() if column.get(hint))
+        assert keyed == (["id", "workspace_id"] if table in MERGED_TABLES else ["workspace_id"]), (table, keyed)
 
 
 def test_the_fixture_was_made_by_a_release(upgraded: dict[str, Any]) -> None:
