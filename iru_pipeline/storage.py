@@ -289,7 +289,11 @@ def ensure_hosts_reachable(settings: Any, timeout: float = 5.0) -> None:
     prints for the same failure (`intercom_client.reach`)."""
     from iru_pipeline.intercom_client.reach import probe
 
+    probed: set[str] = set()
     for ws in settings.workspaces:
+        if ws.base_url in probed:  # many workspaces share a host: one connection says it for all
+            continue
+        probed.add(ws.base_url)
         problem = probe(ws.name, ws.region_code, ws.base_url, timeout, ws.base_url_setting)
         if problem is not None:
             raise ConfigError(problem)

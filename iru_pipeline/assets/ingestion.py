@@ -145,19 +145,25 @@ def _load_workspaces(context: AssetExecutionContext, dlt: DagsterDltResource, in
     full or read-only disk stops at once (every later workspace would fail the same way).
     A run of one workspace yields dlt's results as they are; a run of many materialises each
     workspace's partition by itself (a plain result would mark every partition of the run)."""
+    wait_for_database(settings.duckdb_path, log=context.log.info)
+    if settings.pii_key is not None:
+        bind_pii_key(settings.duckdb_path, settings.pii_key)  # another key stops here, before any write
     failed: list[str] = []
-    for name in names:
-        _stop_if_requested()
-        try:
-            for result in _load_workspace(context, dlt, intercom, settings, name):
-                yield result if len(names) == 1 else _for_partition(result, name)
-        except Exception as exc:
-            if len(names) == 1 or storage_problem(exc):
-                raise
-            line = _one_line(exc)
-            line = line if line.startswith(f"[{name}]") else f"[{name}] {line}"
-            progress.warning("%s", line)
-            failed.append(line)
+    try:
+        for name in names:
+            _stop_if_requested()
+            try:
+                for result in _load_workspace(context, dlt, intercom, settings, name):
+                    yield result if len(names) == 1 else _for_partition(result, name)
+            except Exception as exc:
+                if len(names) == 1 or storage_problem(exc):
+                    raise
+                line = _one_line(exc)
+                line = line if line.startswith(f"[{name}]") else f"[{name}] {line}"
+                progress.warning("%s", line)
+                failed.append(line)
+    finally:  # once per step: a table or column created by any workspace's load gets its comment
+        comment_raw_tables(settings.duckdb_path, context.log.warning)
     if failed:
         raise WorkspacesNotLoaded(f"{len(failed)} of {len(names)} workspaces not loaded (the others were): "
                                   + "; ".join(failed))
@@ -232,9 +238,6 @@ def _load_workspace(context: AssetExecutionContext, dlt: DagsterDltResource, int
     report = SyncReport(name)
     context.log.info(f"[{name}] loading from {client.host} into {settings.duckdb_path}")
     pipeline = make_pipeline(name, settings, notice=lambda line: _notice(context, name, line))
-    wait_for_database(settings.duckdb_path, log=context.log.info)
-    if settings.pii_key is not None:
-        bind_pii_key(settings.duckdb_path, settings.pii_key)  # another key stops here, before any write
     error: BaseException | None = None
     where = Collected(name, region)
     try:
@@ -271,7 +274,6 @@ def _load_workspace(context: AssetExecutionContext, dlt: DagsterDltResource, int
                            selected=[key.path[-1] for key in context.selected_asset_keys],
                            landed_rows=None if error else landed_row_counts(pipeline, settings.duckdb_path,
                                                                             where.workspace_id))
-        comment_raw_tables(settings.duckdb_path, context.log.warning)
 
 
 def comment_raw_tables(duckdb_path: Path, warn: Callable[[str], None]) -> None:
