@@ -147,7 +147,7 @@ def test_a_run_killed_mid_way_is_completed_by_the_next_run(point: KillPoint, tmp
 @pytest.mark.slow
 def test_a_run_killed_between_two_regions_keeps_the_first_and_completes_the_second(tmp_path: Path) -> None:
     with small_fake(regions=("us", "eu")) as fake:
-        point = KillPoint("between_two_regions", lambda run, f, d: run.said("ingest eu: started"))
+        point = KillPoint("between_two_regions", lambda run, f, d: run.said(r"\[eu\] loading from"))
         data, _killed = kill_at(point, fake, tmp_path)
         db = data / "iru.duckdb"
         assert_matches_fake(db, fake, regions=("us",))

@@ -236,7 +236,7 @@ def _load_workspace(context: AssetExecutionContext, dlt: DagsterDltResource, int
     region = ws.region_code
     client = intercom.client(settings, name)
     report = SyncReport(name)
-    context.log.info(f"[{name}] loading from {client.host} into {settings.duckdb_path}")
+    progress.info("[%s] loading from %s into %s", name, client.host, settings.duckdb_path)
     pipeline = make_pipeline(name, settings, notice=lambda line: _notice(context, name, line))
     error: BaseException | None = None
     where = Collected(name, region)

@@ -234,6 +234,8 @@ RAW_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "started_at": "When the region's run started (UTC).",
         "finished_at": "When the resource's result was recorded (UTC).",
         "duplicates_skipped": "Records the API returned more than once in the run, loaded once.",
+        "workspace": "The workspace's configured name (workspaces file; us, eu or au for the "
+                     "INTERCOM_ACCESS_TOKEN_* variables).",
     },
     "collection_proofs": {
         "run_id": "Dagster run id of the ingestion run.",
@@ -245,6 +247,7 @@ RAW_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "request_id": "X-Request-Id of the response, else the body's request_id.",
         "body_sha256": "SHA-256 (hex) of the body as received; the body itself is never stored.",
         "body_bytes": "Size of the body as received, in bytes.",
+        "workspace": "The workspace's configured name.",
     },
     "_dlt_loads": {
         "load_id": "dlt load id.",
