@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from iru_pipeline.env_names import (
@@ -66,7 +68,7 @@ __all__ = [  # the checks and secret types are part of what callers import from 
     "DEFAULT_DUCKDB_PATH", "ConfigError", "Secret", "SecretRef", "Settings", "WorkspaceRef", "WorkspaceSettings",
     "configured_workspace_names", "duckdb_path_from_env", "load_dotenv_file", "load_settings", "pii_key_weakness",
     "how_to_add", "redact_url", "resolve_settings", "select_workspaces", "validate_base_url", "validate_duckdb_path",
-    "workspace_from_reference",
+    "workspace_from_reference", "workspaces_file_entries",
 ]
 
 DEFAULT_DUCKDB_PATH = Path("data") / "iru.duckdb"
@@ -157,15 +159,19 @@ def load_settings(
     only_regions: Iterable[str] | None = None,
     require_pii_key: bool = True,
     require_workspaces: bool = True,
+    with_workspaces: bool = True,
 ) -> Settings:
     """Read and validate every setting. Raises ConfigError with a one-line message.
 
     Workspaces come from the workspaces file and the INTERCOM_ACCESS_TOKEN_* variables;
-    `only_workspaces` (names) and `only_regions` (every workspace of a region) select some."""
+    `only_workspaces` (names) and `only_regions` (every workspace of a region) select some,
+    and only the selected ones' tokens are read: a workspace whose token is missing fails
+    itself, not a run of the others. `with_workspaces=False`: none at all (the settings a
+    run of many needs around its workspaces: the DuckDB file, the PII key)."""
     env = os.environ if env is None else env
     _reject_unknown_region_vars(env)
-    workspaces = select_workspaces(configured_workspaces(env), only_workspaces, only_regions)
-    if require_workspaces and not workspaces:
+    workspaces = configured_workspaces(env, only_workspaces, only_regions) if with_workspaces else ()
+    if require_workspaces and with_workspaces and not workspaces:
         names = ", ".join(REGIONS[c].token_env for c in REGION_CODES)
         raise ConfigError(
             f"no Intercom workspace is configured: list them in {DEFAULT_WORKSPACES_FILE} (or the file "
@@ -174,7 +180,7 @@ def load_settings(
         )
     duckdb_path = validate_duckdb_path(env.get(DUCKDB_PATH_ENV) or str(DEFAULT_DUCKDB_PATH))
     pii_key_ref = SecretRef(env=PII_KEY_ENV)
-    pii_key = pii_key_from(pii_key_ref, env, required=require_pii_key and bool(workspaces))
+    pii_key = pii_key_from(pii_key_ref, env, required=require_pii_key and (bool(workspaces) or not with_workspaces))
     config_path, config = evidence_config_from(env.get(EVIDENCE_CONFIG_ENV))
     return Settings(
         workspaces=workspaces,
@@ -239,18 +245,38 @@ def workspace_from_reference(ref: WorkspaceRef, env: Mapping[str, str] | None = 
                              token_ref=ref.token_ref, base_url_setting=ref.base_url_setting)
 
 
-def configured_workspaces(env: Mapping[str, str]) -> tuple[WorkspaceSettings, ...]:
-    """Every workspace the environment configures, tokens read and checked: the workspaces
-    file's, in file order, then those of the INTERCOM_ACCESS_TOKEN_* variables."""
+@dataclass(frozen=True)
+class _Configured:
+    """A configured workspace before its token is read."""
+
+    name: str
+    region_code: str
+    build: Callable[[], WorkspaceSettings]
+
+
+def configured_workspaces(env: Mapping[str, str], names: Iterable[str] | None = None,
+                          regions: Iterable[str] | None = None) -> tuple[WorkspaceSettings, ...]:
+    """The workspaces the environment configures (the workspaces file's, in file order, then
+    those of the INTERCOM_ACCESS_TOKEN_* variables), selected by `names` and `regions`; the
+    selected ones' tokens read and checked."""
     path = workspaces_file_path(env)
-    from_file = [_file_workspace(e, env) for e in read_entries(path)] if path is not None else []
+    entries = read_entries(path) if path is not None else []
     from_env = [ws for ws in (_env_workspace(REGIONS[c], env) for c in REGION_CODES) if ws is not None]
     for ws in from_env:
-        if any(f.name == ws.name for f in from_file):
+        if any(e.name == ws.name for e in entries):
             raise ConfigError(
                 f"{path} [workspaces.{ws.name}]: the name {ws.name} is taken by {ws.region.token_env}; "
                 f"rename the entry, or unset {ws.region.token_env} and keep the entry")
-    return (*from_file, *from_env)
+    configured = [_Configured(e.name, e.region, partial(_file_workspace, e, env)) for e in entries]
+    configured += [_Configured(ws.name, ws.region_code, partial(lambda w: w, ws)) for ws in from_env]
+    return tuple(c.build() for c in select_workspaces(configured, names, regions))
+
+
+def workspaces_file_entries(env: Mapping[str, str] | None = None) -> list[WorkspaceEntry]:
+    """The workspaces file's entries, checked for shape (no token read); [] without a file."""
+    env = os.environ if env is None else env
+    path = workspaces_file_path(env)
+    return read_entries(path) if path is not None else []
 
 
 def configured_workspace_names(env: Mapping[str, str] | None = None) -> list[str]:
@@ -269,13 +295,24 @@ def configured_workspace_names(env: Mapping[str, str] | None = None) -> list[str
     return names
 
 
-def select_workspaces(workspaces: tuple[WorkspaceSettings, ...], names: Iterable[str] | None,
-                      regions: Iterable[str] | None) -> tuple[WorkspaceSettings, ...]:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def region_code(self) -> str: ...
+
+
+_W = TypeVar("_W", bound=_Named)
+
+
+def select_workspaces(workspaces: Sequence[_W], names: Iterable[str] | None,
+                      regions: Iterable[str] | None) -> list[_W]:
     """The workspaces named, plus every workspace of the regions given; all when neither is."""
     wanted_names = _parse_names(names)
     wanted_regions = _parse_region_list(regions)
     if wanted_names is None and wanted_regions is None:
-        return workspaces
+        return list(workspaces)
     configured = {ws.name for ws in workspaces}
     for name in wanted_names or []:
         if name not in configured:
@@ -286,8 +323,7 @@ def select_workspaces(workspaces: tuple[WorkspaceSettings, ...], names: Iterable
                 f"region {code} was asked for but no workspace of it is configured: set "
                 f"{REGIONS[code].token_env}, or add a [workspaces.NAME] with region = \"{code}\" to "
                 f"{DEFAULT_WORKSPACES_FILE}")
-    return tuple(ws for ws in workspaces
-                 if ws.name in (wanted_names or []) or ws.region_code in (wanted_regions or []))
+    return [ws for ws in workspaces if ws.name in (wanted_names or []) or ws.region_code in (wanted_regions or [])]
 
 
 def how_to_add(name: str) -> str:

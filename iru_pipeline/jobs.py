@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from iru_pipeline.config import ConfigError, load_settings
+from iru_pipeline.config import ConfigError, configured_workspace_names, load_settings, workspaces_file_entries
 from iru_pipeline.regions import REGION_CODES, REGIONS
 
 DAILY_CRON = "0 3 * * *"
@@ -62,11 +62,15 @@ def partition_range_tags(names: list[str]) -> dict[str, str]:
     description="Daily refresh: one run ingests every configured workspace; the evidence follows it.",
 )
 def daily_refresh(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    # Names only: a workspace whose token is missing fails alone in the run, it does not
+    # cancel the others' refresh. A workspaces file that cannot be read is said here.
     try:
-        names = load_settings(require_pii_key=False, require_workspaces=False).workspaces
+        load_settings(require_pii_key=False, require_workspaces=False, with_workspaces=False)
+        workspaces_file_entries()
     except ConfigError as exc:
         yield dg.SkipReason(f"not run: {exc}")
         return
+    names = configured_workspace_names()
     if not names:
         variables = ", ".join(REGIONS[code].token_env for code in REGION_CODES)
         yield dg.SkipReason(f"no Intercom workspace is configured: list them in workspaces.toml, or set one of "
@@ -76,7 +80,7 @@ def daily_refresh(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunReque
     # needs a reload of the code location first (said in the run's tags, not guessed).
     partitions = context.repository_def.get_job(ingest_workspaces_job.name).partitions_def
     known = partitions.get_partition_keys() if partitions is not None else []
-    keys = [k for k in known if k in {ws.name for ws in names}]
+    keys = [k for k in known if k in names]
     if not keys:
         yield dg.SkipReason("none of the configured workspaces is a partition yet: reload the code location")
         return

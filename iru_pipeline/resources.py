@@ -135,6 +135,14 @@ class IntercomResource(dg.ConfigurableResource):
             return load_settings(only_workspaces=names)
         return self.validated_settings.resolve(names)
 
+    def step_settings(self) -> Settings:
+        """What a run of many workspaces needs around them (the DuckDB file, the PII key),
+        without reading any workspace's token: each workspace's own settings are read when it
+        loads (`settings([name])`), so one whose token is missing fails alone."""
+        if self.validated_settings is None:
+            return load_settings(with_workspaces=False)
+        return self.validated_settings.resolve([])
+
     def workspace_names(self) -> list[str]:
         """The names of the run's workspaces (the handed value's, else those configured now)."""
         if self.validated_settings is None:

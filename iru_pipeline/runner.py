@@ -206,7 +206,7 @@ def _sync_rows_of(con: Any, run_id: str) -> list[dict[str, Any]]:
 
 def format_summary(result: PipelineResult) -> str:
     lines = []
-    width = max([9, *(len(r["workspace"]) + 2 for r in result.sync_rows)])
+    width = max([11, *(len(r["workspace"]) + 2 for r in result.sync_rows)])
     header = (f"{'workspace':<{width}}{'resource':<23}{'status':<9}{'rows':>9}{'deleted':>9}{'repeats':>8}"
               f"{'calls':>7}{'429s':>6}{'retries':>8}  reason")
     lines.append(header)

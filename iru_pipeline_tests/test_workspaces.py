@@ -171,3 +171,28 @@ def test_twenty_workspaces_in_a_file_run_as_one_dagster_run(tmp_path) -> None:
         for ws in served_workspaces(fake):  # each partition's metadata is that workspace's own
             rows = by_partition[ws.name]["rows_extracted"].value
             assert rows == len(fake_ids(fake.workspace(ws.region, ws.key), "contacts")), ws.name
+
+
+def test_a_workspace_whose_token_is_gone_at_run_time_fails_alone(two_in_us, tmp_path, monkeypatch) -> None:
+    """A run of many workspaces reads each one's token when that workspace loads: one whose
+    variable was unset since (or never set, for a run launched by the schedule) fails with the
+    one line naming the variable, and the other workspace loads."""
+    from iru_pipeline.config import load_settings
+    from iru_pipeline.runner import run_pipeline
+    from iru_pipeline_tests.helpers import FAST_RETRY
+
+    fake = two_in_us
+    env = _workspaces_env(fake, tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    monkeypatch.delenv("IRU_FAKE_TOKEN_US_001")
+    result = run_pipeline(settings, with_evidence=False, intercom_options=FAST_RETRY)
+    (outcome,) = result.outcomes
+    assert outcome.error == ("1 of 2 workspaces not loaded (the others were): [us-001] IRU_FAKE_TOKEN_US_001 is not "
+                             "set: set it to the access token of workspace us-001"), outcome.error
+    db = tmp_path / "iru.duckdb"
+    second = fake.workspace("us", fake.workspace_keys("us")[1])
+    for resource in COMPARED:
+        assert _ids(db, resource, second.workspace_id) == sorted(fake_ids(second, resource)), resource
+    assert fake.stats("us")["total_requests"] == 0, "nothing was asked with the first workspace's token"

@@ -124,7 +124,7 @@ def build_intercom_assets(names: tuple[str, ...] | None = None) -> dg.AssetsDefi
                 if name not in configured:
                     context.log.warning(f"[{name}] not configured any more: skipped (reload the code location)")
             names = [name for name in names if name in configured]
-        settings = intercom.settings(names)
+        settings = intercom.step_settings()
         # The whole step holds the DuckDB turn: dlt opens the file several times in a step and
         # does not retry a lock conflict (storage.database_turn).
         with progress_to_run_log(context), database_turn(settings.duckdb_path, log=context.log.info):
@@ -153,7 +153,7 @@ def _load_workspaces(context: AssetExecutionContext, dlt: DagsterDltResource, in
         for name in names:
             _stop_if_requested()
             try:
-                for result in _load_workspace(context, dlt, intercom, settings, name):
+                for result in _load_workspace(context, dlt, intercom, name):
                     yield result if len(names) == 1 else _for_partition(result, name)
             except Exception as exc:
                 if len(names) == 1 or storage_problem(exc):
@@ -231,7 +231,8 @@ def progress_to_run_log(context: AssetExecutionContext) -> Iterator[None]:
 
 
 def _load_workspace(context: AssetExecutionContext, dlt: DagsterDltResource, intercom: IntercomResource,
-                    settings: Settings, name: str) -> Iterator[Any]:
+                    name: str) -> Iterator[Any]:
+    settings = intercom.settings([name])  # this workspace's token only: a missing one fails it alone
     ws = settings.workspace(name)
     region = ws.region_code
     client = intercom.client(settings, name)
