@@ -23,10 +23,13 @@ NOW = datetime.now(UTC)
 RESOURCES = ("workspaces", "admins", "teams", "team_memberships", "tags", "data_attributes", "contacts",
              "conversations", "deleted_conversations", "activity_logs")
 
-# us02 ("brand-b"), region us. Ids overlap with us01 on purpose: admins 1, 2 and 4, events
-# ev-owner-login, ev-sam-login and ev-support-1, conversation c1, contact u1.
+# us02 ("brand-b"), region us. Ids overlap with us01 on purpose: admins 1, 2, 4 and 6, events
+# ev-owner-login, ev-sam-login, ev-support-1 and ev-failure-0..5, conversation c1, contact u1.
 #   admins  1 owner@acme.test (in HR), 2 bob@acme.test and 4 hank@acme.test (not in HR), all
-#           logged in with SSO one or two days ago from one IP each: active, not shared
+#           logged in with SSO one or two days ago from one IP each: active, not shared;
+#           6 val@partner.test (not in HR; the world's exception for admin 6 names us01 only)
+#   events  val's 6 login failures in 25 minutes 3 days ago, from one IP: a login-failure burst
+#           (R1) whose finding id equals us01's own burst by admin 6 starting at ev-failure-0
 #   conversation c1: DSAR, answered and closed after one day, 20 days ago (T14 pass)
 #   contact u1: a user seen 3 days ago
 #   sync: everything collected except data_attributes, whose only attempt failed (T13 not_collected)
@@ -43,6 +46,8 @@ insert into intercom.admins (region, workspace_id, id, name, email, job_title, h
     ('us', 'us02', '2', 'Bob Brand', 'bob@acme.test', 'Support', true, '[]', '1003', 'Support agent',
      now() - interval 300 day, null),
     ('us', 'us02', '4', 'Hank Hill', 'hank@acme.test', 'Support', true, '[]', '1003', 'Support agent',
+     now() - interval 300 day, null),
+    ('us', 'us02', '6', 'Vendor Val', 'val@partner.test', 'Contractor', true, '[]', '1003', 'Support agent',
      now() - interval 300 day, null);
 insert into intercom.activity_logs values
     ('us', 'us02', 'ev-owner-login', now() - interval 1 day, 'admin_login_success', 'admin', '1', 'owner@acme.test',
@@ -51,6 +56,10 @@ insert into intercom.activity_logs values
      '10.2.0.2', 'Bob logged in.', '{"sign_in_method":"saml_sso"}'),
     ('us', 'us02', 'ev-support-1', now() - interval 2 day, 'admin_login_success', 'admin', '4', 'hank@acme.test',
      '10.2.0.4', 'Hank logged in.', '{"sign_in_method":"saml_sso"}');
+insert into intercom.activity_logs
+select 'us', 'us02', 'ev-failure-' || k, now() - interval 3 day + to_minutes(5 * k), 'admin_login_failure', 'admin',
+       '6', 'val@partner.test', '198.51.100.9', 'Val failed to log in.', '{"sign_in_method":"email_password"}'
+from range(6) r(k);
 insert into intercom.conversations (region, workspace_id, id, created_at, updated_at, state, open, team_assignee_id,
     tag_names, source_author_type, custom_attribute_keys, time_to_admin_reply, time_to_first_close,
     first_admin_reply_at, first_close_at, last_close_at) values
@@ -157,21 +166,31 @@ def test_each_workspace_of_one_region_is_evaluated_on_its_own_rows(tmp_path: Pat
         "1": ("owner@acme.test", "matched", "active", 1, False),
         "2": ("bob@acme.test", "unmatched", "active", 1, False),
         "4": ("hank@acme.test", "unmatched", "active", 1, False),
+        "6": ("val@partner.test", "unmatched", "active", 0, False),
     }
-    assert {r["admin_id"]: r["last_sign_in_method"] for r in admins.values()} == dict.fromkeys("124", "saml_sso")
+    assert {k: a["last_sign_in_method"] for k, a in admins.items()} == {**dict.fromkeys("124", "saml_sso"), "6": None}
+    assert admins["6"]["exception_kinds"] == []
     stored = {r["stream"]: (r["status"], r["stored_rows"]) for r in of_workspace(db, "evidence_collection_stream", "us02")}
-    assert stored == {**{s: ("ok", 0) for s in RESOURCES}, "workspaces": ("ok", 1), "admins": ("ok", 3),
-                      "contacts": ("ok", 1), "conversations": ("ok", 1), "activity_logs": ("ok", 3),
+    assert stored == {**{s: ("ok", 0) for s in RESOURCES}, "workspaces": ("ok", 1), "admins": ("ok", 4),
+                      "contacts": ("ok", 1), "conversations": ("ok", 1), "activity_logs": ("ok", 9),
                       "data_attributes": ("failed", 0)}
     tests = controls_of(db, "us02")
     got = {t: (r["status"], r["population"], r["failing"], r["to_review"]) for t, r in tests.items()}
-    assert got["T01"] == ("fail", 3, 2, 0) and tests["T01"]["failing_items"] == ["bob@acme.test", "hank@acme.test"]
-    assert got["T03"] == ("pass", 3, 0, 0)
-    assert got["T05"] == ("pass", 3, 0, 0)
+    assert got["T01"] == ("fail", 4, 3, 0)
+    assert tests["T01"]["failing_items"] == ["bob@acme.test", "hank@acme.test", "val@partner.test"]
+    assert got["T03"] == ("pass", 4, 0, 0)
+    assert got["T05"] == ("pass", 4, 0, 0)
     # no leaver held an account in us02 (tom, gary and lisa were us01's admins)
     assert got["T02"][:2] == ("not_applicable", 0)
     assert {r["account_found"] for r in of_workspace(db, "evidence_offboarding_check", "us02")} == {False}
-    assert got["T11"][:2] == ("pass", 0) and of_workspace(db, "evidence_high_risk_activity", "us02") == []
+    # val's burst: one high-risk finding, new in this run, so to review (not yet past review_due_days)
+    burst = of_workspace(db, "evidence_high_risk_activity", "us02")
+    assert [(r["rule_id"], r["event_count"], r["actor_email"], r["status"]) for r in burst] == [
+        ("R1", 6, "val@partner.test", "review")]
+    assert burst[0]["finding_id"] == sha16("R1|us|6|ev-failure-0")
+    us01_bursts = [r for r in of_workspace(db, "evidence_high_risk_activity", "us01") if r["rule_id"] == "R1"]
+    assert [(r["finding_id"], r["actor_email"]) for r in us01_bursts] == [(burst[0]["finding_id"], "val@partner.test")]
+    assert got["T11"] == ("review", 1, 0, 1)
     assert got["T12"] == ("pass", 2, 0, 0)  # c1 and u1, both recent
     assert got["T14"] == ("pass", 1, 0, 0)  # c1 answered after one day, within dsar_sla_days
     # its failed data_attributes marks its own T13 not collected, not us01's (which fails on passport_number)
