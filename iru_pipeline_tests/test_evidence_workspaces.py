@@ -233,3 +233,25 @@ def test_a_review_scoped_to_one_workspace_resolves_its_finding_only(tmp_path: Pa
     found = {r["workspace_id"]: (r["status"], r["resolution"]) for r in rows(
         db, "select * from evidence.evidence_findings where finding_id = ?", [shared_id])}
     assert found == {"us01": ("fail", None), "us02": ("pass", "reviewed")}
+
+
+def test_the_report_and_summary_name_each_workspace_by_name_and_id(tmp_path: Path) -> None:
+    from iru_pipeline.evidence.report import report_context
+    from iru_pipeline.export import export_run
+
+    db = derive(tmp_path, with_more_workspaces=True)
+    con = duckdb.connect(str(db))
+    try:
+        context = report_context(con, "run-1")
+        folder = export_run(con, "run-1", tmp_path / "out").folder
+    finally:
+        con.close()
+    # the run rows' order: region, then workspace id (a workspace never reached first)
+    labels = ["Acme (EU) · eu01 · eu", "brand-c · no workspace id yet · us", "Acme (US) · us01 · us",
+              "Acme Brand B · us02 · us"]
+    assert context["workspaces"] == labels
+    t13 = next(row for row in context["grid"] if row["test"].test_id == "T13")
+    assert [c["status"] for c in t13["cells"]] == ["not_applicable", "not_collected", "fail", "not_collected"]
+    summary = (folder / "summary.md").read_text()
+    assert f"| test | control | {' | '.join(labels)} | SOC 2 | ISO 27001 | GDPR |" in summary
+    assert "| Acme Brand B | us02 | us | US |" in summary and "| brand-c |  | us |" in summary
