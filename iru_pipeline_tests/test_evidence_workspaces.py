@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,8 @@ def test_each_workspace_of_one_region_is_evaluated_on_its_own_rows(tmp_path: Pat
     }
     assert {k: a["last_sign_in_method"] for k, a in admins.items()} == {**dict.fromkeys("124", "saml_sso"), "6": None}
     assert admins["6"]["exception_kinds"] == []
-    stored = {r["stream"]: (r["status"], r["stored_rows"]) for r in of_workspace(db, "evidence_collection_stream", "us02")}
+    stored = {r["stream"]: (r["status"], r["stored_rows"])
+              for r in of_workspace(db, "evidence_collection_stream", "us02")}
     assert stored == {**{s: ("ok", 0) for s in RESOURCES}, "workspaces": ("ok", 1), "admins": ("ok", 4),
                       "contacts": ("ok", 1), "conversations": ("ok", 1), "activity_logs": ("ok", 9),
                       "data_attributes": ("failed", 0)}
@@ -194,9 +195,11 @@ def test_each_workspace_of_one_region_is_evaluated_on_its_own_rows(tmp_path: Pat
     assert got["T12"] == ("pass", 2, 0, 0)  # c1 and u1, both recent
     assert got["T14"] == ("pass", 1, 0, 0)  # c1 answered after one day, within dsar_sla_days
     # its failed data_attributes marks its own T13 not collected, not us01's (which fails on passport_number)
-    assert got["T13"][0] == "not_collected" and "not collected: data_attributes (server_error)" in tests["T13"]["findings"]
+    assert got["T13"][0] == "not_collected"
+    assert "not collected: data_attributes (server_error)" in tests["T13"]["findings"]
     assert controls_of(db, "us01")["T13"]["status"] == "fail"
-    assert got["T15"] == ("fail", 10, 1, 0) and tests["T15"]["failing_items"] == ["data_attributes: failed (server_error)"]
+    assert got["T15"] == ("fail", 10, 1, 0)
+    assert tests["T15"]["failing_items"] == ["data_attributes: failed (server_error)"]
     sla = of_workspace(db, "evidence_support_request_sla", "us02")
     assert [(r["request_class"], r["conversations"], r["late_or_unanswered"]) for r in sla] == [("all", 1, 0),
                                                                                                  ("dsar", 1, 0)]
@@ -255,3 +258,45 @@ def test_the_report_and_summary_name_each_workspace_by_name_and_id(tmp_path: Pat
     summary = (folder / "summary.md").read_text()
     assert f"| test | control | {' | '.join(labels)} | SOC 2 | ISO 27001 | GDPR |" in summary
     assert "| Acme Brand B | us02 | us | US |" in summary and "| brand-c |  | us |" in summary
+
+
+def test_history_days_are_counted_per_workspace(tmp_path: Path) -> None:
+    """us02 and brand-c appear two days after us01: their history starts on their own first day,
+    in the run's table and in a period export alike, and no workspace takes another's status."""
+    from iru_pipeline.evidence.period import Period, period_history
+
+    day_2, day_0 = NOW - timedelta(days=2), NOW
+    db = build_world_db(tmp_path / "iru.duckdb")
+    files = write_world_inputs(tmp_path / "in", NOW)
+    derive_world(db, world_run(files, "run-1", day_2))  # us01 and eu01 only
+    con = duckdb.connect(str(db))
+    try:
+        con.execute(SECOND_AND_THIRD_US_WORKSPACES)
+    finally:
+        con.close()
+    derive_world(db, world_run(files, "run-2", day_0))
+    days = [day_2.date() + timedelta(days=k) for k in range(3)]
+    expected_runs = {"us01": ["run-1", None, "run-2"], "us02": ["run-2"], None: ["run-2"]}
+
+    history = rows(db, "select * from evidence.evidence_control_test_history where run_id = 'run-2' "
+                       "and test_id = 'T13' and region = 'us'")
+    by_workspace: dict[str | None, list[tuple]] = {}
+    for r in sorted(history, key=lambda r: r["day"]):
+        by_workspace.setdefault(r["workspace_id"], []).append((r["day"], r["day_run_id"], r["status"]))
+    # T13: us01 fails on passport_number both days; us02 (data_attributes failed) and brand-c are not collected
+    assert by_workspace == {
+        "us01": [(days[0], "run-1", "fail"), (days[1], None, "no_run"), (days[2], "run-2", "fail")],
+        "us02": [(days[2], "run-2", "not_collected")],
+        None: [(days[2], "run-2", "not_collected")],
+    }
+
+    con = duckdb.connect(str(db))
+    try:
+        period = period_history(con, Period(days[0], days[2]))
+    finally:
+        con.close()
+    got: dict[str | None, list[Any]] = {}
+    for r in (dict(zip(period.columns, row, strict=True)) for row in period.rows):
+        if r["test_id"] == "T13" and r["region"] == "us":
+            got.setdefault(r["workspace_id"], []).append(r["day_run_id"])
+    assert got == expected_runs
