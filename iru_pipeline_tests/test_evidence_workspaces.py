@@ -96,17 +96,22 @@ select 'ing-c-1' as run_id, 'us' as region, 'workspaces' as resource, 'failed' a
 """
 
 
-def derive(folder: Path, with_more_workspaces: bool, reviews: str = "", world: Path | None = None) -> Path:
-    """Derive run-1 on a copy of `world` (built here if not given), the two US workspaces added or not."""
+def derive(folder: Path, with_more_workspaces: bool, reviews: str = "", world: Path | None = None,
+           change: str = "") -> Path:
+    """Derive run-1 on a copy of `world` (built here if not given), the two US workspaces added or
+    not, then `change` (SQL on the raw tables) applied."""
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "iru.duckdb"
     shutil.copyfile(world or build_world_db(folder / "world.duckdb"), db)
-    if with_more_workspaces:
-        con = duckdb.connect(str(db))
-        try:
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        if with_more_workspaces:
             con.execute(SECOND_AND_THIRD_US_WORKSPACES)
-        finally:
-            con.close()
+        if change:
+            con.execute(change)
+    finally:
+        con.close()
     derive_world(db, world_run(write_world_inputs(folder / "in", NOW, reviews=reviews), "run-1", NOW))
     return db
 
@@ -300,3 +305,37 @@ def test_history_days_are_counted_per_workspace(tmp_path: Path) -> None:
         if r["test_id"] == "T13" and r["region"] == "us":
             got.setdefault(r["workspace_id"], []).append(r["day_run_id"])
     assert got == expected_runs
+
+
+def test_a_run_stopped_before_me_counts_for_the_workspace_its_name_is_bound_to(tmp_path: Path) -> None:
+    # brand-b (bound to us02 by its first run) tries again; /me answers 500, so no id is recorded
+    db = derive(tmp_path, with_more_workspaces=True, change="""
+        insert into intercom.sync_results (run_id, region, resource, status, reason, error_code, http_status,
+                                           started_at, finished_at, workspace, workspace_id)
+        values ('ing-b-2', 'us', 'workspaces', 'failed', 'HTTP 500 from Intercom', 'server_error', 500,
+                now() - interval 30 minute, now() - interval 30 minute, 'brand-b', null)""")
+    run = rows(db, "select workspace_id from evidence.evidence_collection_run where region = 'us'")
+    assert sorted(r["workspace_id"] or "" for r in run) == ["", "us01", "us02"]  # no workspace made up
+    me = {r["workspace_id"]: (r["status"], r["ingestion_run_id"]) for r in rows(
+        db, "select * from evidence.evidence_collection_stream where stream = 'workspaces' and region = 'us'")}
+    assert me == {"us01": ("ok", "ing-us-1"), "us02": ("failed", "ing-b-2"), None: ("failed", "ing-c-1")}
+    # us02's settings come from its earlier collection: evaluated, but on older data
+    t08 = controls_of(db, "us02")["T08"]
+    assert t08["status"] == "review"
+    assert "evaluated on older data: the latest collection of workspaces failed" in t08["findings"]
+    assert controls_of(db, "us01")["T08"]["status"] == "pass"
+
+
+def test_rows_recorded_before_workspaces_belong_to_their_regions_only_workspace(tmp_path: Path) -> None:
+    world = build_world_db(tmp_path / "world.duckdb")
+    named = derive(tmp_path / "named", with_more_workspaces=False, world=world)
+    unnamed = derive(tmp_path / "unnamed", with_more_workspaces=False, world=world, change="""
+        update intercom.sync_results set workspace = null, workspace_id = null;
+        update intercom.collection_proofs set workspace = null, workspace_id = null""")
+    for table in ("evidence_collection_stream", "evidence_collection_proof", "evidence_admin_access_review",
+                  "evidence_data_retention", "evidence_control_tests"):
+        for workspace_id, region in (("us01", "us"), ("eu01", "eu")):
+            assert of_workspace(unnamed, table, workspace_id, region) == \
+                of_workspace(named, table, workspace_id, region), (table, workspace_id)
+    assert rows(unnamed, "select count(*) as n from evidence.evidence_collection_run where workspace_id is null") == [
+        {"n": 0}]
