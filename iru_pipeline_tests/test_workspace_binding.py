@@ -25,6 +25,7 @@ from iru_pipeline_tests.helpers import (
     small_fake,
 )
 
+
 OTHER_ID = "q3wd8k5h"
 """Another workspace hosted in the US, served by a second fake."""
 

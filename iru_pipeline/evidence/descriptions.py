@@ -274,8 +274,8 @@ EVIDENCE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "status": "pass (resolved), fail (open, failing in this run), review (open, a person must look) or "
                   "not_collected (gone from this run's rows, but its source was not collected since).",
         "finding_id": "Stable id of the finding across runs: the high-risk finding's own id, else the first 16 "
-                      "hex of sha256(test_id|region|subject); unique within a workspace. Name it in evidence_reviews.csv "
-                      "(with workspace_id where two workspaces share it) to review it.",
+                      "hex of sha256(test_id|region|subject); unique within a workspace. Name it in "
+                      "evidence_reviews.csv (with workspace_id where two workspaces share it) to review it.",
         "test_id": "Control test the finding belongs to (T01, T03, T06 or T11).",
         "finding_kind": "high_risk_activity, failing_admin or access_change.",
         "subject": "What the finding is about: the high-risk finding id, the admin id or the access-change event id.",
