@@ -250,7 +250,8 @@ def _manifest(first: dict[str, Any], runs: list[dict[str, Any]], tables: dict[st
         "inputs": first["inputs_json"] or [],
         **_streams_and_proofs(tables),
         "tests": [
-            {k: t.get(k) for k in ("region", "test_id", "test_name", "status", "population", "failing", "warnings")}
+            {k: t.get(k) for k in ("workspace_id", "region", "test_id", "test_name", "status", "population", "failing",
+                                   "warnings")}
             for t in tests
         ],
         "files": [f.describe() for f in files],
@@ -278,11 +279,11 @@ def _workspace(r: dict[str, Any]) -> dict[str, Any]:
             "missing_capabilities": r["missing_capabilities"]}
 
 
-_STREAM_KEYS = ("region", "stream", "status", "endpoint", "scope_required", "mode", "window_start", "window_end",
-                "cursor_before", "cursor_after", "rows_loaded", "api_calls", "api_retries", "api_429s", "error_code",
-                "fields_dropped")
-_PROOF_KEYS = ("region", "endpoint", "resource", "received_at", "api_base_url", "http_status", "request_id",
-               "body_sha256", "body_bytes")
+_STREAM_KEYS = ("workspace_id", "region", "stream", "status", "endpoint", "scope_required", "mode", "window_start",
+                "window_end", "cursor_before", "cursor_after", "rows_loaded", "api_calls", "api_retries", "api_429s",
+                "error_code", "fields_dropped")
+_PROOF_KEYS = ("workspace_id", "region", "endpoint", "resource", "received_at", "api_base_url", "http_status",
+               "request_id", "body_sha256", "body_bytes")
 
 
 def _streams_and_proofs(tables: dict[str, TableRows]) -> dict[str, Any]:

@@ -92,8 +92,9 @@ def test_proofs_reach_the_evidence_the_manifest_and_the_summary(tmp_path: Path) 
     assert manifest["workspaces"][0]["official_intercom_host"] is False
     assert "tables/evidence_collection_proof.csv" in manifest["chain"]["files_sha256"]
     head = (folder / "summary.md").read_text().split("## ")[0]
-    assert "**Not collected from Intercom's API host.** Region us was read from " \
-           f"`{fake.base_url('us')}`" in head and "**Unsigned export.**" in head
+    workspace = manifest["workspaces"][0]  # named by its name and id, its region alongside
+    assert f"**Not collected from Intercom's API host.** Workspace {workspace['name']} · {workspace['id']} · us " \
+           f"was read from `{fake.base_url('us')}`" in head and "**Unsigned export.**" in head
 
 
 def test_the_evidence_holds_each_workspaces_latest_collection_proofs(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_each_control_test_is_a_check_on_its_evidence_table(materialized) -> Non
     # into the 365-day period: the worst is shown, never a green pass
     assert (t10.passed, t10.severity, t10.metadata["status"].value) == (False, dg.AssetCheckSeverity.WARN,
                                                                         "review")
-    assert t10.metadata["by_workspace"].value == {"eu": "not_collected", "us": "review"}
+    assert t10.metadata["by_workspace"].value == {"eu01": "not_collected", "us01": "review"}
     assert t01.metadata["failing"].value == 3 and "tom@acme.test" in t01.metadata["details"].value
 
 
@@ -87,8 +87,8 @@ def test_check_metadata_counts_per_workspace_and_links_the_runs_report(materiali
     try:
         for name, check in checks.items():
             test_id = check.metadata["test_id"].value
-            expected = {r[0]: {"workspace_id": r[1], "status": r[2], "population": r[3], "failing": r[4],
-                               "to_review": r[5]}
+            expected = {r[1]: {"workspace_id": r[1], "region": r[0], "status": r[2], "population": r[3],
+                               "failing": r[4], "to_review": r[5]}
                         for r in con.execute("select region, workspace_id, status, population, failing, to_review "
                                              "from evidence.evidence_control_tests where run_id = ? and test_id = ?",
                                              [result.run_id, test_id]).fetchall()}

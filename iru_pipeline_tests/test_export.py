@@ -198,7 +198,9 @@ def test_summary_is_readable_by_a_person(two_runs, tmp_path: Path) -> None:
     summary = (export(db, tmp_path) / "summary.md").read_text()
     assert summary.startswith("# Intercom compliance evidence: run run-2")
     assert "| T14 | Data-subject requests answered within one month | pass | fail: 1 failing, 0 to review of 1 |" in summary
-    assert "T10 (eu, not_collected): not collected: activity_logs (api_plan_restricted)" in summary
+    # each workspace named by its name and Intercom id, its region alongside
+    assert "T10 (Acme (EU) · eu01 · eu, not_collected): not collected: activity_logs (api_plan_restricted)" in summary
+    assert "| Acme (US) | us01 | us | US |" in summary
     assert "sha256sum -c SHA256SUMS" in summary
 
 

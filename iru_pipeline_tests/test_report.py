@@ -347,14 +347,15 @@ def test_login_chart_counts_the_periods_logins_by_sign_in_method(world) -> None:
     try:
         start, end = con.execute("select any_value(period_start), any_value(as_of) from "
                                  "evidence.evidence_collection_run where run_id = ?", [run_id]).fetchone()
-        logs = con.execute("select region, activity_type, created_at, metadata from intercom.activity_logs").fetchall()
+        logs = con.execute("select workspace_id, activity_type, created_at, metadata from intercom.activity_logs"
+                           ).fetchall()
         create_raw_views(con)
         got = _login_rows(con, start, end)
     finally:
         con.close()
-    expected = Counter((region, (json.loads(meta) if meta else {}).get("sign_in_method") or "unknown")
-                       for region, kind, at, meta in logs if kind == "admin_login_success" and start <= at <= end)
-    assert {(r["region"], r["method"]): r["logins"] for r in got} == dict(expected)
+    expected = Counter((workspace, (json.loads(meta) if meta else {}).get("sign_in_method") or "unknown")
+                       for workspace, kind, at, meta in logs if kind == "admin_login_success" and start <= at <= end)
+    assert {(r["workspace_id"], r["method"]): r["logins"] for r in got} == dict(expected)
     assert expected, "the world has logins"
 
 

@@ -48,6 +48,12 @@ def worst_status(statuses: list[str]) -> str:
     return min(known, key=SEVERITY_ORDER.index) if known else "not_collected"
 
 
+def _workspace(row: tuple) -> str:
+    """A result's workspace as a metadata key: its Intercom id, or its region while none is known
+    (a workspace never reached; docs/evidence.md#how-a-table-is-derived)."""
+    return row[1] or f"{row[0]} (no workspace id)"
+
+
 def check_outcome(status: str) -> tuple[bool, dg.AssetCheckSeverity]:
     if status == "fail":
         return False, dg.AssetCheckSeverity.ERROR
@@ -61,7 +67,7 @@ def _read_results(con: Any, test_id: str, run_id: str) -> tuple[str, list[tuple]
     query = (
         "select region, workspace_id, status, population, failing, coalesce(to_review, warnings), failing_items, "
         "findings, params_json, as_of "
-        f"from evidence.{CONTROL_TESTS_TABLE} where test_id = ? and run_id = ? order by region"
+        f"from evidence.{CONTROL_TESTS_TABLE} where test_id = ? and run_id = ? order by region, workspace_id"
     )
     rows = con.execute(query, [test_id, run_id]).fetchall()
     if rows:
@@ -105,9 +111,10 @@ def _build_check(test: ControlTest) -> dg.AssetChecksDefinition:
         metadata: dict[str, Any] = {
             "status": status,
             "test_id": test.test_id,
-            "by_workspace": dg.MetadataValue.json({r[0]: r[2] for r in rows}),
+            "by_workspace": dg.MetadataValue.json({_workspace(r): r[2] for r in rows}),
             "workspaces": dg.MetadataValue.json({
-                r[0]: {"workspace_id": r[1], "status": r[2], "population": r[3], "failing": r[4], "to_review": r[5]}
+                _workspace(r): {"workspace_id": r[1], "region": r[0], "status": r[2], "population": r[3],
+                                "failing": r[4], "to_review": r[5]}
                 for r in rows}),
             "population": population,
             "failing": failing,
@@ -121,8 +128,8 @@ def _build_check(test: ControlTest) -> dg.AssetChecksDefinition:
             metadata.update(report_links(Path(duckdb.database), rows[0][9], run_id or ""))
             metadata["params"] = dg.MetadataValue.json(json.loads(rows[0][8]) if rows[0][8] else {})
             metadata["details"] = dg.MetadataValue.md(markdown_table(
-                ["region", "workspace", "status", "population", "failing", "to review", "items", "findings"],
-                [(r[0], r[1], r[2], r[3], r[4], r[5], (r[6] or [])[:10], r[7]) for r in rows],
+                ["workspace", "region", "status", "population", "failing", "to review", "items", "findings"],
+                [(r[1], r[0], r[2], r[3], r[4], r[5], (r[6] or [])[:10], r[7]) for r in rows],
             ))
         return dg.AssetCheckResult(
             passed=passed, severity=severity, metadata=metadata,

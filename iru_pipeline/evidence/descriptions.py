@@ -21,7 +21,8 @@ EVIDENCE_SCHEMA = "evidence"
 COMMON: dict[str, str] = {
     "run_id": "Dagster run id of the evidence run that wrote the row.",
     "as_of": "The evidence run's start time (UTC): every table of a run shares it.",
-    "workspace_id": "Intercom workspace (app) id.",
+    "workspace_id": "Intercom workspace (app) id: the unit of evidence. Empty for a workspace never reached "
+                    "(its runs stopped before GET /me).",
     "region": "Region code of the workspace (us, eu or au).",
     "status": "The row's status (pass, fail, review, ...; see the table's SQL file and docs/evidence.md).",
     "findings": "Why the row has its status, in words (one entry per reason).",
@@ -162,7 +163,8 @@ EVIDENCE_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "evidence_high_risk_activity": {
         "status": "pass (decision recorded), fail (high or critical, unreviewed past due) or review (open).",
-        "finding_id": "Stable id: first 16 hex digits of sha256(rule|region|actor|first event id).",
+        "finding_id": "Stable id: first 16 hex digits of sha256(rule|region|actor|first event id); unique "
+                      "within a workspace.",
         "rule_id": "Rule that raised the finding (R1-R8).",
         "rule_name": "Name of the rule.",
         "severity": "medium, high or critical.",
@@ -272,7 +274,8 @@ EVIDENCE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "status": "pass (resolved), fail (open, failing in this run), review (open, a person must look) or "
                   "not_collected (gone from this run's rows, but its source was not collected since).",
         "finding_id": "Stable id of the finding across runs: the high-risk finding's own id, else the first 16 "
-                      "hex of sha256(test_id|region|subject). Name it in evidence_reviews.csv to review it.",
+                      "hex of sha256(test_id|region|subject); unique within a workspace. Name it in "
+                      "evidence_reviews.csv (with workspace_id where two workspaces share it) to review it.",
         "test_id": "Control test the finding belongs to (T01, T03, T06 or T11).",
         "finding_kind": "high_risk_activity, failing_admin or access_change.",
         "subject": "What the finding is about: the high-risk finding id, the admin id or the access-change event id.",
@@ -293,7 +296,7 @@ EVIDENCE_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "evidence_collection_run": {
         "status": "complete (every resource collected), partial or failed (nothing collected).",
-        "workspace_name": "Workspace name.",
+        "workspace_name": "Workspace name (GET /me); for a workspace never reached, its configured name.",
         "reported_region": "Data region the workspace reports (GET /me).",
         "api_host": "API host the workspace was read from.",
         "api_version": "Intercom API version requested.",

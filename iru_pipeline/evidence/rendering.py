@@ -20,6 +20,20 @@ from typing import Any
 from iru_pipeline.evidence.params import canonical_json
 from iru_pipeline.evidence.tables import TABLES_BY_NAME
 
+WorkspaceKey = tuple[str | None, str]
+"""(workspace_id, region): how an evidence row names its workspace (docs/evidence.md#how-a-table-is-derived)."""
+
+
+def workspace_key(row: dict[str, Any]) -> WorkspaceKey:
+    return row.get("workspace_id"), row["region"]
+
+
+def workspace_label(run: dict[str, Any]) -> str:
+    """How the report and summary name a workspace: its name and Intercom id, then its region (an attribute).
+    A workspace never reached has no id yet; its run row then carries its configured name."""
+    name = run.get("workspace_name") or "unnamed workspace"
+    return f"{name} · {run.get('workspace_id') or 'no workspace id yet'} · {run['region']}"
+
 
 @dataclass(frozen=True)
 class TableRows:

@@ -30,7 +30,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from iru_pipeline.evidence import report_charts as charts
 from iru_pipeline.evidence.controls import CONTROL_TESTS
 from iru_pipeline.evidence.raw import create_raw_views
-from iru_pipeline.evidence.rendering import fetch_table, json_value
+from iru_pipeline.evidence.rendering import WorkspaceKey, fetch_table, json_value, workspace_key, workspace_label
 from iru_pipeline.regions import REGIONS
 
 if TYPE_CHECKING:
@@ -43,12 +43,12 @@ TOP_ACTIVITY_TYPES = 8
 """Activity types drawn by name in the activity chart; the rest are summed as `other`."""
 _OFFICIAL_HOSTS = frozenset(urlsplit(r.default_base_url).hostname for r in REGIONS.values())
 _ACCESS_COLUMNS = (
-    "region", "admin_id", "admin_name", "admin_email", "role_name", "is_privileged", "team_names",
+    "workspace", "admin_id", "admin_name", "admin_email", "role_name", "is_privileged", "team_names",
     "last_activity_at", "last_login_at", "last_sign_in_method", "days_inactive", "staleness",
     "identity_status", "exception_kinds", "status", "findings",
 )
 _FINDING_COLUMNS = (
-    "region", "test_id", "finding_kind", "subject_label", "severity", "status", "first_detected_at", "last_seen_at",
+    "workspace", "test_id", "finding_kind", "subject_label", "severity", "status", "first_detected_at", "last_seen_at",
     "resolved_at", "resolution", "reviewed_by", "time_to_resolve_hours",
 )
 _TO_REVIEW_COLUMNS = ("to_review", "review", "reviewing", "warnings")
@@ -58,6 +58,11 @@ _TO_REVIEW_COLUMNS = ("to_review", "review", "reviewing", "warnings")
 def _records(con: Any, table: str, run_id: str) -> list[dict[str, Any]]:
     rows = fetch_table(con, table, run_id)
     return [{c: json_value(v, t) for c, v, t in zip(rows.columns, row, rows.types, strict=True)} for row in rows.rows]
+
+
+def _labelled(rows: list[dict[str, Any]], labels: dict[WorkspaceKey, str]) -> list[dict[str, Any]]:
+    """The rows with `workspace`: the label of the run row naming the same workspace."""
+    return [dict(r, workspace=labels.get(workspace_key(r)) or workspace_label(r)) for r in rows]
 
 
 def _to_review(test: dict[str, Any]) -> int | None:
@@ -81,12 +86,12 @@ def _signature_note(signing: dict[str, Any] | None) -> tuple[str, str]:
 
 def _test_caveats(tests: list[dict[str, Any]]) -> list[str]:
     """Why a test is neither pass nor fail in a workspace (not collected, manual, to review)."""
-    return [f"{t['test_id']} ({t['region']}, {t['status']}): {'; '.join(t['findings'] or [])}"
+    return [f"{t['test_id']} ({t['workspace']}, {t['status']}): {'; '.join(t['findings'] or [])}"
             for t in tests if t["status"] not in ("pass", "fail") and t["findings"]]
 
 
 def _caveats(runs: list[dict[str, Any]]) -> list[str]:
-    out = [f"{r['region']}: not collected in the latest attempt: {', '.join(r['missing_capabilities'])}"
+    out = [f"{r['workspace']}: not collected in the latest attempt: {', '.join(r['missing_capabilities'])}"
            for r in runs if r["missing_capabilities"]]
     out += [
         "MFA enforcement is not exposed by the Intercom API: T07 needs a Settings > Security screenshot unless "
@@ -98,13 +103,13 @@ def _caveats(runs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _grid(regions: list[str], tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_key = {(t["test_id"], t["region"]): t for t in tests}
+def _grid(workspaces: list[str], tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_key = {(t["test_id"], t["workspace"]): t for t in tests}
     rows = []
     for ct in CONTROL_TESTS:
         cells = []
-        for region in regions:
-            t = by_key.get((ct.test_id, region))
+        for workspace in workspaces:
+            t = by_key.get((ct.test_id, workspace))
             status = t["status"] if t else "no_run"
             cells.append({"status": status, "key": charts.status_key(status), "failing": t["failing"] if t else None,
                           "to_review": _to_review(t) if t else None, "population": t["population"] if t else None})
@@ -112,14 +117,15 @@ def _grid(regions: list[str], tests: list[dict[str, Any]]) -> list[dict[str, Any
     return rows
 
 
-def _test_sections(regions: list[str], tests: list[dict[str, Any]], history: list[dict[str, Any]],
+def _test_sections(workspaces: list[str], tests: list[dict[str, Any]], history: list[dict[str, Any]],
                    period: tuple[date, date]) -> list[dict[str, Any]]:
     sections = []
     for ct in CONTROL_TESTS:
         results = [dict(t, key=charts.status_key(t["status"]), to_review=_to_review(t))
                    for t in tests if t["test_id"] == ct.test_id]
-        results.sort(key=lambda t: regions.index(t["region"]) if t["region"] in regions else len(regions))
-        days = [(h["region"], _day(h["day"]), h["status"]) for h in history if h["test_id"] == ct.test_id]
+        results.sort(key=lambda t: workspaces.index(t["workspace"]) if t["workspace"] in workspaces
+                     else len(workspaces))
+        days = [(h["workspace"], _day(h["day"]), h["status"]) for h in history if h["test_id"] == ct.test_id]
         strip = charts.render(charts.status_strip_spec(days, *period)) if days else None
         sections.append({"test": ct, "results": results, "strip": strip})
     return sections
@@ -128,24 +134,24 @@ def _test_sections(regions: list[str], tests: list[dict[str, Any]], history: lis
 def _activity_rows(con: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
     rows = con.execute(
         """with a as (
-               select region, date_trunc('week', created_at) as week, activity_type
+               select workspace_id, region, date_trunc('week', created_at) as week, activity_type
                from raw_activity_logs where created_at >= ? and created_at <= ?),
            top as (select activity_type from a group by 1 order by count(*) desc, 1 limit ?)
-           select region, strftime(week, '%Y-%m-%d') as week,
+           select workspace_id, region, strftime(week, '%Y-%m-%d') as week,
                   case when activity_type in (select activity_type from top) then activity_type else 'other' end,
                   count(*)
            from a group by all order by all""",
         [start, end, TOP_ACTIVITY_TYPES]).fetchall()
-    return [{"region": r, "week": w, "activity_type": t, "events": n} for r, w, t, n in rows]
+    return [{"workspace_id": i, "region": r, "week": w, "activity_type": t, "events": n} for i, r, w, t, n in rows]
 
 
 def _login_rows(con: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
     rows = con.execute(
-        """select region, coalesce(metadata ->> 'sign_in_method', 'unknown') as method, count(*)
+        """select workspace_id, region, coalesce(metadata ->> 'sign_in_method', 'unknown') as method, count(*)
            from raw_activity_logs
            where activity_type = 'admin_login_success' and created_at >= ? and created_at <= ?
            group by all order by all""", [start, end]).fetchall()
-    return [{"region": r, "method": m, "logins": n} for r, m, n in rows]
+    return [{"workspace_id": i, "region": r, "method": m, "logins": n} for i, r, m, n in rows]
 
 
 def _sla_rows(sla: list[dict[str, Any]], measures: dict[str, str]) -> list[dict[str, Any]]:
@@ -155,7 +161,7 @@ def _sla_rows(sla: list[dict[str, Any]], measures: dict[str, str]) -> list[dict[
             continue
         for column, label in measures.items():
             if row.get(column) is not None:
-                out.append({"region": row["region"], "month": row["period_month"], "team": row["team_name"] or "",
+                out.append({"workspace": row["workspace"], "month": row["period_month"], "team": row["team_name"] or "",
                             "measure": label, "hours": round(row[column] / 3600, 2)})
     return out
 
@@ -165,21 +171,23 @@ def _retention_rows(retention: list[dict[str, Any]], as_of: datetime) -> list[di
     for r in retention:
         oldest = r["oldest_reference_at"]
         oldest_days = (as_of - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).days if oldest else None
-        out.append({"record": f"{r['region']} {r['object_type']}", "median_age_days": r["median_age_days"],
+        out.append({"record": f"{r['workspace']} {r['object_type']}", "median_age_days": r["median_age_days"],
                     "oldest_age_days": oldest_days, "retention_days": r["retention_days"],
                     "over_retention": r["over_retention"], "population": r["population"]})
     return out
 
 
-def _charts(con: Any, run_id: str, first: dict[str, Any], as_of: datetime) -> dict[str, Any]:
+def _charts(con: Any, run_id: str, first: dict[str, Any], as_of: datetime,
+            labels: dict[WorkspaceKey, str]) -> dict[str, Any]:
     start = datetime.fromisoformat(first["period_start"].replace("Z", "+00:00"))
     create_raw_views(con)
-    activity, logins = _activity_rows(con, start, as_of), _login_rows(con, start, as_of)
-    sla = _records(con, "evidence_support_request_sla", run_id)
+    activity = _labelled(_activity_rows(con, start, as_of), labels)
+    logins = _labelled(_login_rows(con, start, as_of), labels)
+    sla = _labelled(_records(con, "evidence_support_request_sla", run_id), labels)
     params = first["params_json"] or {}
     reply = _sla_rows(sla, {"p50_first_reply_s": "p50", "p90_first_reply_s": "p90"})
     close = _sla_rows(sla, {"p50_time_to_first_close_s": "p50"})
-    retention = _retention_rows(_records(con, "evidence_data_retention", run_id), as_of)
+    retention = _retention_rows(_labelled(_records(con, "evidence_data_retention", run_id), labels), as_of)
     render = charts.render
     return {
         "activity": render(charts.activity_spec(activity)) if activity else None,
@@ -198,38 +206,39 @@ def report_context(con: Any, run_id: str, signing: dict[str, Any] | None = None,
     """Everything the template shows, read from DuckDB (the run must have rows: build_export checks).
     `period`: the audit window of a period export, named in the header."""
     con.execute("set TimeZone = 'UTC'")
-    runs = _records(con, "evidence_collection_run", run_id)
+    runs = [dict(r, workspace=workspace_label(r)) for r in _records(con, "evidence_collection_run", run_id)]
     first = runs[0]
-    regions = [r["region"] for r in runs]
+    labels = {workspace_key(r): r["workspace"] for r in runs}
+    workspaces = [r["workspace"] for r in runs]
     as_of = datetime.fromisoformat(first["as_of"].replace("Z", "+00:00")).astimezone(UTC)
-    tests = _records(con, "evidence_control_tests", run_id)
-    history = _records(con, HISTORY_TABLE, run_id)
+    tests = _labelled(_records(con, "evidence_control_tests", run_id), labels)
+    history = _labelled(_records(con, HISTORY_TABLE, run_id), labels)
     days = sorted({_day(h["day"]) for h in history}) or [as_of.date()]
-    access = _records(con, "evidence_admin_access_review", run_id)
+    access = _labelled(_records(con, "evidence_admin_access_review", run_id), labels)
     columns = [c for c in _ACCESS_COLUMNS if access and c in access[0]]
     hosts = [r for r in runs if (r["api_host"] or "").split(":")[0] not in _OFFICIAL_HOSTS]
     return {
-        "run": first, "runs": runs, "regions": regions,
+        "run": first, "runs": runs, "workspaces": workspaces,
         "export_period": period.describe() if period is not None else None,
         "params_text": json.dumps(first["params_json"] or {}, indent=2, sort_keys=True, ensure_ascii=False),
         "non_production": hosts,
         "signature": _signature_note(signing),
         "caveats": _caveats(runs),
         "test_caveats": _test_caveats(tests),
-        "grid": _grid(regions, tests),
+        "grid": _grid(workspaces, tests),
         "statuses": [(s, c) for s, c in charts.STATUS_COLOURS.items()],
-        "sections": _test_sections(regions, tests, history, (days[0], days[-1])),
+        "sections": _test_sections(workspaces, tests, history, (days[0], days[-1])),
         "history_days": (days[0].isoformat(), days[-1].isoformat()),
         "access_columns": columns,
         "access_rows": [[_cell(a[c]) for c in columns] for a in access],
-        "findings": _findings(con, run_id),
-        "charts": _charts(con, run_id, first, as_of),
+        "findings": _findings(con, run_id, labels),
+        "charts": _charts(con, run_id, first, as_of, labels),
     }
 
 
-def _findings(con: Any, run_id: str) -> dict[str, Any]:
+def _findings(con: Any, run_id: str, labels: dict[WorkspaceKey, str]) -> dict[str, Any]:
     """The findings tracked across runs (evidence_findings; none for a run written before it)."""
-    rows = _records(con, "evidence_findings", run_id)
+    rows = _labelled(_records(con, "evidence_findings", run_id), labels)
     columns = [c for c in _FINDING_COLUMNS if rows and c in rows[0]]
     return {"columns": columns, "rows": [[_cell(r[c]) for c in columns] for r in rows],
             "open": sum(1 for r in rows if r.get("is_open")),

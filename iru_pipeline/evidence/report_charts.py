@@ -96,13 +96,13 @@ def status_strip_spec(days: Iterable[tuple[str, date, str]], first: date, last: 
 
 
 def activity_spec(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Admin activity per week and type (rows: region, week, activity_type, events)."""
+    """Admin activity per week and type (rows: workspace, week, activity_type, events)."""
     return _base(
         list(rows),
         width=_WIDTH, height=110,
         mark={"type": "bar"},
         encoding={
-            "row": {"field": "region", "type": "nominal", "title": None},
+            "row": {"field": "workspace", "type": "nominal", "title": None},
             "x": {"field": "week", "type": "temporal", "scale": {"type": "utc"}, "timeUnit": "utcyearweek",
                   "title": "week (UTC)", "axis": {"format": "%Y-%m-%d", "labelOverlap": True}},
             "y": {"field": "events", "type": "quantitative", "aggregate": "sum", "title": "events"},
@@ -113,13 +113,13 @@ def activity_spec(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def logins_spec(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Successful admin logins in the period by sign-in method (rows: region, method, logins)."""
+    """Successful admin logins in the period by sign-in method (rows: workspace, method, logins)."""
     return _base(
         list(rows),
         width=_WIDTH - 120, height={"step": 22},
         mark={"type": "bar"},
         encoding={
-            "y": {"field": "region", "type": "nominal", "title": None},
+            "y": {"field": "workspace", "type": "nominal", "title": None},
             "x": {"field": "logins", "type": "quantitative", "aggregate": "sum", "title": "successful logins"},
             "color": {"field": "method", "type": "nominal", "title": "sign-in method",
                       "scale": {"scheme": "set2"}},
@@ -129,7 +129,7 @@ def logins_spec(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def sla_spec(rows: Sequence[dict[str, Any]], due_hours: float, title: str) -> dict[str, Any]:
     """Monthly percentiles per team of a support time against its SLA (dashed red rule)
-    (rows: region, month, team, measure, hours)."""
+    (rows: workspace, month, team, measure, hours)."""
     return _base(
         list(rows),
         width=_WIDTH - 120, height=150, title={"text": title, "fontSize": 12, "anchor": "start"},
@@ -139,9 +139,9 @@ def sla_spec(rows: Sequence[dict[str, Any]], due_hours: float, title: str) -> di
                  "x": {"field": "month", "type": "temporal", "scale": {"type": "utc"}, "timeUnit": "utcyearmonth",
                        "title": "month created (UTC), one point per team", "axis": {"format": "%Y-%m"}},
                  "y": {"field": "hours", "type": "quantitative", "title": "hours"},
-                 "color": {"field": "region", "type": "nominal", "scale": {"scheme": "dark2"}},
+                 "color": {"field": "workspace", "type": "nominal", "scale": {"scheme": "dark2"}},
                  "shape": {"field": "measure", "type": "nominal", "title": "percentile"},
-                 "tooltip": [{"field": "region"}, {"field": "team"}, {"field": "measure"}, {"field": "hours"}],
+                 "tooltip": [{"field": "workspace"}, {"field": "team"}, {"field": "measure"}, {"field": "hours"}],
              }},
             {"data": {"values": [{"due": due_hours}]},
              "mark": {"type": "rule", "color": STATUS_COLOURS["fail"], "strokeDash": [4, 3]},

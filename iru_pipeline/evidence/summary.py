@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from iru_pipeline.evidence.controls import CONTROL_TESTS, status_with_counts
-from iru_pipeline.evidence.rendering import TableRows, json_value, sha256_hex
+from iru_pipeline.evidence.rendering import TableRows, json_value, sha256_hex, workspace_key, workspace_label
 from iru_pipeline.evidence.tables import MANIFEST_TABLE, PROOF_TABLE
 from iru_pipeline.intercom_client.proofs import is_intercom_api_host
 
@@ -54,14 +54,14 @@ def without_header(summary: str, header: str) -> str | None:
 
 
 def _host_warnings(runs: list[dict[str, Any]], tables: Mapping[str, TableRows]) -> list[str]:
-    proof_urls: dict[str, set[str]] = {}
+    proof_urls: dict[tuple[str | None, str], set[str]] = {}
     for p in records(tables[PROOF_TABLE]) if PROOF_TABLE in tables else []:
-        proof_urls.setdefault(p["region"], set()).add(p["api_base_url"] or "")
+        proof_urls.setdefault(workspace_key(p), set()).add(p["api_base_url"] or "")
     lines = []
     for r in runs:
-        seen = sorted(u for u in proof_urls.get(r["region"], set()) if not is_intercom_api_host(u))
+        seen = sorted(u for u in proof_urls.get(workspace_key(r), set()) if not is_intercom_api_host(u))
         if not is_intercom_api_host(r["api_host"]) or seen:
-            lines.append(f"> **Not collected from Intercom's API host.** Region {r['region']} was read from "
+            lines.append(f"> **Not collected from Intercom's API host.** Workspace {workspace_label(r)} was read from "
                          f"`{', '.join(seen) or r['api_host'] or 'an unknown host'}` (a proxy, a test double or a "
                          "local server), not from https://api.intercom.io, api.eu.intercom.io or "
                          "api.au.intercom.io: the evidence is only as good as that host.")
@@ -84,31 +84,33 @@ def _table_md(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]
 
 
 def _tests_table(runs: list[dict[str, Any]], tests: list[dict[str, Any]]) -> list[str]:
-    regions = [r["region"] for r in runs]
-    by_test: dict[str, dict[str, dict[str, Any]]] = {}
+    workspaces = [workspace_key(r) for r in runs]
+    by_test: dict[str, dict[tuple[str | None, str], dict[str, Any]]] = {}
     for t in tests:
-        by_test.setdefault(t["test_id"], {})[t["region"]] = t
+        by_test.setdefault(t["test_id"], {})[workspace_key(t)] = t
     rows = []
     for test in CONTROL_TESTS:
         cells = []
-        for region in regions:
-            found = by_test.get(test.test_id, {}).get(region)
+        for workspace in workspaces:
+            found = by_test.get(test.test_id, {}).get(workspace)
             cells.append("" if found is None else status_with_counts(found["status"], found["failing"],
                                                                         found["warnings"], found["population"]))
         rows.append([test.test_id, test.name, *cells, ", ".join(test.soc2), ", ".join(test.iso27001),
                      ", ".join(test.gdpr)])
-    return _table_md(["test", "control", *regions, "SOC 2", "ISO 27001", "GDPR"], rows)
+    return _table_md(["test", "control", *(workspace_label(r) for r in runs), "SOC 2", "ISO 27001", "GDPR"], rows)
 
 
 def _caveats(runs: list[dict[str, Any]], tests: list[dict[str, Any]]) -> list[str]:
+    labels = {workspace_key(r): workspace_label(r) for r in runs}
     caveats = []
     for t in tests:
         if t["status"] in ("not_collected", "manual") or (t["status"] == "review" and t["findings"]):
-            caveats.append(f"{t['test_id']} ({t['region']}, {t['status']}): {'; '.join(t['findings'])}")
+            where = labels.get(workspace_key(t)) or workspace_label(t)
+            caveats.append(f"{t['test_id']} ({where}, {t['status']}): {'; '.join(t['findings'])}")
     for r in runs:
         if r["missing_capabilities"]:
             missing = ", ".join(r["missing_capabilities"])
-            caveats.append(f"{r['region']}: not collected in the latest attempt: {missing}")
+            caveats.append(f"{workspace_label(r)}: not collected in the latest attempt: {missing}")
     return caveats + [
         "MFA enforcement is not exposed by the Intercom API: T07 needs a Settings > Security screenshot showing "
         "the URL and the date unless every login used SSO.",
@@ -138,9 +140,9 @@ def summary_document(tables: Mapping[str, TableRows], files: Mapping[str, bytes]
         "",
         "## Workspaces",
         "",
-        *_table_md(["region", "workspace", "name", "reported region", "API host", "API version", "collection",
+        *_table_md(["workspace", "id", "region", "reported region", "API host", "API version", "collection",
                     "missing"],
-                   [[r["region"], r["workspace_id"], r["workspace_name"], r["reported_region"], r["api_host"],
+                   [[r["workspace_name"], r["workspace_id"], r["region"], r["reported_region"], r["api_host"],
                      r["api_version"], r["status"], r["missing_capabilities"]] for r in runs]),
         "",
         "## Control tests",

@@ -3,7 +3,8 @@
 One row here per table in schema `evidence`; the SQL that fills it is `sql/<name minus
 "evidence_">.sql`. The order of `EVIDENCE_TABLES` is the order the assets depend on each
 other and the order of files in an export. `order_by` is the table's natural key: exports
-and the manifest digest sort rows by it, so the same rows always give the same bytes.
+and the manifest digest sort rows by it, then by every other column (workspace_id among them), so
+the same rows always give the same bytes. It is kept as earlier runs were hashed with it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ _SNAPSHOTS = ("workspaces", "admins", "teams", "team_memberships", "tags", "data
 EVIDENCE_TABLES: tuple[EvidenceTable, ...] = (
     EvidenceTable(
         "evidence_collection_stream",
-        "One row per region and Intercom resource: the latest collection attempt (status, reason, "
+        "One row per workspace and Intercom resource: the latest collection attempt (status, reason, "
         "windows, cursors, API calls, retries, 429s, rows, dropped fields) and activity-log coverage "
         "across runs (docs/evidence.md#tables).",
         reads=RESOURCE_NAMES, order_by=("region", "stream"),

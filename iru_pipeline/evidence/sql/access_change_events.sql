@@ -66,10 +66,10 @@ events as (
 ),
 roles as (
     -- whether the API gives admin roles at all in the workspace (some plans and tokens do not)
-    select region, count(role_name) > 0 as roles_known from admin_latest where is_current group by region
+    select ws, count(role_name) > 0 as roles_known from admin_latest where is_current group by ws
 ),
 judged as (
-    select e.*, p.run_id, p.as_of, w.workspace_id as ws_id, a.role_name as actor_role,
+    select e.*, p.run_id, p.as_of, w.region as ws_region, a.role_name as actor_role,
         case when len(p.access_managers) > 0 then 'access_managers' else 'privileged_role' end as basis,
         case
             when len(p.access_managers) > 0 then list_contains(p.access_managers, e.actor_email)
@@ -83,15 +83,15 @@ judged as (
         r.decision, r.reviewed_by as reviewer, r.reviewed_at as review_at
     from events e
     cross join p
-    left join evidence_regions w on w.region = e.region
-    left join admin_latest a on a.region = e.region and a.admin_id = e.performed_by_id
-    left join roles ro on ro.region = e.region
+    left join evidence_workspaces w on w.ws = e.ws
+    left join admin_latest a on a.ws = e.ws and a.admin_id = e.performed_by_id
+    left join roles ro on ro.ws = e.ws
     left join hr h on h.email = e.actor_email
-    left join latest_review r on r.region = e.region and r.finding_id = e.id
+    left join latest_review r on r.ws = e.ws and r.finding_id = e.id
     where e.category is not null
 )
 select
-    run_id, as_of, coalesce(workspace_id, ws_id) as workspace_id, region,
+    run_id, as_of, workspace_id, coalesce(ws_region, region) as region,
     case
         when hr_at_event = 'terminated' then 'fail'
         when decision is not null then 'pass'

@@ -61,10 +61,10 @@ admins as (
     where a._dlt_valid_to is null
 ),
 snapshots as (
-    select region, id as admin_id, min(_dlt_valid_from) as first_snapshot_at from raw_admins group by all
+    select workspace_id as ws, id as admin_id, min(_dlt_valid_from) as first_snapshot_at from raw_admins group by all
 ),
 act as (
-    select region, performed_by_id as admin_id,
+    select ws, performed_by_id as admin_id,
            min(created_at) as first_activity_at,
            max(created_at) as last_activity_at,
            max(created_at) filter (where activity_type = 'admin_login_success') as last_login_at,
@@ -78,43 +78,42 @@ act as (
 ),
 invites as (
     -- the invitation names the invitee's e-mail in its description (match on text: docs/evidence.md#caveats-the-evidence-states)
-    select a.region, a.id as admin_id, min(l.created_at) as invited_at
+    select a.workspace_id as ws, a.id as admin_id, min(l.created_at) as invited_at
     from admins a
-    join activity l on l.region = a.region and l.activity_type = 'admin_invite_creation'
+    join activity l on l.ws = a.workspace_id and l.activity_type = 'admin_invite_creation'
         and contains(lower(coalesce(l.activity_description, '') || ' ' || coalesce(l.metadata::varchar, '')), a.email_lc)
     group by all
 ),
 teams as (
-    select a.region, a.id as admin_id, list(t.name order by t.name) as team_names
+    select a.workspace_id as ws, a.id as admin_id, list(t.name order by t.name) as team_names
     from admins a, unnest(a.team_ids) as u(team_id)
-    join raw_teams t on t.region = a.region and t.id = u.team_id and t._dlt_valid_to is null
+    join raw_teams t on t.workspace_id = a.workspace_id and t.id = u.team_id and t._dlt_valid_to is null
     group by all
 ),
 logs as (
     -- how far back the logs held reach: a window requested but holding nothing proves no absence
-    select s.region, s.input_state, greatest(v.coverage_start, h.first_event_at) as coverage_start
+    select s.ws, s.input_state, greatest(v.coverage_start, h.first_event_at) as coverage_start
     from stream_state s
-    left join stream_coverage v using (region, stream)
-    left join (select region, min(created_at) as first_event_at from raw_activity_logs group by region) h
-        on h.region = s.region
+    left join stream_coverage v using (ws, stream)
+    left join (select workspace_id, min(created_at) as first_event_at from raw_activity_logs group by workspace_id) h
+        on h.workspace_id = s.ws
     where s.stream = 'activity_logs'
 ),
 exceptions as (
     -- every identifier the row gives must agree; admin ids repeat across workspaces, so an id
     -- is only ever read with its workspace (inputs.py refuses an id given alone), while an
     -- e-mail alone names a person and applies in every workspace
-    select a.region, a.id as admin_id, list(distinct x.kind order by x.kind) as kinds, min(x.expires_at) as expires_at
+    select a.workspace_id as ws, a.id as admin_id, list(distinct x.kind order by x.kind) as kinds, min(x.expires_at) as expires_at
     from admins a cross join p
-    left join evidence_regions w on w.region = a.region
     join access_exceptions x on (x.admin_id is null or x.admin_id = a.id)
         and (x.email is null or x.email = a.email_lc)
-        and (x.workspace_id is null or x.workspace_id = coalesce(a.workspace_id, w.workspace_id))
+        and (x.workspace_id is null or x.workspace_id = a.workspace_id)
         and (x.region is null or x.region = a.region)
         and (x.expires_at is null or x.expires_at > p.as_of)
     group by all
 ),
 base as (
-    select a.*, p.*, w.workspace_id as ws_id,
+    select a.*, p.*, w.region as ws_region,
            s.first_snapshot_at, i.invited_at, act.first_activity_at, act.last_activity_at, act.last_login_at,
            act.last_sign_in_method, coalesce(act.login_ips_30d, 0) as ips_30d,
            t.team_names, h.person_id, h.status as hr_status_raw, h.termination_at,
@@ -125,14 +124,14 @@ base as (
                as privileged
     from admins a
     cross join p
-    left join evidence_regions w on w.region = a.region
-    left join snapshots s on s.region = a.region and s.admin_id = a.id
-    left join invites i on i.region = a.region and i.admin_id = a.id
-    left join act on act.region = a.region and act.admin_id = a.id
-    left join teams t on t.region = a.region and t.admin_id = a.id
+    left join evidence_workspaces w on w.ws = a.workspace_id
+    left join snapshots s on s.ws = a.workspace_id and s.admin_id = a.id
+    left join invites i on i.ws = a.workspace_id and i.admin_id = a.id
+    left join act on act.ws = a.workspace_id and act.admin_id = a.id
+    left join teams t on t.ws = a.workspace_id and t.admin_id = a.id
     left join hr h on h.email = a.email_lc
-    left join exceptions x on x.region = a.region and x.admin_id = a.id
-    left join logs on logs.region = a.region
+    left join exceptions x on x.ws = a.workspace_id and x.admin_id = a.id
+    left join logs on logs.ws = a.workspace_id
 ),
 judged as (
     select *,
@@ -190,7 +189,7 @@ flagged as (
     from shared
 )
 select
-    run_id, as_of, coalesce(workspace_id, ws_id) as workspace_id, region,
+    run_id, as_of, workspace_id, coalesce(ws_region, region) as region,
     case
         when identity in ('terminated', 'unmatched')
           or (staleness_value = 'stale' and not list_contains(kinds, 'inactive')) then 'fail'

@@ -35,17 +35,17 @@ delete from evidence.evidence_collection_proof where run_id = (select run_id fro
 insert into evidence.evidence_collection_proof by name
 with p as (select * from evidence_params),
 latest as (
-    select region, arg_max(run_id, received_at) as ingestion_run_id
-    from raw_collection_proofs
-    group by region
+    select ws, arg_max(run_id, received_at) as ingestion_run_id
+    from proof_runs
+    group by ws
 ),
 proofs as (
     select x.*, x.api_base_url in (select 'https://' || official_host from region_catalog) as intercom_api_host
-    from raw_collection_proofs x
-    join latest l on l.region = x.region and l.ingestion_run_id = x.run_id
+    from proof_runs x
+    join latest l on l.ws = x.ws and l.ingestion_run_id = x.run_id
 )
 select
-    p.run_id, p.as_of, r.workspace_id, x.region,
+    p.run_id, p.as_of, r.workspace_id, coalesce(r.region, x.region) as region,
     case when x.intercom_api_host then 'info' else 'review' end as status,
     list_filter([
         case when not x.intercom_api_host
@@ -56,4 +56,4 @@ select
     x.http_status, x.request_id, x.body_sha256, x.body_bytes
 from proofs x
 cross join p
-left join evidence_regions r on r.region = x.region;
+left join evidence_workspaces r on r.ws = x.ws;

@@ -67,7 +67,7 @@ delete from evidence.evidence_collection_run where run_id = (select run_id from 
 insert into evidence.evidence_collection_run by name
 with p as (select * from evidence_params),
 streams as (
-    select region,
+    select workspace_id, region,
            count(*) filter (where status = 'ok') as ok_n,
            count(*) filter (where status <> 'ok') as not_ok_n,
            list(stream || ':' || coalesce(error_code, status) order by stream) filter (where status <> 'ok') as missing,
@@ -76,14 +76,14 @@ streams as (
            sum(rows_loaded) as rows_loaded
     from evidence.evidence_collection_stream
     where run_id = (select run_id from p)
-    group by region
+    group by workspace_id, region
 ),
 tests as (
-    select region, count(*) filter (where status = 'fail') as failed,
+    select workspace_id, region, count(*) filter (where status = 'fail') as failed,
            count(*) filter (where status = 'not_collected') as not_collected
     from evidence.evidence_control_tests
     where run_id = (select run_id from p)
-    group by region
+    group by workspace_id, region
 )
 select
     p.run_id, p.as_of, r.workspace_id, r.region,
@@ -93,7 +93,7 @@ select
         case when t.failed > 0 then t.failed || ' control test(s) failed' end,
         case when t.not_collected > 0 then t.not_collected || ' control test(s) not collected' end
     ], lambda f: f is not null) as findings,
-    r.workspace_name, r.reported_region, r.api_host, r.api_version, r.token_admin_id,
+    coalesce(r.workspace_name, r.workspace) as workspace_name, r.reported_region, r.api_host, r.api_version, r.token_admin_id,
     s.started as collection_started_at, s.finished as collection_finished_at,
     p.period_start, p.period_end,
     coalesce(s.ok_n, 0) as streams_ok, coalesce(s.not_ok_n, 0) as streams_not_ok,
@@ -103,8 +103,8 @@ select
     p.pii_mode, p.hmac_key_id, p.params_sha256, p.params_json, p.inputs_json,
     p.tool_version, p.python_version, p.duckdb_version, p.dagster_version, p.dlt_version, p.collector_host,
     m.tables_sha256, m.previous_manifest_sha256, m.manifest_sha256, m.chain_seq, m.files_sha256, m.chain_version, m.chain_columns
-from evidence_regions r
+from evidence_workspaces r
 cross join p
 cross join run_manifest m
-left join streams s on s.region = r.region
-left join tests t on t.region = r.region;
+left join streams s on s.workspace_id is not distinct from r.workspace_id and s.region = r.region
+left join tests t on t.workspace_id is not distinct from r.workspace_id and t.region = r.region;

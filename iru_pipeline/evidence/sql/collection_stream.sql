@@ -1,4 +1,4 @@
--- evidence_collection_stream: one row per region and Intercom resource (docs/evidence.md#tables).
+-- evidence_collection_stream: one row per workspace and Intercom resource (docs/evidence.md#tables).
 -- What the latest collection attempt of each resource did (from intercom.sync_results), and
 -- what the successful attempts cover across runs. `status` is the collection status:
 -- ok | skipped (permission or plan: the dependent tests become not_collected) | failed | not_run.
@@ -53,23 +53,23 @@ delete from evidence.evidence_collection_stream where run_id = (select run_id fr
 insert into evidence.evidence_collection_stream by name
 with p as (select * from evidence_params),
 stored as (
-    -- rows held now per region and table (snapshots: current versions only)
-    select region, 'workspaces' as stream, count(*) as n from raw_workspaces where _dlt_valid_to is null group by all
-    union all select region, 'admins', count(*) from raw_admins where _dlt_valid_to is null group by all
-    union all select region, 'teams', count(*) from raw_teams where _dlt_valid_to is null group by all
-    union all select region, 'team_memberships', count(*) from raw_team_memberships where _dlt_valid_to is null group by all
-    union all select region, 'tags', count(*) from raw_tags where _dlt_valid_to is null group by all
-    union all select region, 'data_attributes', count(*) from raw_data_attributes where _dlt_valid_to is null group by all
-    union all select region, 'contacts', count(*) from raw_contacts group by all
-    union all select region, 'conversations', count(*) from raw_conversations group by all
-    union all select region, 'deleted_conversations', count(*) from raw_deleted_conversations group by all
-    union all select region, 'activity_logs', count(*) from raw_activity_logs group by all
+    -- rows held now per workspace and table (snapshots: current versions only)
+    select workspace_id as ws, 'workspaces' as stream, count(*) as n from raw_workspaces where _dlt_valid_to is null group by all
+    union all select workspace_id as ws, 'admins', count(*) from raw_admins where _dlt_valid_to is null group by all
+    union all select workspace_id as ws, 'teams', count(*) from raw_teams where _dlt_valid_to is null group by all
+    union all select workspace_id as ws, 'team_memberships', count(*) from raw_team_memberships where _dlt_valid_to is null group by all
+    union all select workspace_id as ws, 'tags', count(*) from raw_tags where _dlt_valid_to is null group by all
+    union all select workspace_id as ws, 'data_attributes', count(*) from raw_data_attributes where _dlt_valid_to is null group by all
+    union all select workspace_id as ws, 'contacts', count(*) from raw_contacts group by all
+    union all select workspace_id as ws, 'conversations', count(*) from raw_conversations group by all
+    union all select workspace_id as ws, 'deleted_conversations', count(*) from raw_deleted_conversations group by all
+    union all select workspace_id as ws, 'activity_logs', count(*) from raw_activity_logs group by all
 )
 select
     p.run_id, p.as_of, r.workspace_id, r.region,
     coalesce(l.status, 'not_run') as status,
     list_filter([
-        case when l.status is null then 'never attempted in this region' end,
+        case when l.status is null then 'never attempted in this workspace' end,
         case when l.status = 'skipped' then 'not collected: ' || coalesce(l.error_code, 'skipped') || ' (needs the "' || c.scope_required || '" permission or plan)' end,
         case when l.status = 'failed' then 'latest attempt failed: ' || coalesce(l.error_code, 'error') end,
         case when v.coverage_gaps > 0 then 'collected windows leave ' || v.coverage_gaps || ' gap(s)' end,
@@ -87,9 +87,9 @@ select
     coalesce(l.fields_dropped, []::varchar[]) as fields_dropped,
     coalesce(l.api_host, r.api_host) as api_host, coalesce(l.api_version, r.api_version) as api_version,
     l.error_code, l.http_status, l.request_id, l.reason
-from evidence_regions r
+from evidence_workspaces r
 cross join resource_catalog c
 cross join p
-left join latest_sync l on l.region = r.region and l.resource = c.stream
-left join stream_coverage v on v.region = r.region and v.stream = c.stream
-left join stored s on s.region = r.region and s.stream = c.stream;
+left join latest_sync l on l.ws = r.ws and l.resource = c.stream
+left join stream_coverage v on v.ws = r.ws and v.stream = c.stream
+left join stored s on s.ws = r.ws and s.stream = c.stream;

@@ -42,27 +42,28 @@ current as (
     where run_id = (select run_id from p)
 ),
 evaluated as (
-    select t.region, t.test_id, t.status, t.findings, t.population, t.failing, t.run_id, t.as_of,
+    select t.workspace_id, t.region, t.test_id, t.status, t.findings, t.population, t.failing, t.run_id, t.as_of,
            cast(timezone('UTC', t.as_of) as date) as day
     from evidence.evidence_control_tests t cross join p
     where t.as_of <= p.as_of and (t.run_id = p.run_id or t.run_id in (select run_id from prior_runs))
 ),
 first_day as (
-    select region, greatest(min(e.day), cast(timezone('UTC', any_value(p.period_start)) as date)) as first_day
+    select workspace_id, region,
+           greatest(min(e.day), cast(timezone('UTC', any_value(p.period_start)) as date)) as first_day
     from evaluated e cross join p
-    group by region
+    group by workspace_id, region
 ),
 days as (
     select c.region, c.workspace_id, c.test_id, cast(d.day as date) as day
     from current c
-    join first_day f using (region)
+    join first_day f on f.workspace_id is not distinct from c.workspace_id and f.region = c.region
     cross join p
     cross join lateral generate_series(f.first_day, cast(timezone('UTC', p.as_of) as date), interval 1 day) as d(day)
 ),
 last_of_day as (
-    select *, count(*) over (partition by region, test_id, day) as runs_that_day
+    select *, count(*) over (partition by workspace_id, region, test_id, day) as runs_that_day
     from evaluated
-    qualify row_number() over (partition by region, test_id, day order by as_of desc, run_id desc) = 1
+    qualify row_number() over (partition by workspace_id, region, test_id, day order by as_of desc, run_id desc) = 1
 )
 select
     p.run_id, p.as_of, d.workspace_id, d.region,
@@ -73,4 +74,5 @@ select
     coalesce(l.runs_that_day, 0) as runs_that_day, l.population, l.failing
 from days d
 cross join p
-left join last_of_day l using (region, test_id, day);
+left join last_of_day l on l.workspace_id is not distinct from d.workspace_id and l.region = d.region
+    and l.test_id = d.test_id and l.day = d.day;

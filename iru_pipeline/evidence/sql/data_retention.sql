@@ -39,17 +39,17 @@ delete from evidence.evidence_data_retention where run_id = (select run_id from 
 insert into evidence.evidence_data_retention by name
 with p as (select * from evidence_params),
 records as (
-    select region, 'conversation' as object_type, p.conversation_retention_days as retention_days,
+    select workspace_id as ws, region, 'conversation' as object_type, p.conversation_retention_days as retention_days,
            greatest(updated_at, last_close_at, created_at) as reference_at, id
     from raw_conversations cross join p
     union all
-    select region, 'contact_' || coalesce(lower(role), 'unknown'),
+    select workspace_id, region, 'contact_' || coalesce(lower(role), 'unknown'),
            case when lower(role) = 'lead' then p.lead_retention_days else p.contact_retention_days end,
            greatest(last_seen_at, last_replied_at, signed_up_at, created_at), null
     from raw_contacts cross join p
 ),
 measured as (
-    select region, object_type, any_value(retention_days) as retention_days,
+    select ws, any_value(region) as region, object_type, any_value(retention_days) as retention_days,
            count(*) as population,
            count(*) filter (where reference_at < p.as_of - to_days(retention_days)) as over_retention,
            min(reference_at) as oldest_reference_at,
@@ -57,45 +57,45 @@ measured as (
            list(id order by reference_at, id) filter (where id is not null and reference_at < p.as_of - to_days(retention_days))
                as over_ids
     from records cross join p
-    group by region, object_type
+    group by ws, object_type
 ),
 deletions as (
-    select region,
+    select ws,
            -- whole records only: a deleted message or conversation part leaves the record in place
            count(*) filter (where created_at between p.period_start and p.period_end and activity_type in (
                'app_data_deletion', 'bulk_delete')) as events,
            arg_max(activity_type, created_at) filter (where activity_type like 'conversation_deletion_schedule_%')
                as schedule_state
     from activity cross join p
-    group by region
+    group by ws
 ),
 deleted_conversations as (
-    select region, count(*) as n
+    select workspace_id as ws, count(*) as n
     from raw_deleted_conversations cross join p
     where deleted_at between p.period_start and p.period_end
-    group by region
+    group by workspace_id
 ),
 purged_contacts as (
-    select region, sum(rows_deleted) as n
-    from raw_sync_results cross join p
+    select ws, sum(rows_deleted) as n
+    from sync_runs cross join p
     where resource = 'contacts' and status = 'ok' and finished_at between p.period_start and p.period_end
-    group by region
+    group by ws
 ),
 judged as (
-    select m.*, p.run_id, p.as_of, p.retention_tolerance_pct, w.workspace_id,
+    select m.*, p.run_id, p.as_of, p.retention_tolerance_pct, w.workspace_id, w.region as ws_region,
            round(100.0 * m.over_retention / nullif(m.population, 0), 3) as pct,
            coalesce(d.events, 0) as deletion_events,
            case when m.object_type = 'conversation' then d.schedule_state end as schedule_state,
            case when m.object_type = 'conversation' then coalesce(dc.n, 0) else coalesce(pc.n, 0) end as deleted_n
     from measured m
     cross join p
-    left join evidence_regions w on w.region = m.region
-    left join deletions d on d.region = m.region
-    left join deleted_conversations dc on dc.region = m.region
-    left join purged_contacts pc on pc.region = m.region
+    left join evidence_workspaces w on w.ws = m.ws
+    left join deletions d on d.ws = m.ws
+    left join deleted_conversations dc on dc.ws = m.ws
+    left join purged_contacts pc on pc.ws = m.ws
 )
 select
-    run_id, as_of, workspace_id, region,
+    run_id, as_of, coalesce(workspace_id, ws) as workspace_id, coalesce(ws_region, region) as region,
     case when coalesce(pct, 0) > retention_tolerance_pct then 'fail' else 'pass' end as status,
     list_filter([
         case when over_retention > 0 then over_retention || ' of ' || population || ' past ' || retention_days || ' days' end,

@@ -8,7 +8,8 @@
 -- finding_id: the high-risk finding's own id; else the first 16 hex of
 -- sha256(test_id|region|subject), subject being the admin id or the event id. Both are stable
 -- across runs, so a review decision (evidence_reviews.csv, naming the finding_id, or the
--- event id for an access change) keeps applying.
+-- event id for an access change) keeps applying. Ids are Intercom's within one workspace, so a
+-- finding is (workspace_id, finding_id): two workspaces of one region may hold the same id.
 --
 -- Only this run and the runs chained before it (prior_runs) with an as_of up to this run's
 -- count, as in the control-test history: deriving a run again gives the same rows.
@@ -95,8 +96,7 @@ identified as (
     from sightings
 ),
 lifecycle as (
-    select i.region, i.finding_id,
-           arg_max(i.workspace_id, i.as_of) as workspace_id, any_value(i.test_id) as test_id,
+    select i.workspace_id, i.region, i.finding_id, any_value(i.test_id) as test_id,
            any_value(i.finding_kind) as finding_kind, any_value(i.stream) as stream,
            any_value(i.subject) as subject, arg_max(i.subject_label, i.as_of) as subject_label,
            arg_max(i.severity, i.as_of) as severity, min(i.first_event_at) as first_event_at,
@@ -105,35 +105,36 @@ lifecycle as (
            bool_or(i.run_id = p.run_id) as present_now,
            arg_max(i.source_status, i.as_of) as source_status
     from identified i cross join p
-    group by i.region, i.finding_id
+    group by i.workspace_id, i.region, i.finding_id
 ),
 -- runs that collected the source resource in the workspace: only these can show a finding gone
 collected as (
-    select s.region, s.stream, s.as_of
+    select s.workspace_id, s.region, s.stream, s.as_of
     from evidence.evidence_collection_stream s cross join p
     where s.run_id in (select run_id from known) and s.as_of <= p.as_of and s.status not in ('skipped', 'not_run')
 ),
 gone as (
-    select l.region, l.finding_id, min(c.as_of) as gone_at
+    select l.workspace_id, l.region, l.finding_id, min(c.as_of) as gone_at
     from lifecycle l
-    join collected c on c.region = l.region and c.stream = l.stream and c.as_of > l.last_seen_at
+    join collected c on c.workspace_id is not distinct from l.workspace_id and c.region = l.region and c.stream = l.stream and c.as_of > l.last_seen_at
     where not l.present_now
-    group by l.region, l.finding_id
+    group by l.workspace_id, l.region, l.finding_id
 ),
 reviewed as (
-    select l.region, l.finding_id, r.decision, r.reviewed_by, r.reviewed_at
+    select l.workspace_id, l.region, l.finding_id, r.decision, r.reviewed_by, r.reviewed_at
     from lifecycle l
-    join latest_review r on r.region = l.region
+    join latest_review r on r.workspace_id is not distinct from l.workspace_id and r.region = l.region
         and (r.finding_id = l.finding_id or (l.finding_kind = 'access_change' and r.finding_id = l.subject))
-    qualify row_number() over (partition by l.region, l.finding_id order by r.reviewed_at desc, r.source_line desc) = 1
+    qualify row_number() over (partition by l.workspace_id, l.region, l.finding_id
+                               order by r.reviewed_at desc, r.source_line desc) = 1
 ),
 resolved as (
     select l.*, g.gone_at, r.decision, r.reviewed_by, r.reviewed_at,
            case when r.decision is not null and (g.gone_at is null or r.reviewed_at <= g.gone_at) then 'reviewed'
                 when g.gone_at is not null then 'gone_from_the_data' end as resolution
     from lifecycle l
-    left join gone g using (region, finding_id)
-    left join reviewed r using (region, finding_id)
+    left join gone g on g.workspace_id is not distinct from l.workspace_id and g.region = l.region and g.finding_id = l.finding_id
+    left join reviewed r on r.workspace_id is not distinct from l.workspace_id and r.region = l.region and r.finding_id = l.finding_id
 ),
 timed as (
     select *,
@@ -142,7 +143,7 @@ timed as (
     from resolved
 )
 select
-    p.run_id, p.as_of, coalesce(w.workspace_id, t.workspace_id) as workspace_id, t.region,
+    p.run_id, p.as_of, t.workspace_id, t.region,
     case when t.resolution is not null then 'pass'
          when not t.present_now then 'not_collected'
          when t.source_status = 'fail' then 'fail'
@@ -160,5 +161,5 @@ select
     round(epoch(t.resolved_at - t.first_detected_at) / 3600, 3) as time_to_resolve_hours
 from timed t
 cross join p
-join evidence_regions w on w.region = t.region
+join evidence_workspaces w on w.workspace_id is not distinct from t.workspace_id and w.region = t.region
 where t.resolution is null or t.resolved_at >= p.period_start;

@@ -70,58 +70,58 @@ ev as (
     where l.created_at between p.period_start and p.period_end
 ),
 consent_events as (
-    select region, id, created_at, activity_type, metadata ->> 'consent_id' as consent_id,
+    select ws, id, created_at, activity_type, metadata ->> 'consent_id' as consent_id,
            try_cast(metadata ->> 'expired_at' as timestamptz) as expired_at
     from activity
     where activity_type in ('admin_impersonation_start', 'admin_impersonation_consent_approved',
                             'admin_impersonation_consent_revoked')
 ),
 consented_starts as (
-    select s.region, s.id
+    select s.ws, s.id
     from consent_events s
     where s.activity_type = 'admin_impersonation_start' and (
         (s.consent_id is not null and coalesce(s.expired_at >= s.created_at, true)
          and not exists (
              select 1 from consent_events r
-             where r.region = s.region and r.activity_type = 'admin_impersonation_consent_revoked'
+             where r.ws = s.ws and r.activity_type = 'admin_impersonation_consent_revoked'
                and r.consent_id = s.consent_id and r.created_at <= s.created_at))
         or exists (
              select 1 from consent_events a
-             where a.region = s.region and a.activity_type = 'admin_impersonation_consent_approved'
+             where a.ws = s.ws and a.activity_type = 'admin_impersonation_consent_approved'
                and a.created_at <= s.created_at
                and s.created_at <= coalesce(a.expired_at, a.created_at + interval 7 day)
                and not exists (
                    select 1 from consent_events r
-                   where r.region = s.region and r.activity_type = 'admin_impersonation_consent_revoked'
+                   where r.ws = s.ws and r.activity_type = 'admin_impersonation_consent_revoked'
                      and r.created_at between a.created_at and s.created_at
                      and (r.consent_id is null or a.consent_id is null or r.consent_id = a.consent_id))))
 ),
 failures as (
     select *,
-           count(*) over (partition by region, performed_by_id, performed_by_ip order by created_at
+           count(*) over (partition by ws, performed_by_id, performed_by_ip order by created_at
                           range between current row and interval 1 hour following) as in_next_hour,
-           case when created_at - lag(created_at) over (partition by region, performed_by_id, performed_by_ip
+           case when created_at - lag(created_at) over (partition by ws, performed_by_id, performed_by_ip
                                                         order by created_at, id) <= interval 1 hour
                 then 0 else 1 end as starts_group
     from ev
     where activity_type = 'admin_login_failure'
 ),
 failure_groups as (
-    select *, sum(starts_group) over (partition by region, performed_by_id, performed_by_ip
+    select *, sum(starts_group) over (partition by ws, performed_by_id, performed_by_ip
                                       order by created_at, id rows unbounded preceding) as grp
     from failures
 ),
 r1 as (
-    select region, 'R1' as rule_id, 'login failure burst' as rule_name, 'high' as severity,
+    select ws, 'R1' as rule_id, 'login failure burst' as rule_name, 'high' as severity,
            performed_by_id as actor_id, performed_by_ip as ip,
            list(id order by created_at, id) as ids, list(created_at order by created_at, id) as times,
            ['admin_login_failure'] as types
     from failure_groups cross join p
-    group by region, performed_by_id, performed_by_ip, grp, p.login_failure_burst
+    group by ws, performed_by_id, performed_by_ip, grp, p.login_failure_burst
     having max(in_next_hour) >= p.login_failure_burst
 ),
 single_events as (
-    select region,
+    select ws,
         case
             when activity_type = 'admin_unauthorized_sign_in_method' then 'R2'
             when activity_type in ('app_data_export', 'bulk_export', 'conversation_pdf_export', 'macro_usage_export') then 'R3'
@@ -139,10 +139,10 @@ single_events as (
         end as rule_id,
         performed_by_id as actor_id, performed_by_ip as ip, id, created_at, outside_hours, activity_type
     from ev
-    left join consented_starts c using (region, id)
+    left join consented_starts c using (ws, id)
 ),
 per_event as (
-    select region, rule_id,
+    select ws, rule_id,
            case rule_id when 'R2' then 'unauthorised sign-in method' when 'R3' then 'data export'
                         when 'R4' then 'destructive action' when 'R5' then 'security configuration change'
                         when 'R6' then 'secret or integration change' when 'R8' then 'impersonation without consent' end
@@ -153,7 +153,7 @@ per_event as (
     where rule_id is not null
 ),
 r7 as (
-    select e.region, 'R7' as rule_id,
+    select e.ws, 'R7' as rule_id,
            case when bool_or(h.termination_at <= e.created_at) then 'activity by a terminated person'
                 else 'activity by an unknown actor' end as rule_name,
            'critical' as severity, e.performed_by_id as actor_id, arg_min(e.performed_by_ip, e.created_at) as ip,
@@ -161,10 +161,10 @@ r7 as (
            list(distinct e.activity_type order by e.activity_type) as types
     from ev e
     left join hr h on h.email = e.actor_email
-    left join admin_latest a on a.region = e.region and a.admin_id = e.performed_by_id
+    left join admin_latest a on a.ws = e.ws and a.admin_id = e.performed_by_id
     where e.performed_by_id is not null and coalesce(e.performed_by_type, 'admin') = 'admin'
       and (h.termination_at <= e.created_at or a.admin_id is null)
-    group by e.region, e.performed_by_id
+    group by e.ws, e.performed_by_id
 ),
 findings as (
     select * from r1
@@ -172,18 +172,19 @@ findings as (
     union all by name select * from r7
 ),
 described as (
-    select f.*, e.actor_email, e.performed_by_email, e.outside_hours, e.local_at,
-           left(sha256(f.rule_id || '|' || f.region || '|' || coalesce(f.actor_id, '') || '|' || f.ids[1]), 16) as fid
+    select f.*, e.region, e.actor_email, e.performed_by_email, e.outside_hours, e.local_at,
+           left(sha256(f.rule_id || '|' || e.region || '|' || coalesce(f.actor_id, '') || '|' || f.ids[1]), 16) as fid
     from findings f
-    join ev e on e.region = f.region and e.id = f.ids[1]
+    join ev e on e.ws = f.ws and e.id = f.ids[1]
 ),
 history as (
-    select finding_id, min(as_of) as first_detected_at
+    -- finding ids are unique within a workspace (the id hashes the region, not the workspace)
+    select workspace_id, finding_id, min(as_of) as first_detected_at
     from evidence.evidence_high_risk_activity
     group by all
 )
 select
-    p.run_id, p.as_of, w.workspace_id, d.region,
+    p.run_id, p.as_of, w.workspace_id, coalesce(w.region, d.region) as region,
     case
         when r.decision is not null then 'pass'
         when d.severity in ('high', 'critical') and p.as_of > coalesce(hs.first_detected_at, p.as_of) + to_days(p.review_due_days)
@@ -206,7 +207,7 @@ select
     r.decision, r.reviewed_by, r.reviewed_at, r.note
 from described d
 cross join p
-left join evidence_regions w on w.region = d.region
+left join evidence_workspaces w on w.ws = d.ws
 left join hr h on h.email = d.actor_email
-left join history hs on hs.finding_id = d.fid
-left join latest_review r on r.region = d.region and r.finding_id = d.fid;
+left join history hs on hs.workspace_id is not distinct from w.workspace_id and hs.finding_id = d.fid
+left join latest_review r on r.ws = d.ws and r.finding_id = d.fid;

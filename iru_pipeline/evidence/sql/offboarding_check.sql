@@ -44,10 +44,10 @@ delete from evidence.evidence_offboarding_check where run_id = (select run_id fr
 insert into evidence.evidence_offboarding_check by name
 with p as (select * from evidence_params),
 versions as (
-    select region, id as admin_id, lower(email) as email, _dlt_valid_from, _dlt_valid_to from raw_admins
+    select workspace_id as ws, id as admin_id, lower(email) as email, _dlt_valid_from, _dlt_valid_to from raw_admins
 ),
 accounts as (
-    select region, email,
+    select ws, email,
            list(distinct admin_id order by admin_id) as admin_ids,
            bool_or(_dlt_valid_to is null) as active_now,
            case when bool_or(_dlt_valid_to is null) then null else max(_dlt_valid_to) end as snapshot_removed_at
@@ -62,15 +62,15 @@ terminated as (
            or exists (select 1 from accounts a where a.email = h.email and a.active_now))
 ),
 scope as (
-    select t.*, r.region, r.workspace_id, a.admin_ids, a.active_now, a.snapshot_removed_at
+    select t.*, r.ws, r.region, r.workspace_id, a.admin_ids, a.active_now, a.snapshot_removed_at
     from terminated t
-    cross join evidence_regions r
-    left join accounts a on a.region = r.region and a.email = t.email
+    cross join evidence_workspaces r
+    left join accounts a on a.ws = r.ws and a.email = t.email
 ),
 removal_events as (
-    select s.region, s.email, min(l.created_at) as removed_at
+    select s.ws, s.email, min(l.created_at) as removed_at
     from scope s
-    join activity l on l.region = s.region
+    join activity l on l.ws = s.ws
         and l.activity_type in ('admin_deletion', 'admin_deprovisioned', 'seat_revoke')
         and l.created_at >= s.termination_at - interval 30 day
         and (contains(lower(coalesce(l.activity_description, '') || ' ' || coalesce(l.metadata::varchar, '')), s.email)
@@ -80,18 +80,18 @@ removal_events as (
     group by all
 ),
 present as (
-    select s.region, s.email, max(r.finished_at) as last_present_at
+    select s.ws, s.email, max(r.finished_at) as last_present_at
     from scope s
-    join raw_sync_results r on r.region = s.region and r.resource = 'admins' and r.status = 'ok'
+    join sync_runs r on r.ws = s.ws and r.resource = 'admins' and r.status = 'ok'
         and (s.snapshot_removed_at is null or r.finished_at < s.snapshot_removed_at)
     where s.admin_ids is not null
     group by all
 ),
 after as (
-    select s.region, s.email, count(*) as n, max(l.created_at) as last_at,
+    select s.ws, s.email, count(*) as n, max(l.created_at) as last_at,
            list(distinct l.activity_type order by l.activity_type) as types
     from scope s
-    join activity l on l.region = s.region and l.created_at > s.termination_at
+    join activity l on l.ws = s.ws and l.created_at > s.termination_at
         and (l.actor_email = s.email or list_contains(s.admin_ids, l.performed_by_id))
     group by all
 ),
@@ -105,9 +105,9 @@ joined as (
            coalesce(af.n, 0) as after_n, af.last_at as after_last, af.types as after_types
     from scope s
     cross join p
-    left join removal_events e on e.region = s.region and e.email = s.email
-    left join present pr on pr.region = s.region and pr.email = s.email
-    left join after af on af.region = s.region and af.email = s.email
+    left join removal_events e on e.ws = s.ws and e.email = s.email
+    left join present pr on pr.ws = s.ws and pr.email = s.email
+    left join after af on af.ws = s.ws and af.email = s.email
 ),
 measured as (
     select *, round(date_diff('second', termination_at, removed_at) / 3600.0, 2) as lag_hours from joined

@@ -16,21 +16,22 @@ evaluated as (
       and cast(timezone('UTC', t.as_of) as date) between w.start_day and w.end_day
 ),
 bounds as (
-    select region, min(day) as first_day, (select max(day) from evaluated) as last_day from evaluated group by region
+    select workspace_id, region, min(day) as first_day, (select max(day) from evaluated) as last_day
+    from evaluated group by workspace_id, region
 ),
 pairs as (
-    select region, test_id, arg_max(workspace_id, as_of) as workspace_id from evaluated group by region, test_id
+    select distinct workspace_id, region, test_id from evaluated
 ),
 days as (
     select p.region, p.workspace_id, p.test_id, cast(d.day as date) as day
     from pairs p
-    join bounds b using (region)
+    join bounds b on b.workspace_id is not distinct from p.workspace_id and b.region = p.region
     cross join lateral generate_series(b.first_day, b.last_day, interval 1 day) as d(day)
 ),
 last_of_day as (
-    select *, count(*) over (partition by region, test_id, day) as runs_that_day
+    select *, count(*) over (partition by workspace_id, region, test_id, day) as runs_that_day
     from evaluated
-    qualify row_number() over (partition by region, test_id, day order by as_of desc, run_id desc) = 1
+    qualify row_number() over (partition by workspace_id, region, test_id, day order by as_of desc, run_id desc) = 1
 )
 select
     d.region, d.workspace_id, d.test_id, d.day,
@@ -40,5 +41,6 @@ select
     l.run_id as day_run_id, l.as_of as day_run_as_of, coalesce(l.runs_that_day, 0) as runs_that_day,
     l.population, l.failing, l.to_review
 from days d
-left join last_of_day l using (region, test_id, day)
-order by d.region, d.test_id, d.day
+left join last_of_day l on l.workspace_id is not distinct from d.workspace_id and l.region = d.region
+    and l.test_id = d.test_id and l.day = d.day
+order by d.region, d.workspace_id, d.test_id, d.day

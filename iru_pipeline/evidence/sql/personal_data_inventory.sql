@@ -48,17 +48,17 @@ delete from evidence.evidence_personal_data_inventory where run_id = (select run
 insert into evidence.evidence_personal_data_inventory by name
 with p as (select * from evidence_params),
 contacts as (
-    select *, 'contact_' || coalesce(lower(role), 'unknown') as object_type, lower(email_domain) as domain
+    select *, workspace_id as ws, 'contact_' || coalesce(lower(role), 'unknown') as object_type, lower(email_domain) as domain
     from raw_contacts
 ),
 populations as (
-    select region, object_type, count(*) as population from contacts group by all
+    select ws, object_type, count(*) as population from contacts group by all
     union all
-    select region, 'conversation', count(*) from raw_conversations group by all
+    select workspace_id, 'conversation', count(*) from raw_conversations group by all
 ),
 standard as (
     unpivot (
-        select region, object_type,
+        select ws, object_type,
                count(email_hmac) as email, count(phone_hmac) as phone, count(external_id_hmac) as external_id,
                count(*) filter (where has_name) as name, count(country) as country,
                count(signed_up_at) as signed_up_at, count(last_seen_at) as last_seen_at,
@@ -69,37 +69,37 @@ standard as (
     into name dimension_value value count
 ),
 attribute_definitions as (
-    select region, case when model in ('conversation', 'company') then model else 'contact' end as model,
+    select workspace_id as ws, case when model in ('conversation', 'company') then model else 'contact' end as model,
            name, label, data_type, admin_id
     from raw_data_attributes
     where _dlt_valid_to is null and custom and not coalesce(archived, false)
 ),
 custom_used as (
-    select region, object_type, key as dimension_value, count(*) as count
-    from (select region, object_type, unnest(custom_attribute_keys) as key from contacts)
+    select ws, object_type, key as dimension_value, count(*) as count
+    from (select ws, object_type, unnest(custom_attribute_keys) as key from contacts)
     group by all
     union all
-    select region, 'conversation', key, count(*)
-    from (select region, unnest(custom_attribute_keys) as key from raw_conversations)
+    select ws, 'conversation', key, count(*)
+    from (select workspace_id as ws, unnest(custom_attribute_keys) as key from raw_conversations)
     group by all
 ),
 custom_defined_unused as (
     -- a defined attribute holds no value yet: still inventoried, so a sensitive one is caught early
-    select d.region, case when d.model in ('conversation', 'company') then d.model else 'contact_user' end as object_type,
+    select d.ws, case when d.model in ('conversation', 'company') then d.model else 'contact_user' end as object_type,
            d.name as dimension_value, 0::bigint as count
     from attribute_definitions d
     where not exists (select 1 from custom_used u
-                      where u.region = d.region and u.dimension_value = d.name
+                      where u.ws = d.ws and u.dimension_value = d.name
                         and (u.object_type = 'conversation') = (d.model = 'conversation'))
 ),
 custom as (
     select c.*, d.label, d.data_type, d.admin_id
     from (select * from custom_used union all select * from custom_defined_unused) c
-    left join attribute_definitions d on d.region = c.region and d.name = c.dimension_value
+    left join attribute_definitions d on d.ws = c.ws and d.name = c.dimension_value
         and (d.model = 'conversation') = (c.object_type = 'conversation')
 ),
 domain_classes as (
-    select region, object_type,
+    select ws, object_type,
            case when not coalesce(has_email, email_hmac is not null) or domain is null then 'missing'
                 when is_internal_domain or list_contains(p.internal_domains, domain) then 'internal'
                 when list_contains(p.freemail_domains, domain) then 'freemail'
@@ -108,12 +108,12 @@ domain_classes as (
     from contacts cross join p
 ),
 domains as (
-    select region, object_type, dimension_value as domain_class, domain, count(*) as count
+    select ws, object_type, dimension_value as domain_class, domain, count(*) as count
     from domain_classes where domain is not null
     group by all
 ),
 rows_out as (
-    select region, object_type, 'attribute' as dimension, dimension_value,
+    select ws, object_type, 'attribute' as dimension, dimension_value,
            case dimension_value
                when 'email' then 'contact' when 'phone' then 'contact' when 'external_id' then 'identifier'
                when 'name' then 'identifier' when 'country' then 'location' when 'tags' then 'relationship'
@@ -123,23 +123,23 @@ rows_out as (
            null::varchar as admin_id
     from standard
     union all
-    select region, object_type, 'custom_attribute', dimension_value, 'custom', true, count, false, label, data_type, admin_id
+    select ws, object_type, 'custom_attribute', dimension_value, 'custom', true, count, false, label, data_type, admin_id
     from custom
     union all
-    select region, object_type, 'email_domain_class', dimension_value, 'contact', false, count(*), false, null, null, null
+    select ws, object_type, 'email_domain_class', dimension_value, 'contact', false, count(*), false, null, null, null
     from domain_classes group by all
     union all
-    select d.region, d.object_type, 'email_domain',
+    select d.ws, d.object_type, 'email_domain',
            case when d.count < p.k_min_domain and d.domain_class = 'corporate' then '(rare)' else d.domain end,
            'contact', false, sum(d.count), bool_or(d.count < p.k_min_domain and d.domain_class = 'corporate'), null, null, null
     from domains d cross join p
     group by all
     union all
-    select region, object_type, 'country', coalesce(country, '(unknown)'), 'location', false, count(*), false, null, null, null
+    select ws, object_type, 'country', coalesce(country, '(unknown)'), 'location', false, count(*), false, null, null, null
     from contacts group by all
 ),
 judged as (
-    select o.*, pop.population, p.run_id, p.as_of, w.workspace_id,
+    select o.*, pop.population, p.run_id, p.as_of, w.workspace_id, w.region,
            round(100.0 * o.count / nullif(pop.population, 0), 3) as pct_value,
            o.is_custom and regexp_matches(lower(o.dimension_value || ' ' || coalesce(o.label, '')),
                '(ssn|social.?sec|passport|national.?id|tax.?id|iban|card|cvv|birth|dob|health|diagnos|relig|ethnic|politic|sexual|union|biometric|password|secret|token)')
@@ -149,8 +149,8 @@ judged as (
            p.internal_contact_max_pct
     from rows_out o
     cross join p
-    left join populations pop on pop.region = o.region and pop.object_type = o.object_type
-    left join evidence_regions w on w.region = o.region
+    left join populations pop on pop.ws = o.ws and pop.object_type = o.object_type
+    join evidence_workspaces w on w.ws = o.ws
 )
 select
     run_id, as_of, workspace_id, region,

@@ -75,7 +75,7 @@ flagged as (
     from timed cross join p
 ),
 grouped as (
-    select region, date_trunc('month', created_at)::date as period_month, team_assignee_id as team_id, request_class,
+    select workspace_id as ws, any_value(region) as region, date_trunc('month', created_at)::date as period_month, team_assignee_id as team_id, request_class,
            any_value(reply_h) as reply_h, any_value(close_h) as close_h,
            count(*) as conversations,
            count(reply_s) as replied,
@@ -89,10 +89,10 @@ grouped as (
            count(*) filter (where sla_status = 'missed') as missed_n,
            list(id order by created_at, id) filter (where late) as late_ids
     from flagged
-    group by all
+    group by workspace_id, period_month, team_id, request_class
 )
 select
-    p.run_id, p.as_of, w.workspace_id, g.region,
+    p.run_id, p.as_of, coalesce(w.workspace_id, g.ws) as workspace_id, coalesce(w.region, g.region) as region,
     case
         when g.request_class = 'dsar' and g.late_n > 0 then 'fail'
         when g.request_class = 'security' and g.late_n > 0 then 'review'
@@ -114,5 +114,5 @@ select
     case when g.request_class in ('dsar', 'security') then coalesce(g.late_ids, []::varchar[]) end as late_conversation_ids
 from grouped g
 cross join p
-left join evidence_regions w on w.region = g.region
-left join raw_teams t on t.region = g.region and t.id = g.team_id and t._dlt_valid_to is null;
+left join evidence_workspaces w on w.ws = g.ws
+left join raw_teams t on t.workspace_id = g.ws and t.id = g.team_id and t._dlt_valid_to is null;

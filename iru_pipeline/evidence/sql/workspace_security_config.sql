@@ -43,23 +43,23 @@ delete from evidence.evidence_workspace_security_config where run_id = (select r
 
 insert into evidence.evidence_workspace_security_config by name
 with p as (select * from evidence_params),
-ws as (
+wsp as (
     select r.*, c.reported_region as configured_reported_region, c.official_host,
            coalesce(r.api_host, l.api_host) as host
-    from evidence_regions r
+    from evidence_workspaces r
     left join region_catalog c using (region)
-    left join latest_sync l on l.region = r.region and l.resource = 'workspaces'
+    left join latest_sync l on l.ws = r.ws and l.resource = 'workspaces'
 ),
 period_events as (
     select l.*, coalesce(list_contains(p.access_managers, l.actor_email), false)
              or (len(p.access_managers) = 0 and coalesce(list_contains(
                     list_transform(p.privileged_role_names, lambda r: lower(r)), lower(a.role_name)), false)) as authorised
     from activity l cross join p
-    left join admin_latest a on a.region = l.region and a.admin_id = l.performed_by_id
+    left join admin_latest a on a.ws = l.ws and a.admin_id = l.performed_by_id
     where l.created_at between p.period_start and p.period_end
 ),
 changes as (
-    select region, kind, count(*) as n,
+    select ws, kind, count(*) as n,
            max(created_at) as last_at,
            arg_max(performed_by_email, created_at) as last_by,
            arg_max(authorised, created_at) as last_by_authorised,
@@ -82,7 +82,7 @@ changes as (
     group by all
 ),
 logins as (
-    select region, count(*) as n,
+    select ws, count(*) as n,
            count(*) filter (where metadata ->> 'sign_in_method' ilike '%sso%'
                                or metadata ->> 'sign_in_method' ilike '%saml%') as sso
     from period_events
@@ -90,22 +90,22 @@ logins as (
     group by all
 ),
 settings as (
-    select region, 'data_region' as setting_key, reported_region as observed_value,
+    select ws, region, 'data_region' as setting_key, reported_region as observed_value,
            array_to_string(p.allowed_regions, ', ') as expected_value, 'GET /me' as source,
            case when reported_region is null then 'unknown'
                 when list_contains(p.allowed_regions, upper(reported_region)) then 'pass' else 'fail' end as status,
            case when reported_region is not null and not list_contains(p.allowed_regions, upper(reported_region))
                 then ['region ' || reported_region || ' is not in allowed_regions'] end as findings
-    from ws cross join p
+    from wsp cross join p
     union all
-    select region, 'data_region_matches_configured', reported_region, configured_reported_region, 'GET /me',
+    select ws, region, 'data_region_matches_configured', reported_region, configured_reported_region, 'GET /me',
            case when reported_region is null then 'unknown'
                 when upper(reported_region) = configured_reported_region then 'pass' else 'fail' end,
            case when upper(reported_region) <> configured_reported_region
                 then ['token configured for ' || upper(region) || ' answers for a ' || reported_region || ' workspace'] end
-    from ws
+    from wsp
     union all
-    select region, 'api_host_region_consistent', host, official_host, 'collector',
+    select ws, region, 'api_host_region_consistent', host, official_host, 'collector',
            case when host is null then 'unknown'
                 when host = official_host then 'pass'
                 when list_contains(h.intercom_hosts, host) then 'fail'
@@ -115,10 +115,10 @@ settings as (
                 when host is not null and host <> official_host
                      then [host || ' is not an Intercom API host (' || array_to_string(h.intercom_hosts, ', ')
                            || '): a proxy, a fake or loopback; it cannot confirm the data region'] end
-    from ws
+    from wsp
     cross join (select list(official_host order by official_host) as intercom_hosts from region_catalog) h
     union all
-    select ws.region, 'identity_verification', identity_verification::varchar, 'true', 'GET /me',
+    select wsp.ws, wsp.region, 'identity_verification', identity_verification::varchar, 'true', 'GET /me',
            case when identity_verification is null then 'unknown'
                 when not identity_verification then 'fail'
                 when c.disabled > 0 then 'review' else 'pass' end,
@@ -126,44 +126,44 @@ settings as (
                case when identity_verification = false then 'messenger identity verification is off' end,
                case when c.disabled > 0 then 'identity verification was switched off during the period' end
            ], lambda f: f is not null)
-    from ws left join changes c on c.region = ws.region and c.kind = 'identity_verification'
+    from wsp left join changes c on c.ws = wsp.ws and c.kind = 'identity_verification'
     union all
-    select ws.region, 'authentication_method_changes', coalesce(c.n, 0)::varchar, null, 'activity_logs',
+    select wsp.ws, wsp.region, 'authentication_method_changes', coalesce(c.n, 0)::varchar, null, 'activity_logs',
            case when c.n > 0 and not c.last_by_authorised then 'review' else 'info' end,
            case when c.n > 0 and not c.last_by_authorised
                 then ['last change made by an actor who is not an access manager'] end
-    from ws left join changes c on c.region = ws.region and c.kind = 'authentication_method_changes'
+    from wsp left join changes c on c.ws = wsp.ws and c.kind = 'authentication_method_changes'
     union all
-    select ws.region, 'two_factor_changes',
+    select wsp.ws, wsp.region, 'two_factor_changes',
            coalesce(c.n, 0) || ' changes, ' || coalesce(c.disabled, 0) || ' disabling two-factor', null, 'activity_logs',
            case when c.disabled > 0 then 'review' else 'info' end,
            case when c.disabled > 0 then [c.disabled || ' change(s) disabled two-factor authentication'] end
-    from ws left join changes c on c.region = ws.region and c.kind = 'two_factor_changes'
+    from wsp left join changes c on c.ws = wsp.ws and c.kind = 'two_factor_changes'
     union all
-    select ws.region, 'sso_login_share_pct',
+    select wsp.ws, wsp.region, 'sso_login_share_pct',
            case when g.n > 0 then round(100.0 * g.sso / g.n, 1)::varchar end, '100', 'activity_logs',
            case when g.n > 0 and g.sso = g.n then 'pass' else 'info' end,
            case when g.n > 0 and g.sso < g.n then [(g.n - g.sso) || ' of ' || g.n || ' logins did not use SSO'] end
-    from ws left join logins g on g.region = ws.region
+    from wsp left join logins g on g.ws = wsp.ws
     union all
-    select region, 'mfa_enforcement', null, 'enforced', 'manual', 'manual',
+    select ws, region, 'mfa_enforcement', null, 'enforced', 'manual', 'manual',
            ['not exposed by the Intercom API: attach a Settings > Security screenshot showing the URL and the date']
-    from ws
+    from wsp
     union all
-    select ws.region, c2.kind, coalesce(c.n, 0)::varchar, null, 'activity_logs', 'info', null
-    from ws
+    select wsp.ws, wsp.region, c2.kind, coalesce(c.n, 0)::varchar, null, 'activity_logs', 'info', null
+    from wsp
     cross join (values ('integrations_changed_in_period'), ('vendor_impersonation_sessions')) c2(kind)
-    left join changes c on c.region = ws.region and c.kind = c2.kind
+    left join changes c on c.ws = wsp.ws and c.kind = c2.kind
     union all
-    select region, 'workspace_timezone', timezone, null, 'GET /me', 'info', null from ws
+    select ws, region, 'workspace_timezone', timezone, null, 'GET /me', 'info', null from wsp
     union all
-    select region, 'workspace_created_at', strftime(workspace_created_at, '%Y-%m-%dT%H:%M:%SZ'), null, 'GET /me', 'info', null
-    from ws
+    select ws, region, 'workspace_created_at', strftime(workspace_created_at, '%Y-%m-%dT%H:%M:%SZ'), null, 'GET /me', 'info', null
+    from wsp
 )
-select p.run_id, p.as_of, ws.workspace_id, s.region, s.status, coalesce(s.findings, []::varchar[]) as findings,
+select p.run_id, p.as_of, wsp.workspace_id, s.region, s.status, coalesce(s.findings, []::varchar[]) as findings,
        s.setting_key, s.observed_value, s.expected_value, s.source,
        c.n as changes_in_period, c.last_at as last_changed_at, c.last_by as last_changed_by
 from settings s
 cross join p
-join ws on ws.region = s.region
-left join changes c on c.region = s.region and c.kind = s.setting_key;
+join wsp on wsp.ws = s.ws
+left join changes c on c.ws = s.ws and c.kind = s.setting_key;

@@ -162,14 +162,15 @@ create table intercom.sync_results (run_id varchar, region varchar, resource var
     cursor_after varchar, window_start varchar, window_end varchar, api_host varchar, api_version varchar,
     api_calls bigint, api_retries bigint, api_429s bigint, api_5xx bigint, api_transport_errors bigint,
     lowest_ratelimit_remaining bigint, error_code varchar, http_status integer, request_id varchar,
-    fields_dropped varchar[], reconciled boolean, started_at timestamptz, finished_at timestamptz);
+    fields_dropped varchar[], reconciled boolean, started_at timestamptz, finished_at timestamptz, workspace varchar,
+    workspace_id varchar);
 insert into intercom.sync_results
 select 'ing-us-1', 'us', resource, 'ok', null, 10, 0, 0, 1, null, null,
        case when resource = 'activity_logs' then strftime(ago(1095), '%Y-%m-%dT%H:%M:%S+00:00') end,
        case when resource = 'activity_logs' then strftime(ago_h(2), '%Y-%m-%dT%H:%M:%S+00:00') end,
        'api.intercom.io', '2.16', 2, case when resource = 'contacts' then 1 else 0 end,
        case when resource = 'contacts' then 1 else 0 end, 0, 0, 900, null, null, null,
-       case when resource = 'contacts' then ['name', 'email'] else []::varchar[] end, null, ago_h(2), ago_h(1)
+       case when resource = 'contacts' then ['name', 'email'] else []::varchar[] end, null, ago_h(2), ago_h(1), 'us', 'us01'
 from (values ('workspaces'), ('admins'), ('teams'), ('team_memberships'), ('tags'), ('data_attributes'), ('contacts'),
              ('conversations'), ('deleted_conversations'), ('activity_logs')) v(resource);
 insert into intercom.sync_results
@@ -179,7 +180,7 @@ select 'ing-eu-1', 'eu', resource, case when resource = 'activity_logs' then 'sk
        'api.eu.intercom.io', '2.16', 1, 0, 0, 0, 0, 950,
        case when resource = 'activity_logs' then 'api_plan_restricted' end,
        case when resource = 'activity_logs' then 403 end, case when resource = 'activity_logs' then 'req-123' end,
-       []::varchar[], null, ago_h(2), ago_h(1)
+       []::varchar[], null, ago_h(2), ago_h(1), 'eu', 'eu01'
 from (values ('workspaces'), ('admins'), ('teams'), ('team_memberships'), ('tags'), ('data_attributes'), ('contacts'),
              ('conversations'), ('deleted_conversations'), ('activity_logs')) v(resource);
 
@@ -187,10 +188,10 @@ from (values ('workspaces'), ('admins'), ('teams'), ('team_memberships'), ('tags
 -- latest collection is evidence), eu once with a refused /tags carrying Intercom's request id.
 create table intercom.collection_proofs (run_id varchar, region varchar, endpoint varchar, resource varchar,
     received_at timestamptz, api_base_url varchar, http_status integer, request_id varchar, body_sha256 varchar,
-    body_bytes bigint);
+    body_bytes bigint, workspace varchar, workspace_id varchar);
 insert into intercom.collection_proofs values
-    ('ing-us-0', 'us', 'GET /admins', 'admins', ago_h(30), 'https://api.intercom.io', 200, null, repeat('0', 64), 10),
-    ('ing-us-1', 'us', 'GET /me', 'workspaces', ago_h(2), 'https://api.intercom.io', 200, 'rid-us-me', repeat('a', 64), 500),
-    ('ing-us-1', 'us', 'GET /admins', 'admins', ago_h(2), 'https://api.intercom.io', 200, null, repeat('b', 64), 4000),
-    ('ing-eu-1', 'eu', 'GET /me', 'workspaces', ago_h(2), 'https://api.eu.intercom.io', 200, null, repeat('c', 64), 450),
-    ('ing-eu-1', 'eu', 'GET /tags', 'tags', ago_h(2), 'https://api.eu.intercom.io', 403, 'req-456', repeat('d', 64), 120);
+    ('ing-us-0', 'us', 'GET /admins', 'admins', ago_h(30), 'https://api.intercom.io', 200, null, repeat('0', 64), 10, 'us', 'us01'),
+    ('ing-us-1', 'us', 'GET /me', 'workspaces', ago_h(2), 'https://api.intercom.io', 200, 'rid-us-me', repeat('a', 64), 500, 'us', 'us01'),
+    ('ing-us-1', 'us', 'GET /admins', 'admins', ago_h(2), 'https://api.intercom.io', 200, null, repeat('b', 64), 4000, 'us', 'us01'),
+    ('ing-eu-1', 'eu', 'GET /me', 'workspaces', ago_h(2), 'https://api.eu.intercom.io', 200, null, repeat('c', 64), 450, 'eu', 'eu01'),
+    ('ing-eu-1', 'eu', 'GET /tags', 'tags', ago_h(2), 'https://api.eu.intercom.io', 403, 'req-456', repeat('d', 64), 120, 'eu', 'eu01');
