@@ -15,7 +15,7 @@ from iru_pipeline.evidence.params import EvidenceParams, load_params
 def params_from(tmp_path: Path, toml: str) -> EvidenceParams:
     config = tmp_path / "evidence.toml"
     config.write_text(toml, encoding="utf-8")
-    settings = load_settings({"IRU_EVIDENCE_CONFIG": str(config)}, require_regions=False, require_pii_key=False)
+    settings = load_settings({"IRU_EVIDENCE_CONFIG": str(config)}, require_workspaces=False, require_pii_key=False)
     return load_params(settings.evidence_config, settings.evidence_config_path)
 
 

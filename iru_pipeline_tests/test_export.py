@@ -207,7 +207,7 @@ def test_summary_is_readable_by_a_person(two_runs, tmp_path: Path) -> None:
 def test_cli_exports_the_latest_run_or_the_one_asked_for(two_runs, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     db, _ = two_runs
-    settings = load_settings({"IRU_DUCKDB_PATH": str(db)}, require_regions=False, require_pii_key=False)
+    settings = load_settings({"IRU_DUCKDB_PATH": str(db)}, require_workspaces=False, require_pii_key=False)
     assert export_cli(settings, out=str(tmp_path / "out")) == 0
     printed = capsys.readouterr().out
     folder = next((tmp_path / "out").iterdir())
@@ -219,7 +219,7 @@ def test_cli_exports_the_latest_run_or_the_one_asked_for(two_runs, tmp_path: Pat
 
 
 def test_cli_without_a_database_says_to_run_first(tmp_path: Path) -> None:
-    settings = load_settings({"IRU_DUCKDB_PATH": str(tmp_path / "none.duckdb")}, require_regions=False,
+    settings = load_settings({"IRU_DUCKDB_PATH": str(tmp_path / "none.duckdb")}, require_workspaces=False,
                              require_pii_key=False)
     with pytest.raises(ConfigError, match="run `iru-pipeline run`"):
         export_cli(settings)

@@ -102,7 +102,7 @@ def test_history_shows_each_days_last_run_and_days_without_a_run(tmp_path: Path)
     ]
     chained = ["r0", "r1", "r2", "r3", "r5"]
     db = tmp_path / "history.duckdb"
-    settings = load_settings({"IRU_DUCKDB_PATH": str(db)}, require_regions=False, require_pii_key=False)
+    settings = load_settings({"IRU_DUCKDB_PATH": str(db)}, require_workspaces=False, require_pii_key=False)
     run = EvidenceRun.from_settings(run_id, as_of, settings)
     con = duckdb.connect(str(db))
     try:

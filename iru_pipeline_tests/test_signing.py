@@ -65,7 +65,7 @@ def test_an_unsafe_signing_key_setting_is_one_line_naming_it(tmp_path: Path, pro
         key.write_text("not a key")
     env = {"IRU_DUCKDB_PATH": str(tmp_path / "data" / "iru.duckdb"), "IRU_SIGNING_KEY_FILE": str(key)}
     with pytest.raises(ConfigError) as info:
-        load_settings(env, require_regions=False, require_pii_key=False)
+        load_settings(env, require_workspaces=False, require_pii_key=False)
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"IRU_SIGNING_KEY_FILE={key}")
     expected = {"group_readable": "chmod 600", "in_data_folder": "inside the data folder",

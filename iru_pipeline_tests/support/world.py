@@ -97,7 +97,7 @@ def write_world_inputs(folder: Path, now: datetime | None = None, reviews: str =
 
 
 def world_run(files: WorldFiles, run_id: str = "run-1", as_of: datetime | None = None) -> EvidenceRun:
-    settings = load_settings(files.env(Path("unused.duckdb")), require_regions=False, require_pii_key=False)
+    settings = load_settings(files.env(Path("unused.duckdb")), require_workspaces=False, require_pii_key=False)
     return EvidenceRun.from_settings(run_id, as_of or datetime.now(UTC), settings)
 
 
