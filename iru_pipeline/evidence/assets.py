@@ -1,8 +1,9 @@
 """Evidence assets: one Dagster asset per evidence table, each running its SQL file in DuckDB.
 
 Keys are `evidence/<table without its evidence_ prefix>` (`evidence/admin_access_review` for
-table `evidence.evidence_admin_access_review`). They run after every region's ingestion (they depend on the
-`intercom/*` assets they read), in the order of `tables.EVIDENCE_TABLES`, and write through
+table `evidence.evidence_admin_access_review`). They run once after the workspaces' ingestion (the
+`derive_evidence` job; they depend on the `intercom/*` assets they read), in the order of
+`tables.EVIDENCE_TABLES`, and write through
 the `duckdb` resource inside the DuckDB writer pool. All assets of one Dagster run share its
 `run_id` and `as_of` (the run's start time), so a run's rows line up across tables; rows are
 appended per run, and a re-execution of the same run replaces that run's rows.
