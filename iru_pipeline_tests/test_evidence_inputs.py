@@ -120,7 +120,8 @@ def test_inputs_are_recorded_by_name_rows_and_hash(tmp_path: Path) -> None:
 
 def test_the_readme_example_config_is_valid(tmp_path: Path) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    blocks = [part.split("```", 1)[0] for part in readme.split("```toml\n")[1:]]
+    (example,) = [b for b in blocks if "[workspaces." not in b]  # the other one is the workspaces file
     params = params_from(tmp_path, example)
     assert params.allowed_regions == ("EU",) and params.dsar_tags == ("dsar", "gdpr-request")
     assert set(params.inputs) == {"hr_roster", "access_exceptions", "evidence_reviews"}

@@ -133,3 +133,11 @@ def test_an_unreadable_file_leaves_only_the_variables_workspaces_as_partitions(t
     """The Dagster definitions must load while the file is wrong (the run says why)."""
     env = _env(tmp_path, "[workspaces.acme\n", INTERCOM_ACCESS_TOKEN_EU="tok_eu")
     assert configured_workspace_names(env) == ["eu"]
+
+
+def test_the_readme_example_is_a_valid_workspaces_file(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    (example,) = [part.split("```", 1)[0] for part in readme.split("```toml\n")[1:] if "[workspaces." in part]
+    env = _env(tmp_path, example, INTERCOM_TOKEN_ACME_US="tok_acme", INTERCOM_TOKEN_BRAND2="tok_brand2")
+    got = [(w.name, w.region_code, w.base_url) for w in load_settings(env=env).workspaces]
+    assert got == [("acme-us", "us", "https://api.intercom.io"), ("acme-brand2-us", "us", "https://api.intercom.io")]
