@@ -4,6 +4,8 @@ region, each loaded under its own name with its own cursors and its own rows, ke
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +153,18 @@ def test_twenty_workspaces_in_a_file_run_as_one_dagster_run(tmp_path) -> None:
         env = _workspaces_env(fake, tmp_path)
         names = [ws.name for ws in served_workspaces(fake)]
         assert len(names) == 20
-        settings, result = run_with_env(env, with_evidence=False)
+        lines: list[logging.LogRecord] = []
+        handler = logging.Handler(logging.DEBUG)
+        handler.emit = lines.append  # type: ignore[method-assign]
+        progress = logging.getLogger("iru_pipeline.progress")
+        level = progress.level
+        progress.addHandler(handler)
+        progress.setLevel(logging.DEBUG)
+        try:
+            settings, result = run_with_env(env, with_evidence=False)
+        finally:
+            progress.removeHandler(handler)
+            progress.setLevel(level)
         assert not result.failed and not result.partial, [o.error for o in result.outcomes]
         db = tmp_path / "iru.duckdb"
         for region in fake.regions:
@@ -163,6 +176,14 @@ def test_twenty_workspaces_in_a_file_run_as_one_dagster_run(tmp_path) -> None:
         (run,) = runs
         steps = {e.step_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)}
         assert steps == {"intercom"}, "one step loads them all"
+        # Progress: one INFO line per workspace says its outcome; the resources' lines are DEBUG.
+        info = [r.getMessage() for r in lines if r.levelno == logging.INFO and "] done: " in r.getMessage()]
+        assert lines, "no progress line reached the test"
+        # (Dagster's handler prefixes the record it shares with this one: run id, step.)
+        assert [re.search(r"\[([a-z0-9-]+)\] done: ", m).group(1) for m in info] == names, info
+        assert all(" 10 resources ok, " in m for m in info), info
+        detail = [r.getMessage() for r in lines if r.levelno >= logging.INFO and ": done, " in r.getMessage()]
+        assert detail == [], detail[:3]
         contacts = dg.AssetKey(["intercom", "contacts"])
         materialised = instance.get_materialized_partitions(contacts)
         assert materialised == set(names)

@@ -25,6 +25,7 @@ team_memberships, tags, data_attributes, ip_allowlist.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +102,7 @@ def intercom_source(
     table_processes: int | None = None,
     optional_resources: Iterable[str] = (),
     me: dict[str, Any] | None = None,
+    done_level: int = logging.INFO,
 ) -> Any:
     """All resources of one regional workspace.
 
@@ -125,12 +127,13 @@ def intercom_source(
             `ip_allowlist`, whose permission is write-capable); the others are always loaded.
         me: the workspace's `/me`, validated (`IntercomClient.me`), if the caller read it
             already; else it is read once, on first use.
+        done_level: level of each resource's "done" progress line.
     """
     ctx = WorkspaceContext(
         region, client, pii_key=pii_key, internal_domains=internal_domains, report=report,
         full_refresh=full_refresh, reconcile=reconcile, known_contact_ids=known_contact_ids,
         workers=workers, split_above=split_above, table_workers_above=table_workers_above,
-        table_processes=table_processes, me=me,
+        table_processes=table_processes, me=me, done_level=done_level,
     )
     wanted = set(optional_resources)
     unknown = wanted - {spec.name for spec in RESOURCES if spec.optional}

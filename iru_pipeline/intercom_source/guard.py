@@ -83,8 +83,8 @@ def guarded(ctx: WorkspaceContext, name: str, pages: Iterator[list[dict[str, Any
         report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
         raise
     report.status = "ok"
-    progress.info("[%s] %s: done, %d rows (%d unchanged skipped)", ctx.label, name, report.rows,
-        report.unchanged_skipped)
+    progress.log(ctx.done_level, "[%s] %s: done, %d rows (%d unchanged skipped)", ctx.label, name, report.rows,
+                 report.unchanged_skipped)
     if cursor is not None:
         _hold_cursor_in_range(ctx, cursor, report)
         try:

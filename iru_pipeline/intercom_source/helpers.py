@@ -4,6 +4,7 @@ sync report. Nothing here knows Dagster."""
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -113,8 +114,12 @@ class WorkspaceContext:
         table_workers_above: int | None = None,
         table_processes: int | None = None,
         me: dict[str, Any] | None = None,
+        done_level: int = logging.INFO,
     ) -> None:
         self.region = region
+        self.done_level = done_level
+        """Level of each resource's "done" progress line (DEBUG in a run of many workspaces,
+        where one line per workspace says it instead)."""
         self.label = getattr(client, "workspace", None) or region
         """The workspace's configured name, which progress lines are prefixed with."""
         self._client = client
