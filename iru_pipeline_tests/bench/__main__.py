@@ -564,8 +564,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM too stops what the bench started
     m = bench.machine_at_start
     bench.say(f"iru-pipeline bench on {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
-              f"dlt {m['packages']['dlt']}, dagster {m['packages']['dagster']}; workspaces "
-              + ", ".join(f"{label(c)} contacts/{label(v)} conversations" for c, v in workspaces)
+              f"dlt {m['packages']['dlt']}, dagster {m['packages']['dagster']}"
+              + ("; workspaces " + ", ".join(f"{label(c)} contacts/{label(v)} conversations" for c, v in workspaces)
+                 if workspaces else "")
               + ("" if args.no_many_workspaces else f"; many-workspaces scenario: {args.workspaces} small workspaces")
               + f"; logs in {bench.log}")
     try:

@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
             code = cli_main(args)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-    out.write_text(json.dumps(sampler.report(top=40), indent=1))
+    out.write_text(json.dumps(sampler.report(top=300), indent=1))
     return code
 
 
