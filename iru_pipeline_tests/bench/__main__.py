@@ -3,7 +3,8 @@
     python -m iru_pipeline_tests.bench [--quick] [--contacts 100k,1M] [--conversations 100k]
         [--latency-ms 50] [--rate-limit 1000] [--workers 64] [--sweep 1,4,8,16,32 | --no-sweep]
         [--real-latency-ms 250] [--real-rate-limit 1666 | --no-real | --real-only]
-        [--no-peers] [--no-product] [--no-profile] [--no-ui-path] [--out data/bench]
+        [--no-peers] [--no-product] [--no-profile] [--no-ui-path]
+        [--workspaces 200 | --no-many-workspaces | --many-workspaces-only] [--out data/bench]
 
 Prints progress, then one table row per scenario and the targets with PASS/MISS, and writes
 the whole report as JSON to data/bench/bench-<UTC>.json and data/bench/latest.json. See
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from iru_pipeline.intercom_source.settings import EXTRACT_WORKERS
-from iru_pipeline_tests.bench import peers, ui_path
+from iru_pipeline_tests.bench import many_workspaces, peers, ui_path
 from iru_pipeline_tests.bench.fake import FakeProcess
 from iru_pipeline_tests.bench.probe import fake_throughput
 from iru_pipeline_tests.bench.proc import REPO_ROOT, OtherLoad, log_tail, run_measured
@@ -92,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-profile", action="store_true", help="skip the sampled profile of contacts at 0 ms")
     p.add_argument("--no-ui-path", action="store_true",
                    help="skip the UI-path scenario (a refresh launched through the Dagster UI against the CLI)")
+    p.add_argument("--workspaces", type=int, default=None, metavar="N",
+                   help=f"workspaces of the many-workspaces scenario (default: {many_workspaces.DEFAULT_WORKSPACES}; "
+                        f"--quick: {many_workspaces.QUICK_WORKSPACES})")
+    p.add_argument("--no-many-workspaces", action="store_true",
+                   help="skip the many-workspaces scenario (N small workspaces, first and quiet daily run)")
+    p.add_argument("--many-workspaces-only", action="store_true",
+                   help="only the many-workspaces scenario (about 15 min at 200 workspaces)")
+    p.add_argument("--many-workspaces-latency-ms", type=float, default=0.0,
+                   help="latency of the many-workspaces fake (default: 0; it has no rate limit)")
+    p.add_argument("--many-workspaces-profile", action="store_true",
+                   help="a third, quiet run of the many workspaces under the sampling profiler (printed)")
     p.add_argument("--out", default=str(REPO_ROOT / "data" / "bench"), help="folder of the JSON reports")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary DuckDB files and logs")
     return p
@@ -110,6 +122,7 @@ class Bench:
         self.peer_runs: list[dict[str, Any]] = []
         self.product_runs: list[dict[str, Any]] = []
         self.profile: dict[str, Any] | None = None
+        self.many_workspaces: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.machine_at_start = machine_info()
@@ -122,6 +135,9 @@ class Bench:
     def run(self, workspaces: list[tuple[int, int]]) -> None:
         for k, (contacts, conversations) in enumerate(workspaces):
             self.workspace(contacts, conversations, first=(k == 0))
+        if not self.args.no_many_workspaces:
+            many_workspaces.bench_scenario(self, self.args.workspaces, self.args.many_workspaces_latency_ms,
+                                           profile=self.args.many_workspaces_profile)
         if not self.args.no_ui_path:
             ui_path.bench_scenario(self)
 
@@ -482,6 +498,7 @@ class Bench:
                         "rows_per_s": ceiling_rows_per_s(self.args.rate_limit)},
             "fakes": self.fakes, "fake_only_throughput": self.probes, "scenarios": self.rows,
             "targets": self.targets, "peers": self.peer_runs, "profile": self.profile, "notes": self.notes,
+            "many_workspaces": self.many_workspaces,
             "fake_bottleneck": self.fake_verdict(),
         }
 
@@ -508,6 +525,12 @@ class Bench:
                   f"(extract {self.profile['extract_s']:.1f}, normalise {self.profile['normalize_s']:.1f}, "
                   f"load {self.profile['load_s']:.1f})")
             print(format_profile(self.profile, 12))
+        many_profile = ((self.many_workspaces or {}).get("runs", {}).get("quiet (profiled)") or {}).get("profile")
+        if many_profile:
+            print()
+            print(f"profile of the many-workspaces quiet run ({self.many_workspaces['workspaces']} workspaces, "
+                  "the product process's threads):")
+            print(format_profile(many_profile, 20))
         end_commit = machine_info()["git_commit"]
         if end_commit != self.machine_at_start["git_commit"]:
             self.notes.append(f"the repository moved from {self.machine_at_start['git_commit']} to {end_commit} "
@@ -526,18 +549,25 @@ def main(argv: list[str] | None = None) -> int:
         args.contacts = args.contacts or "5k,20k"
         args.conversations = args.conversations or "5k"
         args.no_peers = args.no_sweep = args.no_profile = True
+        args.workspaces = args.workspaces or many_workspaces.QUICK_WORKSPACES
+    args.workspaces = args.workspaces or many_workspaces.DEFAULT_WORKSPACES
     if args.real_only:
         args.contacts = (args.contacts or "100k").split(",")[0]
         args.no_peers = args.no_sweep = args.no_profile = args.no_product = args.no_ui_path = True
+        args.no_many_workspaces = True
     contacts = [size(x) for x in (args.contacts or "100k,1M").split(",") if x.strip()]
+    if args.many_workspaces_only:
+        contacts, args.no_ui_path, args.no_many_workspaces = [], True, False
     conversations = size(args.conversations or "100k")
     workspaces = [(n, conversations if k == 0 else 1000) for k, n in enumerate(contacts)]
     bench = Bench(args)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM too stops what the bench started
     m = bench.machine_at_start
     bench.say(f"iru-pipeline bench on {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
-              f"dlt {m['packages']['dlt']}, dagster {m['packages']['dagster']}; workspaces "
-              + ", ".join(f"{label(c)} contacts/{label(v)} conversations" for c, v in workspaces)
+              f"dlt {m['packages']['dlt']}, dagster {m['packages']['dagster']}"
+              + ("; workspaces " + ", ".join(f"{label(c)} contacts/{label(v)} conversations" for c, v in workspaces)
+                 if workspaces else "")
+              + ("" if args.no_many_workspaces else f"; many-workspaces scenario: {args.workspaces} small workspaces")
               + f"; logs in {bench.log}")
     try:
         bench.run(workspaces)

@@ -28,7 +28,7 @@ _IDLE = {
     ("queue.py", "put"), ("selectors.py", "select"), ("socket.py", "readinto"),
     ("threading.py", "join"), ("concurrent/futures/thread.py", "_worker"),
     ("_backends/sync.py", "read"), ("time", "sleep"), ("ssl.py", "read"),
-    ("sampler.py", "_run"), ("httpcore/_synchronization.py", "__enter__"),
+    ("sampler.py", "_run"), ("httpcore/_synchronization.py", "__enter__"), ("iru_pipeline/cli.py", "watch"),
     ("httpcore/_synchronization.py", "wait"), ("threading.py", "acquire"),
 }
 
