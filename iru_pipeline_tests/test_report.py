@@ -388,3 +388,27 @@ def test_history_strip_draws_one_rectangle_per_run_of_equal_days() -> None:
                 for s, i, n in runs]
     assert status_segments(reversed(days)) == expected
     assert len(expected) == 5
+
+
+def test_more_workspaces_than_chart_rows_are_drawn_together() -> None:
+    """Above `CHART_WORKSPACES` a test's history is the number of workspaces per status and
+    day, and retention one bar per record type over every workspace (the tables keep each
+    workspace's figures)."""
+    from datetime import date
+
+    from iru_pipeline.evidence import report_charts as charts
+    from iru_pipeline.evidence.report import CHART_WORKSPACES, _retention_together
+
+    n = CHART_WORKSPACES * 2 + 6
+    days = [(f"ws{i}", date(2026, 1, 1), "fail" if i % 3 == 0 else "pass") for i in range(n)]
+    days += [(f"ws{i}", date(2026, 1, 2), "pass") for i in range(n)]
+    spec = charts.status_counts_spec(days, date(2026, 1, 1), date(2026, 1, 2))
+    got = {(d["day"], d["status"]): d["workspaces"] for d in spec["data"]["values"]}
+    failing = len(range(0, n, 3))
+    assert got == {("2026-01-01", "fail"): failing, ("2026-01-01", "pass"): n - failing, ("2026-01-02", "pass"): n}
+    assert "<svg" in charts.render(spec)
+
+    rows = [{"object_type": "contact", "median_age_days": m, "oldest_age_days": o, "retention_days": r}
+            for m, o, r in ((10, 40, 365), (30, 900, 365), (None, None, 180))]
+    assert _retention_together(rows) == [{"record": "all workspaces contact", "median_age_days": 30,
+                                          "oldest_age_days": 900, "retention_days": 180}]

@@ -53,6 +53,11 @@ _FINDING_COLUMNS = (
 )
 _TO_REVIEW_COLUMNS = ("to_review", "review", "reviewing", "warnings")
 """Names the to-review count of a control test may have; the first present is shown."""
+CHART_WORKSPACES = 12
+"""Up to this many workspaces, the charts draw each one (a row, a bar, a colour); above it they
+draw the workspaces together (the history as counts of workspaces per status and day) and the
+tables carry each workspace's figures: a row per workspace of 200 is neither readable nor
+quick to render (Vega took about 5 s per strip at 200)."""
 
 
 def _records(con: Any, table: str, run_id: str) -> list[dict[str, Any]]:
@@ -126,7 +131,8 @@ def _test_sections(workspaces: list[str], tests: list[dict[str, Any]], history: 
         results.sort(key=lambda t: workspaces.index(t["workspace"]) if t["workspace"] in workspaces
                      else len(workspaces))
         days = [(h["workspace"], _day(h["day"]), h["status"]) for h in history if h["test_id"] == ct.test_id]
-        strip = charts.render(charts.status_strip_spec(days, *period)) if days else None
+        spec = charts.status_strip_spec if len(workspaces) <= CHART_WORKSPACES else charts.status_counts_spec
+        strip = charts.render(spec(days, *period)) if days else None
         sections.append({"test": ct, "results": results, "strip": strip})
     return sections
 
@@ -171,9 +177,27 @@ def _retention_rows(retention: list[dict[str, Any]], as_of: datetime) -> list[di
     for r in retention:
         oldest = r["oldest_reference_at"]
         oldest_days = (as_of - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).days if oldest else None
-        out.append({"record": f"{r['workspace']} {r['object_type']}", "median_age_days": r["median_age_days"],
+        out.append({"record": f"{r['workspace']} {r['object_type']}", "object_type": r["object_type"],
+                    "median_age_days": r["median_age_days"],
                     "oldest_age_days": oldest_days, "retention_days": r["retention_days"],
                     "over_retention": r["over_retention"], "population": r["population"]})
+    return out
+
+
+def _retention_together(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One bar per record type over every workspace: the oldest record of any, the largest of
+    their medians, the strictest limit."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_type.setdefault(r["object_type"], []).append(r)
+    out = []
+    for object_type, group in sorted(by_type.items()):
+        def top(column: str, group: list[dict[str, Any]] = group) -> Any:
+            return max((r[column] for r in group if r[column] is not None), default=None)
+        out.append({"record": f"all workspaces {object_type}", "median_age_days": top("median_age_days"),
+                    "oldest_age_days": top("oldest_age_days"),
+                    "retention_days": min((r["retention_days"] for r in group if r["retention_days"] is not None),
+                                          default=None)})
     return out
 
 
@@ -189,6 +213,11 @@ def _charts(con: Any, run_id: str, first: dict[str, Any], as_of: datetime,
     close = _sla_rows(sla, {"p50_time_to_first_close_s": "p50"})
     retention = _retention_rows(_labelled(_records(con, "evidence_data_retention", run_id), labels), as_of)
     render = charts.render
+    together = len(labels) > CHART_WORKSPACES
+    if together:  # one mark per workspace stops being readable, and Vega renders it for minutes
+        everyone = f"all {len(labels)} workspaces"
+        activity, logins, reply, close = ([dict(r, workspace=everyone) for r in rows]
+                                          for rows in (activity, logins, reply, close))
     return {
         "activity": render(charts.activity_spec(activity)) if activity else None,
         "logins": render(charts.logins_spec(logins)) if logins else None,
@@ -196,7 +225,9 @@ def _charts(con: Any, run_id: str, first: dict[str, Any], as_of: datetime,
                                               "Time to first admin reply (inbound conversations)")) if reply else None,
         "resolution": render(charts.sla_spec(close, params.get("resolution_sla_hours", 120),
                                              "Time to first close (inbound conversations)")) if close else None,
-        "retention": render(charts.retention_spec(retention)) if retention else None,
+        "retention": render(charts.retention_spec(_retention_together(retention) if together else retention))
+        if retention else None,
+        "together": together,
         "retention_rows": retention,
     }
 

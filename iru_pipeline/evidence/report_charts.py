@@ -95,6 +95,30 @@ def status_strip_spec(days: Iterable[tuple[str, date, str]], first: date, last: 
     )
 
 
+def status_counts_spec(days: Iterable[tuple[str, date, str]], first: date, last: date) -> dict[str, Any]:
+    """How many workspaces had each status on each day, stacked: the strip of a report over more
+    workspaces than rows fit (`report.CHART_WORKSPACES`); the tables keep each workspace's days."""
+    counts: dict[tuple[date, str], int] = {}
+    for _label, day, status in days:
+        counts[(day, status)] = counts.get((day, status), 0) + 1
+    data = [{"day": day.isoformat(), "status": status, "key": status_key(status), "workspaces": n}
+            for (day, status), n in sorted(counts.items())]
+    keys = [k for k in STATUS_COLOURS if any(d["key"] == k for d in data)]
+    return _base(
+        data,
+        width=_WIDTH, height=90,
+        mark={"type": "bar"},
+        encoding={
+            "x": {"field": "day", "type": "ordinal", "timeUnit": "utcyearmonthdate", "title": None,
+                  "axis": {"format": "%Y-%m-%d", "labelOverlap": True}},
+            "y": {"field": "workspaces", "type": "quantitative", "aggregate": "sum", "title": "workspaces"},
+            "color": {"field": "key", "type": "nominal", "title": "status",
+                      "scale": {"domain": keys, "range": [STATUS_COLOURS[k] for k in keys]}},
+            "tooltip": [{"field": "day"}, {"field": "status"}, {"field": "workspaces"}],
+        },
+    )
+
+
 def activity_spec(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Admin activity per week and type (rows: workspace, week, activity_type, events)."""
     return _base(
