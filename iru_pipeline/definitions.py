@@ -51,7 +51,7 @@ def build_definitions(duckdb_path: Path | None = None, workspaces: Sequence[str]
     """The definitions; the ingestion assets' partitions are the workspaces `workspaces` (by
     name), else those configured in the environment now."""
     return dg.Definitions(
-        assets=[build_intercom_assets(tuple(workspaces) if workspaces is not None else None), *EVIDENCE_ASSETS],
+        assets=[build_intercom_assets(workspaces), *EVIDENCE_ASSETS],
         asset_checks=ASSET_CHECKS,
         jobs=[refresh_all_job, ingest_workspaces_job, derive_evidence_job],
         schedules=[daily_refresh],

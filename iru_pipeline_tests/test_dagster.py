@@ -36,8 +36,21 @@ from iru_pipeline_tests.helpers import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_definitions_load_and_every_job_resolves() -> None:
-    from iru_pipeline.definitions import defs
+def _defs_for(monkeypatch, **env: str) -> dg.Definitions:
+    """The definitions as the code location builds them when it loads with `env` (and no
+    other Intercom or iru setting): its partitions are the workspaces configured then."""
+    from iru_pipeline.definitions import build_definitions
+
+    for name in list(os.environ):
+        if name.startswith(("INTERCOM_", "IRU_WORKSPACES")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return build_definitions()
+
+
+def test_definitions_load_and_every_job_resolves(monkeypatch) -> None:
+    defs = _defs_for(monkeypatch)
 
     repo = defs.get_repository_def()
     for job_name in repo.job_names:
@@ -45,7 +58,11 @@ def test_definitions_load_and_every_job_resolves() -> None:
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert {f"intercom/{name}" for name in RESOURCE_NAMES} <= keys
     spec = defs.resolve_assets_def(dg.AssetKey(["intercom", "contacts"]))
+    # Nothing configured: the region-named workspaces, so the UI loads and a run says what to set.
     assert spec.partitions_def.get_partition_keys() == ["us", "eu", "au"]
+    configured = _defs_for(monkeypatch, INTERCOM_ACCESS_TOKEN_AU="b", INTERCOM_ACCESS_TOKEN_US="a")
+    spec = configured.resolve_assets_def(dg.AssetKey(["intercom", "contacts"]))
+    assert spec.partitions_def.get_partition_keys() == ["us", "au"]
 
 
 def test_every_duckdb_writer_shares_one_pool() -> None:
@@ -58,10 +75,7 @@ def test_every_duckdb_writer_shares_one_pool() -> None:
 
 
 def test_daily_schedule_yields_one_run_for_every_configured_workspace(monkeypatch) -> None:
-    from iru_pipeline.definitions import defs
-
-    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN_US", "a")
-    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN_AU", "b")
+    defs = _defs_for(monkeypatch, INTERCOM_ACCESS_TOKEN_US="a", INTERCOM_ACCESS_TOKEN_AU="b")
     schedule = defs.get_schedule_def("daily_refresh")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     context = dg.build_schedule_context(
@@ -76,9 +90,8 @@ def test_daily_schedule_yields_one_run_for_every_configured_workspace(monkeypatc
     assert request.run_key == "2026-11-25"
 
 
-def test_schedule_skips_with_the_reason_when_nothing_is_enabled() -> None:
-    from iru_pipeline.definitions import defs
-
+def test_schedule_skips_with_the_reason_when_nothing_is_enabled(monkeypatch) -> None:
+    defs = _defs_for(monkeypatch)
     schedule = defs.get_schedule_def("daily_refresh")
     context = dg.build_schedule_context(repository_def=defs.get_repository_def())
     result = schedule.evaluate_tick(context)

@@ -48,11 +48,11 @@ DUCKDB_POOL = "duckdb_writer"
 INGESTION_GROUP = "intercom"
 
 
-def workspace_partitions(names: Sequence[str] | None = None) -> dg.StaticPartitionsDefinition:
-    """Partitions named after the workspaces (`names`, else those configured now). With none
+def partition_names(names: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The partition keys: the workspaces `names`, else those configured now. With none
     configured, the region-named ones, so the UI still loads; their runs say what to set."""
     keys = list(names) if names is not None else configured_workspace_names()
-    return dg.StaticPartitionsDefinition(keys or list(REGION_CODES))
+    return tuple(keys or REGION_CODES)
 
 
 def make_pipeline(name: str, settings: Settings, notice: Callable[[str], None] | None = None) -> dlt.Pipeline:
@@ -102,15 +102,19 @@ class IntercomTranslator(DagsterDltTranslator):
         )
 
 
-@cache
-def build_intercom_assets(names: tuple[str, ...] | None = None) -> dg.AssetsDefinition:
-    """The ingestion assets, partitioned by the workspaces `names` (else those configured)."""
+def build_intercom_assets(names: Sequence[str] | None = None) -> dg.AssetsDefinition:
+    """The ingestion assets, partitioned by the workspaces `names` (else those configured now)."""
+    return _intercom_assets(partition_names(names))
+
+
+@cache  # deriving the specs builds a dlt source and pipeline: once per set of partitions
+def _intercom_assets(names: tuple[str, ...]) -> dg.AssetsDefinition:
 
     @dlt_assets(
         dlt_source=intercom_source(),
         dlt_pipeline=_spec_pipeline(),
         name="intercom",
-        partitions_def=workspace_partitions(names),
+        partitions_def=dg.StaticPartitionsDefinition(list(names)),
         backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dlt_translator=IntercomTranslator(),
         pool=DUCKDB_POOL,
