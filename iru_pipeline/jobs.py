@@ -77,7 +77,7 @@ def daily_refresh(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunReque
                             f"{variables}")
         return
     # The partitions the definitions were loaded with: a workspace added to the file since
-    # needs a reload of the code location first (said in the run's tags, not guessed).
+    # joins after a reload of the code location; until then the run covers the others.
     partitions = context.repository_def.get_job(ingest_workspaces_job.name).partitions_def
     known = partitions.get_partition_keys() if partitions is not None else []
     keys = [k for k in known if k in names]
