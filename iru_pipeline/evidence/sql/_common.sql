@@ -8,41 +8,36 @@
 -- workspace whose runs never reached /me (no id known yet), `name:` and its configured name, so
 -- that it still shows as not collected instead of vanishing.
 
--- Collection attempts with their workspace key. A row without an id (the run stopped before
--- /me) belongs to the id its configured name was bound to by another run; rows written before
--- the workspace was recorded (no name, no id) belong to the one workspace their region held.
+-- How a collection row without a workspace id finds its workspace. A row without an id (the
+-- run stopped before /me) belongs to the id its configured name was bound to by another run;
+-- rows written before the workspace was recorded (no name, no id) belong to the one workspace
+-- their region held.
+create or replace temp view name_bindings as
+select workspace, arg_max(workspace_id, finished_at) as bound_id
+from raw_sync_results where workspace is not null and workspace_id is not null group by workspace;
+
+create or replace temp view region_only_workspace as
+select region, any_value(workspace_id) as only_id
+from (select region, workspace_id from raw_workspaces union select region, workspace_id from raw_sync_results)
+where workspace_id is not null group by region having count(distinct workspace_id) = 1;
+
+-- Collection attempts with their workspace key (`ws`).
 create or replace temp view sync_runs as
-with bound as (
-    select workspace, arg_max(workspace_id, finished_at) as bound_id
-    from raw_sync_results where workspace is not null and workspace_id is not null group by workspace
-), legacy as (
-    select region, any_value(workspace_id) as only_id
-    from (select region, workspace_id from raw_workspaces union select region, workspace_id from raw_sync_results)
-    where workspace_id is not null group by region having count(distinct workspace_id) = 1
-)
 select s.*,
        coalesce(s.workspace_id, b.bound_id, case when s.workspace is null then g.only_id end,
                 'name:' || coalesce(s.workspace, s.region)) as ws
 from raw_sync_results s
-left join bound b using (workspace)
-left join legacy g using (region);
+left join name_bindings b using (workspace)
+left join region_only_workspace g using (region);
 
 -- Proofs of collection with their workspace key, resolved as for sync_runs.
 create or replace temp view proof_runs as
-with bound as (
-    select workspace, arg_max(workspace_id, finished_at) as bound_id
-    from raw_sync_results where workspace is not null and workspace_id is not null group by workspace
-), legacy as (
-    select region, any_value(workspace_id) as only_id
-    from (select region, workspace_id from raw_workspaces union select region, workspace_id from raw_sync_results)
-    where workspace_id is not null group by region having count(distinct workspace_id) = 1
-)
 select x.*,
        coalesce(x.workspace_id, b.bound_id, case when x.workspace is null then g.only_id end,
                 'name:' || coalesce(x.workspace, x.region)) as ws
 from raw_collection_proofs x
-left join bound b using (workspace)
-left join legacy g using (region);
+left join name_bindings b using (workspace)
+left join region_only_workspace g using (region);
 
 -- The latest collection attempt of each resource in each workspace. Per resource rather than
 -- per run, so a run that refreshed only some resources does not hide the others.
