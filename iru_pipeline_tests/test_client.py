@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
 
 import httpx
 import pytest
@@ -95,6 +96,54 @@ def test_deleted_conversations_are_page_numbered(fresh_fake: FakeIntercom, per_p
         ids = all_ids(client.iter_numbered("/conversations/deleted", "conversations", per_page=per_page))
     assert len(ids) == len(set(ids))
     assert sorted(ids) == sorted(str(d["id"]) for d in ws.deleted_conversations())
+
+
+@pytest.mark.parametrize("ahead", [2, 4, 16])
+def test_deleted_conversations_read_ahead_arrive_whole_and_in_order(fresh_fake: FakeIntercom, ahead: int) -> None:
+    ws = fresh_fake.workspace("us")
+    ws.delete_conversations([c["id"] for c in list(ws.conversations())[:40]])
+    with client_for(fresh_fake) as client:
+        pages = list(client.iter_numbered("/conversations/deleted", "conversations", {"order": "desc"},
+                                          per_page=7, ahead=ahead))
+    deleted = [str(d["id"]) for d in ws.deleted_conversations()]  # the 40 and those the data starts with
+    assert [p.number for p in pages] == list(range(1, -(-len(deleted) // 7) + 1))
+    assert [str(i["id"]) for p in pages for i in p.items] == deleted
+    assert fresh_fake.stats("us")["by_route"]["GET /conversations/deleted"] == len(pages)
+
+
+def test_deleted_conversations_read_ahead_skip_nothing_when_the_list_grows_meanwhile(fresh_fake: FakeIntercom) -> None:
+    """Page 3 is answered first; then three more conversations are deleted (the head of the
+    newest-first list), then page 2 is answered. Old page 2's last three records now sit on
+    page 3, whose answer predates them: page 3 must be read again."""
+    ws = fresh_fake.workspace("us")
+    ids = [c["id"] for c in ws.conversations()]
+    ws.delete_conversations(ids[:30])
+    before = [str(d["id"]) for d in ws.deleted_conversations()]
+    fresh_fake.advance_clock(60)  # the next deletions are newer: the head of the list
+    page_3_answered = threading.Event()
+    requested: list[str] = []
+
+    def page(message: httpx.Request | httpx.Response) -> str | None:
+        request = message if isinstance(message, httpx.Request) else message.request
+        return request.url.params.get("page") if request.url.path.endswith("/conversations/deleted") else None
+
+    def on_request(request: httpx.Request) -> None:
+        requested.append(page(request) or "")
+        if page(request) == "2" and not page_3_answered.is_set():
+            assert page_3_answered.wait(10), "page 3 was never requested alongside page 2"
+
+    def on_response(response: httpx.Response) -> None:
+        if page(response) == "3" and not page_3_answered.is_set():
+            ws.delete_conversations(ids[30:33])
+            page_3_answered.set()
+
+    with client_for(fresh_fake) as client:
+        client._http.event_hooks = {"request": [on_request], "response": [on_response]}
+        listed = all_ids(client.iter_numbered("/conversations/deleted", "conversations", {"order": "desc"},
+                                              per_page=7, ahead=4))
+    assert page_3_answered.is_set()
+    assert set(before) - set(listed) == set()
+    assert requested.count("3") == 2, requested  # answered ahead of page 2, then again after it
 
 
 def test_full_lists_arrive_in_one_page(fake: FakeIntercom) -> None:

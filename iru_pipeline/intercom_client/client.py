@@ -193,10 +193,10 @@ class IntercomClient:
 
     def iter_numbered(
         self, path: str, item_key: str, params: Mapping[str, Any] | None = None,
-        *, per_page: int = 60, resource: str | None = None,
+        *, per_page: int = 60, resource: str | None = None, ahead: int = 1,
     ) -> Iterator[Page]:
-        """Page-numbered listing (`/conversations/deleted`)."""
-        return self._pages.numbered(path, item_key, params, per_page=per_page, resource=resource)
+        """Page-numbered listing (`/conversations/deleted`), `ahead` pages requested at once."""
+        return self._pages.numbered(path, item_key, params, per_page=per_page, resource=resource, ahead=ahead)
 
 
 

@@ -14,6 +14,7 @@ cursor and on more pages than its first page's counts allow (page_bound.py).
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -135,23 +136,57 @@ class Paginator:
             self._guard_repeat(key, seen, f"GET {ACTIVITY_LOGS_PATH}", resource)
 
     def numbered(self, path: str, item_key: str, params: Mapping[str, Any] | None = None, *,
-                 per_page: int = 60, resource: str | None = None) -> Iterator[Page]:
+                 per_page: int = 60, resource: str | None = None, ahead: int = 1) -> Iterator[Page]:
         """Page-numbered listing (`/conversations/deleted`): `page=N` until `pages.next` is null
-        or `total_pages` is reached."""
+        or `total_pages` is reached, yielded in page order.
+
+        With `ahead` > 1, up to that many of the next pages are requested at once (28 pages
+        one after another took 7.8 s at 250 ms). The list is numbered newest first and grows at
+        its head, so a page answered before the page in front of it was answered can miss the
+        records pushed across their boundary meanwhile. Each answer's `total_count` shows
+        that: a page whose count is below the page before it is requested again, and the pages
+        fetched ahead of it are dropped. Re-reading can repeat a record, never skip one.
+        Without a count nothing is read ahead."""
         query = dict(params or {}, per_page=per_page)
-        bound = PageBound(self.region, f"GET {path}", resource, per_page)
-        number = 0
-        while True:
-            number += 1
-            query["page"] = number
-            body = self._get(path, query, resource)
-            items = items_of(body, item_key, self._where(f"GET {path}", resource))
-            yield Page(items, number, total_of(body), body)
-            pages = got if isinstance(got := body.get("pages"), dict) else {}
-            total_pages = pages.get("total_pages")
-            if not items or not pages.get("next") or (isinstance(total_pages, int) and number >= total_pages):
-                return
-            bound.check(number, body)
+        endpoint = f"GET {path}"
+        where = self._where(endpoint, resource)
+        bound = PageBound(self.region, endpoint, resource, per_page)
+
+        def fetch(number: int) -> dict[str, Any]:
+            return self._get(path, dict(query, page=number), resource)
+
+        pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="intercom-numbered") if ahead > 1 else None
+        fetched: dict[int, Future[dict[str, Any]]] = {}
+        try:
+            number, before = 0, None
+            while True:
+                number += 1
+                early = fetched.pop(number, None)
+                body = early.result() if early is not None else fetch(number)
+                total = total_of(body)
+                if early is not None and (total is None or before is None or total < before):
+                    for ahead_page in fetched.values():
+                        ahead_page.cancel()
+                    fetched.clear()
+                    body = fetch(number)
+                    total = total_of(body)
+                items = items_of(body, item_key, where)
+                yield Page(items, number, total, body)
+                pages = got if isinstance(got := body.get("pages"), dict) else {}
+                total_pages = pages.get("total_pages")
+                if not items or not pages.get("next") or (isinstance(total_pages, int) and number >= total_pages):
+                    return
+                bound.check(number, body)
+                before = total
+                if pool is not None and total is not None and isinstance(total_pages, int):
+                    for later in range(number + 1, min(total_pages, number + ahead) + 1):
+                        if later not in fetched:
+                            fetched[later] = pool.submit(fetch, later)
+        finally:
+            for ahead_page in fetched.values():
+                ahead_page.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _follow_url(self, url: str, endpoint: str, resource: str | None) -> tuple[str, dict[str, Any]]:
         try:

@@ -62,6 +62,7 @@ from iru_pipeline.intercom_source.settings import (
     ACTIVITY_LOG_PAGE_SIZE,
     DATASET_NAME,
     DELETED_CONVERSATIONS_PAGE_SIZE,
+    DELETED_PAGES_AHEAD,
     EXTRACT_WORKERS,
     INITIAL_ACTIVITY_LOG_DAYS,
     OVERLAP_SECONDS,
@@ -304,19 +305,32 @@ def _conversations_after(ctx: WorkspaceContext, state: dict[str, Any], report: A
 
 
 def _deleted_since(ctx: WorkspaceContext, since: float) -> Iterator[list[dict[str, Any]]]:
-    """Deleted conversations, newest first, until older than `since` (page-numbered, max 60).
-    One whose `deleted_at` cannot be read is kept and decides nothing: only a readable older
-    one ends the listing."""
+    """Deleted conversations, newest first, until older than `since` (page-numbered, max 60),
+    `DELETED_PAGES_AHEAD` pages requested at once. One whose `deleted_at` cannot be read is
+    kept and decides nothing: only a readable older one ends the listing. The list grows at
+    its head while it is read, so a record can come twice; it is yielded once."""
+    seen: set[str] = set()
     for page in ctx.client.iter_numbered(
         "/conversations/deleted", "conversations", {"order": "desc"},
-        per_page=DELETED_CONVERSATIONS_PAGE_SIZE, resource="deleted_conversations",
+        per_page=DELETED_CONVERSATIONS_PAGE_SIZE, resource="deleted_conversations", ahead=DELETED_PAGES_AHEAD,
     ):
         stamps = [readable_cursor(i.get("deleted_at"), ctx.cursor_not_after) for i in page.items]
         fresh = [i for i, stamp in zip(page.items, stamps, strict=True) if stamp is None or stamp >= since]
-        if fresh:
-            yield fresh
+        new = [i for i in fresh if _first_sight(i.get("id"), seen)]
+        if new:
+            yield new
         if len(fresh) < len(page.items):
             return
+
+
+def _first_sight(record_id: Any, seen: set[str]) -> bool:
+    if record_id is None:
+        return True  # nothing to recognise it by; the load's merge settles it
+    key = str(record_id)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 @dlt.resource(**_table_hints(resource("deleted_conversations")))
