@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from iru_pipeline.env_names import DUCKDB_PATH_ENV, EVIDENCE_CONFIG_ENV, PII_KEY_ENV
@@ -227,16 +228,22 @@ def evidence_config_from(raw: str | None) -> tuple[Path | None, Mapping[str, obj
     if not raw:
         return None, {}
     path = Path(raw).expanduser()
+    return path, read_toml(path, f"{EVIDENCE_CONFIG_ENV}={raw}")
+
+
+def read_toml(path: Path, shown: str) -> dict[str, Any]:
+    """A TOML settings file, whole. Each way it can fail is one ConfigError line that starts
+    with `shown` (the path, or the variable that named it) and says what to fix."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{EVIDENCE_CONFIG_ENV}={raw} cannot be read ({exc.strerror}): fix the path") from None
+        raise ConfigError(f"{shown} cannot be read ({exc.strerror}): fix the path or its permissions") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{EVIDENCE_CONFIG_ENV}={raw} is not UTF-8 text: save it as UTF-8 TOML") from None
+        raise ConfigError(f"{shown} is not UTF-8 text: save it as UTF-8 TOML") from None
     try:
-        return path, tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{EVIDENCE_CONFIG_ENV}={raw} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{shown} is not valid TOML ({exc}): fix the syntax") from None
 
 
 def signing_key_file_from(raw: str | None, data_dir: Path) -> Path | None:

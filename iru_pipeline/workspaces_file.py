@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from iru_pipeline.env_names import WORKSPACES_FILE_ENV
 from iru_pipeline.regions import REGION_CODES
-from iru_pipeline.setting_checks import ConfigError
+from iru_pipeline.setting_checks import ConfigError, read_toml
 
 DEFAULT_WORKSPACES_FILE = Path("workspaces.toml")
 NAME_RULE = "1-40 lower-case letters, digits and '-', starting with a letter or digit"
@@ -71,16 +70,7 @@ def workspaces_file_path(env: Mapping[str, str] | None = None) -> Path | None:
 
 def read_entries(path: Path) -> list[WorkspaceEntry]:
     """The file's workspaces in file order, each checked for shape (ConfigError otherwise)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path} cannot be read ({exc.strerror}): fix the path or its permissions") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text: save it as UTF-8 TOML") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}): fix the syntax") from None
+    data = read_toml(path, str(path))
     extra = sorted(set(data) - {"workspaces"})
     if extra:
         raise ConfigError(f"{path}: unexpected {extra[0]!r} at the top level; the file holds only "
