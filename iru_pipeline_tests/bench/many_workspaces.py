@@ -50,9 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from iru_pipeline_tests.bench.fake import CACHE_BYTES_PER_RECORD
-from iru_pipeline_tests.bench.proc import OtherLoad, log_tail, run_measured
-from iru_pipeline_tests.bench.product import ROUTE_RESOURCES
-from iru_pipeline_tests.bench.worker import PII_KEY
+from iru_pipeline_tests.bench.proc import log_tail
+from iru_pipeline_tests.bench.product import ROUTE_RESOURCES, base_env, measured_run, sync_results
 
 DEFAULT_WORKSPACES = 200
 QUICK_WORKSPACES = 10
@@ -207,11 +206,7 @@ def _base_url_from(path: Path) -> str:
 def product_env(fake: ManyWorkspacesFake, data_dir: Path) -> dict[str, str]:
     """As a user runs it: the workspaces file, its tokens' variables, the DuckDB path and the PII
     key; nothing of the caller's Intercom or Dagster settings leaks in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERCOM_", "IRU_", "DAGSTER_"))}
-    env.update(fake.tokens_env())
-    env.update({"IRU_WORKSPACES_FILE": str(fake.file), "IRU_DUCKDB_PATH": str(data_dir / "iru.duckdb"),
-                "IRU_PII_KEY": PII_KEY, "RUNTIME__DLTHUB_TELEMETRY": "false"})
-    return env
+    return {**base_env(data_dir), **fake.tokens_env(), "IRU_WORKSPACES_FILE": str(fake.file)}
 
 
 def run_once(fake: ManyWorkspacesFake, data_dir: Path, log_path: Path, *, timeout: float = 3600.0,
@@ -223,24 +218,13 @@ def run_once(fake: ManyWorkspacesFake, data_dir: Path, log_path: Path, *, timeou
         cmd = [sys.executable, "-m", "iru_pipeline.cli", "run"]
     else:
         cmd = [sys.executable, "-m", "iru_pipeline_tests.bench.profile_run", str(profile_out), "run"]
-    fake.reset_stats()
-    cpu0 = fake.cpu_s()
-    load = OtherLoad()
     log_offset = log_path.stat().st_size if log_path.exists() else 0
     launched = datetime.now(UTC)
-    measured = run_measured(cmd, env=product_env(fake, data_dir), log_path=log_path, timeout=timeout)
+    measured, stats = measured_run(cmd, product_env(fake, data_dir), fake, log_path, timeout)
     ended = datetime.now(UTC)
-    cpu1 = fake.cpu_s()
-    fake_cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
-    stats = fake.stats()
     rows = sync_rows(data_dir / "iru.duckdb", launched)
     result: dict[str, Any] = {
         **measured,
-        # The whole process tree: the table worker processes count too.
-        "peak_rss_mb": measured["peak_tree_rss_mb"] or measured["peak_rss_mb"],
-        "peak_rss_mb_wait4": measured["peak_rss_mb"],
-        "fake_cpu_s": round(fake_cpu, 2) if fake_cpu is not None else None,
-        "other_cpu_cores": load.cores(measured.get("cpu_s"), fake_cpu),
         **api_calls(rows, stats), **split(rows, launched, ended),
         "rows_loaded": sum(r["rows_loaded"] or 0 for r in rows),
         "rows_by_resource": _sum_by(rows, "resource", "rows_loaded"),
@@ -267,23 +251,8 @@ def failure_lines(log_path: Path, offset: int) -> str:
 
 def sync_rows(db: Path, since: datetime) -> list[dict[str, Any]]:
     """The `intercom.sync_results` rows the run that started at `since` wrote."""
-    if not db.exists():
-        return []
-    import duckdb
-
-    try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error:
-        return []
-    try:
-        cur = con.execute(
-            "select workspace, resource, status, rows_loaded, api_calls, started_at, finished_at "
-            "from intercom.sync_results where started_at >= ? order by workspace, resource", [since])
-        return [dict(zip([d[0] for d in cur.description], row, strict=True)) for row in cur.fetchall()]
-    except duckdb.Error:
-        return []
-    finally:
-        con.close()
+    return sync_results(db, "workspace, resource, status, rows_loaded, api_calls, started_at, finished_at",
+                        "started_at >= ?", [since], order="workspace, resource")
 
 
 def api_calls(rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
