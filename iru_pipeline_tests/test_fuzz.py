@@ -349,6 +349,8 @@ CALLS = {
     "activity_logs": lambda c: c.iter_activity_logs(0, 1_800_000_000, per_page=2),
     "numbered": lambda c: c.iter_numbered("/conversations/deleted", "conversations", {"order": "desc"}, per_page=2,
                                           resource="deleted_conversations"),
+    "numbered_ahead": lambda c: c.iter_numbered("/conversations/deleted", "conversations", {"order": "desc"},
+                                                per_page=2, resource="deleted_conversations", ahead=3),
 }
 
 
