@@ -15,6 +15,7 @@ import pytest
 
 from iru_pipeline.cli import main
 from iru_pipeline.fake_intercom import FakeIntercom
+from iru_pipeline.intercom_client import RetryPolicy
 from iru_pipeline.intercom_records.registry import RESOURCES
 from iru_pipeline_tests.helpers import TEST_PII_KEY
 
@@ -172,6 +173,10 @@ def _head(line: str) -> str:
 @pytest.mark.parametrize(("kind", "words"), CLASSES)
 def test_check_and_run_word_each_class_of_failure_the_same(kind: str, words: str, fresh_fake: FakeIntercom,
                                                            monkeypatch, capsys, tmp_path) -> None:
+    # Both commands still make every attempt their retry bounds allow; only the waits between
+    # them are shortened (`run` would otherwise sit out about 20 s of backoff on the 5xx case).
+    # The waits themselves are test_client's subject; here only the words of the line are.
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, attempt, rng=None: 0.01)
     with _setup(kind, fresh_fake) as (env, details):
         set_env(monkeypatch, {**env, "IRU_DUCKDB_PATH": str(tmp_path / "x.duckdb"), "IRU_PII_KEY": TEST_PII_KEY})
         assert main(["check"]) == 1
