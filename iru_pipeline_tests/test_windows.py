@@ -16,7 +16,6 @@ import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_client import IntercomClient, IntercomServerError, RetryPolicy
-from iru_pipeline.intercom_source.helpers import EPOCH
 from iru_pipeline.intercom_source.parallel import parallel_pages
 from iru_pipeline.intercom_source.windows import (
     CONTACTS_SEARCH,
@@ -109,7 +108,7 @@ def test_a_full_contact_sync_asks_for_the_oldest_record_beside_its_first_page(fa
     is small, nothing more."""
     ws = fake.workspace("us")
     now = int(fake.now())
-    start = int(EPOCH.timestamp()) if full else now - 3600  # where a first run's cursor starts
+    start = 0 if full else now - 3600
     sent: list[tuple[str, float]] = []
     answered: list[tuple[str, float]] = []
 

@@ -30,7 +30,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from iru_pipeline.intercom_client import IntercomClient, Page
 from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT
 from iru_pipeline.intercom_records.transforms import CURSOR_SKEW_SECONDS, readable_cursor
-from iru_pipeline.intercom_source.helpers import EPOCH
 from iru_pipeline.intercom_source.parallel import parallel_pages
 
 Items = list[dict[str, Any]]
@@ -125,8 +124,7 @@ def windowed_search(
     # A full sync of contacts asks for the oldest record (needed to split the range) beside
     # its first page (read newest first) instead of after it: one round trip less, at the cost
     # of one call when the sync turns out small. An incremental run, usually one page, does not.
-    full = start <= EPOCH.timestamp()
-    early = ThreadPoolExecutor(max_workers=1) if spec.whole_days and full and workers > 1 else None
+    early = ThreadPoolExecutor(max_workers=1) if spec.whole_days and start <= 0 and workers > 1 else None
     oldest_soon = early.submit(_oldest, client, spec, Window(lo, None), per_page) if early else None
     try:
         yield from _one_chain(client, spec, Window(lo, None), start, now, split,
