@@ -3,7 +3,6 @@ ingestion guarantees with windows on."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -99,37 +98,6 @@ def test_a_full_sync_is_split_from_the_oldest_record(fake: FakeIntercom, spec: S
     assert ordered[0].lo == lo and ordered[-1].hi is None
     assert all(a.hi == b.lo for a, b in zip(ordered, ordered[1:], strict=False)), "no gap, no overlap"
     assert all(w.hi is None or w.hi > w.lo for w in windows)
-
-
-@pytest.mark.parametrize("full", [True, False], ids=["full", "incremental"])
-def test_a_full_contact_sync_asks_for_the_oldest_record_beside_its_first_page(fake: FakeIntercom, full: bool) -> None:
-    """A full sync (from the epoch) sends the one-row oldest-first search while its first
-    page (newest first) is still out; an incremental run sends only its first page and, as it
-    is small, nothing more."""
-    ws = fake.workspace("us")
-    now = int(fake.now())
-    start = 0 if full else now - 3600
-    sent: list[tuple[str, float]] = []
-    answered: list[tuple[str, float]] = []
-
-    def kind(request: httpx.Request) -> str:
-        body = json.loads(request.content)
-        one_row = body.get("pagination", {}).get("per_page") == 1
-        return "oldest" if one_row and body.get("sort", {}).get("order") == "ascending" else "search"
-
-    with client(fake, "us") as c:
-        c._http.event_hooks = {"request": [lambda r: sent.append((kind(r), time.monotonic()))],
-                               "response": [lambda r: answered.append((kind(r.request), time.monotonic()))]}
-        ids = [str(i["id"]) for page in windowed_search(c, CONTACTS_SEARCH, start, now, tz=ws.timezone, workers=4,
-                                                        split_above=40, per_page=25) for i in page.items]
-    if not full:
-        assert [k for k, _ in sent] == ["search"], "a quiet incremental run is one request"
-        return
-    assert sorted(ids) == sorted(str(r["id"]) for r in ws.contacts())
-    first_page_answered = answered[0][1] if answered[0][0] == "search" else answered[1][1]
-    [oldest_sent] = [at for k, at in sent if k == "oldest"]
-    assert oldest_sent < first_page_answered, "the oldest record was asked for while the first page was out"
-    assert [k for k, _ in sent[:2]] in (["search", "oldest"], ["oldest", "search"])
 
 
 def test_a_window_that_fails_stops_the_sync_with_its_error(fresh_fake: FakeIntercom) -> None:

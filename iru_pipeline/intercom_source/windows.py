@@ -121,19 +121,8 @@ def windowed_search(
     days = DayClock(tz)
     lo = days.day_start(start) if spec.whole_days else max(0, start)
     split = _Split()
-    # A full sync of contacts asks for the oldest record (needed to split the range) beside
-    # its first page (read newest first) instead of after it: one round trip less, at the cost
-    # of one call when the sync turns out small. An incremental run, usually one page, does not.
-    early = ThreadPoolExecutor(max_workers=1) if spec.whole_days and start <= 0 and workers > 1 else None
-    oldest_soon = early.submit(_oldest, client, spec, Window(lo, None), per_page) if early else None
-    try:
-        yield from _one_chain(client, spec, Window(lo, None), start, now, split,
-                              small_above=split_above if workers > 1 else None, per_page=per_page)
-        if split.total is not None and spec.whole_days:
-            split.oldest = oldest_soon.result() if oldest_soon else _oldest(client, spec, Window(lo, None), per_page)
-    finally:
-        if early is not None:
-            early.shutdown(wait=True, cancel_futures=True)
+    yield from _one_chain(client, spec, Window(lo, None), start, now, split,
+                          small_above=split_above if workers > 1 else None, per_page=per_page)
     if split.total is None:
         return
     total, newest = split.total, split.newest
@@ -144,7 +133,8 @@ def windowed_search(
     # so far call for; `workers` threads page through them, and the limiter lets as many
     # requests out as its (moving) target allows.
     planned = max(2, min(workers, client.limiter.in_flight_target()))
-    floor = _split_floor(spec, lo, now, split.oldest, days)
+    oldest = split.oldest if not spec.whole_days else _oldest(client, spec, Window(lo, None), per_page)
+    floor = _split_floor(spec, lo, now, oldest, days)
     windows = plan_windows(client, spec, floor, now, total, planned, days, per_page)
     if floor > lo:
         # Counts and the oldest record come from a lagging index: the range before the
@@ -167,8 +157,7 @@ class _Split:
     total: int | None = None
     newest: Any = None
     oldest: Any = None
-    """The oldest record's cursor value: from the first page when it was read oldest first,
-    else from a one-row search sorted ascending."""
+    """The oldest record's cursor value when the first page was read oldest first."""
 
 
 def _one_chain(client: IntercomClient, spec: SearchSpec, whole: Window, start: int, now: int, split: _Split, *,
