@@ -41,6 +41,7 @@ from iru_pipeline_tests.support.db import (
     db_ids,
     fake_ids,
     query,
+    query_dicts,
     stored_values,
     sync_results,
     table_fingerprint,
@@ -97,7 +98,7 @@ __all__ = [
     "files_containing", "finding_id", "finish_unless_stuck_behind", "free_slots_of", "fresh_progress_handler",
     "hold_duckdb_open", "ingestion_run_ids", "instance_at", "latest_materialization_metadata", "lock_holders",
     "openapi_to_json_schema",
-    "on_nth_request", "pipeline_env", "query", "run_ids", "run_with_env", "secret_needles", "slots_held",
+    "on_nth_request", "pipeline_env", "query", "query_dicts", "run_ids", "run_with_env", "secret_needles", "slots_held",
     "small_fake", "steps_waiting_for_a_slot", "stored_values", "sync_results", "table_fingerprint",
     "tables_containing", "world_run", "write_as_chain_version_1", "write_as_chain_version_2", "write_world_inputs",
 ]

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
@@ -20,6 +19,7 @@ from iru_pipeline.evidence.assets import evidence_assets
 from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.fake_intercom import scenario as sc
 from iru_pipeline.resources import IntercomResource
+from iru_pipeline_tests.helpers import query_dicts as rows
 from iru_pipeline_tests.helpers import tables_containing
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -46,16 +46,6 @@ def evidence(loaded: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
                                 run_config=QUIET, raise_on_error=False)
     assert result.success
     return db, facts, result
-
-
-def rows(db: Path, sql: str, params: list | None = None) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 def us_admins(db: Path) -> dict[str, dict[str, Any]]:

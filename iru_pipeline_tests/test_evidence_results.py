@@ -21,6 +21,7 @@ from iru_pipeline.evidence.controls import STATUSES
 from iru_pipeline.evidence.inputs import load_inputs
 from iru_pipeline.export import export_run
 from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import query_dicts as rows
 
 NOW = datetime.now(UTC)
 
@@ -37,16 +38,6 @@ def world_variant(tmp_path: Path, change: str = "", **inputs: Any) -> Path:
             con.close()
     derive_world(db, world_run(write_world_inputs(tmp_path / "in", NOW, **inputs), "run-1", NOW))
     return db
-
-
-def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 def control_results(db: Path, region: str) -> dict[str, dict[str, Any]]:
@@ -334,7 +325,6 @@ def test_reviews_may_be_scoped_to_a_workspace(tmp_path: Path) -> None:
     event = rows(db, "select status, review_decision from evidence.evidence_access_change_events "
                      "where event_id = 'ev-val-permission'")
     assert event == [{"status": "review", "review_decision": None}]
-
 
 
 def test_the_fake_records_impersonation_consent_in_both_shapes() -> None:

@@ -22,6 +22,7 @@ from iru_pipeline_tests.helpers import (
     world_run,
     write_world_inputs,
 )
+from iru_pipeline_tests.helpers import query_dicts as rows
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +33,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WorldFiles, E
     run = world_run(files)
     derive_world(db, run)
     return db, files, run
-
-
-def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 def by(db: Path, table: str, key: str, where: str = "true") -> dict[Any, dict[str, Any]]:

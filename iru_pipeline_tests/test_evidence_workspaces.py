@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import query_dicts as rows
 
 NOW = datetime.now(UTC)
 RESOURCES = ("workspaces", "admins", "teams", "team_memberships", "tags", "data_attributes", "contacts",
@@ -114,16 +115,6 @@ def derive(folder: Path, with_more_workspaces: bool, reviews: str = "", world: P
         con.close()
     derive_world(db, world_run(write_world_inputs(folder / "in", NOW, reviews=reviews), "run-1", NOW))
     return db
-
-
-def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 def of_workspace(db: Path, table: str, workspace_id: str | None, region: str = "us",

@@ -22,6 +22,17 @@ def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple]:
         con.close()
 
 
+def query_dicts(db: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """`query`, each row as a dict by column name."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cur = con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
 def db_ids(db: Path, table: str, region: str) -> list[str]:
     """Ids of the current rows of a table for a region (history tables: `_dlt_valid_to IS NULL`)."""
     current = " and _dlt_valid_to is null" if table in SNAPSHOT_TABLES else ""
