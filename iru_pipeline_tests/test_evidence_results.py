@@ -20,7 +20,7 @@ from iru_pipeline.evidence.checks import check_outcome
 from iru_pipeline.evidence.controls import STATUSES
 from iru_pipeline.evidence.inputs import load_inputs
 from iru_pipeline.export import export_run
-from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import build_world_db, derive_world, execute_utc, world_run, write_world_inputs
 from iru_pipeline_tests.helpers import query_dicts as rows
 
 NOW = datetime.now(UTC)
@@ -30,12 +30,7 @@ def world_variant(tmp_path: Path, change: str = "", **inputs: Any) -> Path:
     """The world with `change` (SQL on the raw tables) applied, derived once as run-1."""
     db = build_world_db(tmp_path / "iru.duckdb")
     if change:
-        con = duckdb.connect(str(db))
-        try:
-            con.execute("set TimeZone = 'UTC'")
-            con.execute(change)
-        finally:
-            con.close()
+        execute_utc(db, change)
     derive_world(db, world_run(write_world_inputs(tmp_path / "in", NOW, **inputs), "run-1", NOW))
     return db
 

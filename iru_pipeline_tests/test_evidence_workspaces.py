@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import build_world_db, derive_world, execute_utc, world_run, write_world_inputs
 from iru_pipeline_tests.helpers import query_dicts as rows
 
 NOW = datetime.now(UTC)
@@ -104,15 +104,9 @@ def derive(folder: Path, with_more_workspaces: bool, reviews: str = "", world: P
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "iru.duckdb"
     shutil.copyfile(world or build_world_db(folder / "world.duckdb"), db)
-    con = duckdb.connect(str(db))
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        if with_more_workspaces:
-            con.execute(SECOND_AND_THIRD_US_WORKSPACES)
-        if change:
-            con.execute(change)
-    finally:
-        con.close()
+    for sql in (SECOND_AND_THIRD_US_WORKSPACES if with_more_workspaces else "", change):
+        if sql:
+            execute_utc(db, sql)
     derive_world(db, world_run(write_world_inputs(folder / "in", NOW, reviews=reviews), "run-1", NOW))
     return db
 

@@ -25,7 +25,7 @@ from iru_pipeline.evidence.period import parse_period
 from iru_pipeline.evidence.tables import CHAINED_TABLES, TABLES_BY_NAME, EvidenceTable
 from iru_pipeline.export import build_export, export_run
 from iru_pipeline.export_verify import SUMS_FILE, verify_export
-from iru_pipeline_tests.helpers import build_world_db, derive_world, world_run, write_world_inputs
+from iru_pipeline_tests.helpers import build_world_db, derive_world, execute_utc, world_run, write_world_inputs
 from iru_pipeline_tests.support.world import finding_id
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -37,17 +37,8 @@ F1_EVENT = "ev-planted-deletion"   # appears before run-b, reviewed, removed bef
 F2_EVENT = "ev-planted-export"     # present in run-a and run-b, removed before run-c, never reviewed
 
 
-def _sql(db: Path, sql: str, params: list[Any] | None = None) -> None:
-    con = duckdb.connect(str(db))
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        con.execute(sql, params or [])
-    finally:
-        con.close()
-
-
 def _event(db: Path, event_id: str, activity_type: str, at: datetime) -> None:
-    _sql(db, "insert into intercom.activity_logs values ('us', 'us01', ?, ?, ?, 'admin', '1', 'owner@acme.test', "
+    execute_utc(db, "insert into intercom.activity_logs values ('us', 'us01', ?, ?, ?, 'admin', '1', 'owner@acme.test', "
              "'10.0.0.1', 'Owner did something.', '{}')", [event_id, at, activity_type])
 
 
@@ -62,11 +53,11 @@ def days(tmp_path_factory: pytest.TempPathFactory) -> Path:
     derive_world(db, world_run(files, "run-a", AS_OF["run-a"]))
     _event(db, F1_EVENT, "message_deletion", AS_OF["run-b"] - timedelta(hours=5))  # R4, high
     derive_world(db, world_run(files, "run-b", AS_OF["run-b"]))
-    _sql(db, "delete from intercom.activity_logs where id = ?", [F2_EVENT])
+    execute_utc(db, "delete from intercom.activity_logs where id = ?", [F2_EVENT])
     reviewed = write_world_inputs(tmp / "in", NOW, reviews=f"{_f1()},accepted,owner@acme.test,"
                                   f"{REVIEWED_AT:%Y-%m-%dT%H:%M:%SZ},checked with the owner,us01\n")
     derive_world(db, world_run(reviewed, "run-c", AS_OF["run-c"]))
-    _sql(db, "delete from intercom.activity_logs where id = ?", [F1_EVENT])
+    execute_utc(db, "delete from intercom.activity_logs where id = ?", [F1_EVENT])
     with reviewed.roster.open("a", encoding="utf-8") as roster:  # the shared support account is now known to HR
         roster.write("support@acme.test,P10,active,,Support,owner@acme.test,B1\n")
     derive_world(db, world_run(reviewed, "run-d", AS_OF["run-d"]))

@@ -22,6 +22,16 @@ def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple]:
         con.close()
 
 
+def execute_utc(db: Path, sql: str, params: list[Any] | None = None) -> None:
+    """Run `sql` (statements changing the file) on a connection whose time zone is UTC."""
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(sql, params or [])
+    finally:
+        con.close()
+
+
 def query_dicts(db: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     """`query`, each row as a dict by column name."""
     con = duckdb.connect(str(db), read_only=True)
