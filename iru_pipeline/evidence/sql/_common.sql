@@ -21,23 +21,20 @@ select region, any_value(workspace_id) as only_id
 from (select region, workspace_id from raw_workspaces union select region, workspace_id from raw_sync_results)
 where workspace_id is not null group by region having count(distinct workspace_id) = 1;
 
--- Collection attempts with their workspace key (`ws`).
-create or replace temp view sync_runs as
-select s.*,
-       coalesce(s.workspace_id, b.bound_id, case when s.workspace is null then g.only_id end,
-                'name:' || coalesce(s.workspace, s.region)) as ws
-from raw_sync_results s
-left join name_bindings b using (workspace)
-left join region_only_workspace g using (region);
-
--- Proofs of collection with their workspace key, resolved as for sync_runs.
-create or replace temp view proof_runs as
+-- The rows of table `t` (which has workspace, workspace_id and region) with their workspace
+-- key (`ws`): the recorded id, else the id the name is bound to, else a region's only
+-- workspace for a row written before workspaces had names, else the name itself.
+create or replace temp macro with_workspace_key(t) as table
 select x.*,
        coalesce(x.workspace_id, b.bound_id, case when x.workspace is null then g.only_id end,
                 'name:' || coalesce(x.workspace, x.region)) as ws
-from raw_collection_proofs x
+from query_table(t) x
 left join name_bindings b using (workspace)
 left join region_only_workspace g using (region);
+
+-- Collection attempts and proofs of collection with their workspace key.
+create or replace temp view sync_runs as select * from with_workspace_key('raw_sync_results');
+create or replace temp view proof_runs as select * from with_workspace_key('raw_collection_proofs');
 
 -- The latest collection attempt of each resource in each workspace. Per resource rather than
 -- per run, so a run that refreshed only some resources does not hide the others.
