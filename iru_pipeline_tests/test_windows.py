@@ -3,6 +3,7 @@ ingestion guarantees with windows on."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -19,6 +20,7 @@ from iru_pipeline.intercom_source.parallel import parallel_pages
 from iru_pipeline.intercom_source.windows import (
     CONTACTS_SEARCH,
     CONVERSATIONS_SEARCH,
+    FIRST_SYNC_START,
     DayClock,
     SearchSpec,
     Window,
@@ -57,10 +59,59 @@ def test_contact_day_windows_return_every_contact_once(fake: FakeIntercom, regio
     assert sorted(ids) == sorted(str(x["id"]) for x in ws.contacts())
     if workers > 1:
         assert plans and len(plans[0]) > 4, "the sync was split into windows"
-        newest = max(x["updated_at"] for x in ws.contacts() if isinstance(x.get("updated_at"), int))
-        assert splits == [(len(ids), newest)], "the split is announced with the newest contact's cursor"
+        assert splits == [(len(ids), None)], "a sync from the beginning is read oldest first: newest unknown"
         days = DayClock(ws.timezone)
         assert all(days.day_start(w.lo) == w.lo for w in plans[0]), "contact windows are whole local days"
+
+
+def _search_sorts(c: IntercomClient) -> list[tuple[str, int]]:
+    """Records each search's sort order and page size as it is sent."""
+    sent: list[tuple[str, int]] = []
+
+    def on_request(request: httpx.Request) -> None:
+        if request.url.path.endswith("/search"):
+            body = json.loads(request.content)
+            sent.append(((body.get("sort") or {}).get("order", "none"), body["pagination"]["per_page"]))
+
+    c._http.event_hooks = {"request": [on_request], "response": []}
+    return sent
+
+
+def test_a_large_contacts_sync_after_a_cursor_is_read_newest_first(fake: FakeIntercom) -> None:
+    """After a cursor, the first page is read newest first (a quiet run stops on it), so the
+    split is announced with the newest contact's cursor, and the oldest record in the range is
+    asked for with one one-row search sorted ascending."""
+    ws = fake.workspace("us")
+    stamps = sorted(x["updated_at"] for x in ws.contacts() if isinstance(x.get("updated_at"), int))
+    days = DayClock(ws.timezone)
+    start = stamps[len(stamps) // 4]
+    expected = {str(x["id"]) for x in ws.contacts()
+                if isinstance(x.get("updated_at"), int) and x["updated_at"] >= days.day_start(start)}
+    splits: list[tuple[int, object]] = []
+    with client(fake, "us") as c:
+        sent = _search_sorts(c)
+        ids = [str(i["id"]) for page in windowed_search(
+            c, CONTACTS_SEARCH, start, int(fake.now()), tz=ws.timezone, workers=4, split_above=40, per_page=25,
+            on_split=lambda total, newest: splits.append((total, newest))) for i in page.items]
+    assert expected <= set(ids) and len(ids) == len(set(ids))
+    assert splits == [(len(ids), stamps[-1])], "the split is announced with the newest contact's cursor"
+    assert sent[0] == ("descending", 25)
+    assert sent[1] == ("ascending", 1), "the oldest record, asked for after the first page"
+
+
+def test_a_contacts_sync_from_the_beginning_takes_the_oldest_from_its_first_page(fake: FakeIntercom) -> None:
+    """Without a cursor no contact is older than the start, so nothing is gained by reading
+    newest first: the first page is read oldest first and names the oldest contact, and no
+    one-row search asks for it again (a round trip before any window's page)."""
+    ws = fake.workspace("us")
+    with client(fake, "us") as c:
+        sent = _search_sorts(c)
+        ids = [str(i["id"]) for page in windowed_search(
+            c, CONTACTS_SEARCH, FIRST_SYNC_START, int(fake.now()), tz=ws.timezone, workers=4, split_above=40,
+            per_page=25) for i in page.items]
+    assert sorted(ids) == sorted(str(x["id"]) for x in ws.contacts())
+    assert sent[0] == ("ascending", 25)
+    assert ("ascending", 1) not in sent, "no separate search for the oldest contact"
 
 
 def test_conversation_second_windows_return_every_conversation_once(fake: FakeIntercom) -> None:

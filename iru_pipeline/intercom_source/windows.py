@@ -9,8 +9,8 @@ windows are whole days; conversation bounds are inclusive seconds.
 
 Plan: the first page of the whole range is fetched as usual; if its `total_count` is small
 the sync simply continues on it (one chain, so a quiet incremental run costs one request;
-contacts are read newest first there, stopping at the window's start, because their search
-returns the cursor's whole day).
+after a cursor, contacts are read newest first there, stopping at the window's start,
+because their search returns the cursor's whole day).
 Otherwise the range from the oldest record on is split into windows (the range before it
 stays one window), each probed with a one-row search for its count, and windows holding too
 many records are split again, down to one day or second.
@@ -30,9 +30,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from iru_pipeline.intercom_client import IntercomClient, Page
 from iru_pipeline.intercom_client.rate_limit import MAX_IN_FLIGHT
 from iru_pipeline.intercom_records.transforms import CURSOR_SKEW_SECONDS, readable_cursor
+from iru_pipeline.intercom_source.helpers import EPOCH
 from iru_pipeline.intercom_source.parallel import parallel_pages
 
 Items = list[dict[str, Any]]
+FIRST_SYNC_START = int(EPOCH.timestamp())
+"""Where a sync without a cursor (a first run, a full refresh) starts: no record is older."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def windowed_search(
     the API's pages; windows are fetched concurrently, each sorted ascending. No order
     across pages is promised. `on_split(total, newest)` is called as soon as the sync is known
     to be split (before the windows are planned) with the newest record's cursor value when it
-    is known (contacts are read newest first; else None), `on_plan(windows, total)` once
+    is known (contacts after a cursor are read newest first; else None), `on_plan(windows, total)` once
     the windows are planned."""
     days = DayClock(tz)
     lo = days.day_start(start) if spec.whole_days else max(0, start)
@@ -133,7 +136,7 @@ def windowed_search(
     # so far call for; `workers` threads page through them, and the limiter lets as many
     # requests out as its (moving) target allows.
     planned = max(2, min(workers, client.limiter.in_flight_target()))
-    oldest = split.oldest if not spec.whole_days else _oldest(client, spec, Window(lo, None), per_page)
+    oldest = split.oldest if split.read_oldest_first else _oldest(client, spec, Window(lo, None), per_page)
     floor = _split_floor(spec, lo, now, oldest, days)
     windows = plan_windows(client, spec, floor, now, total, planned, days, per_page)
     if floor > lo:
@@ -158,6 +161,7 @@ class _Split:
     newest: Any = None
     oldest: Any = None
     """The oldest record's cursor value when the first page was read oldest first."""
+    read_oldest_first: bool = False
 
 
 def _one_chain(client: IntercomClient, spec: SearchSpec, whole: Window, start: int, now: int, split: _Split, *,
@@ -165,10 +169,13 @@ def _one_chain(client: IntercomClient, spec: SearchSpec, whole: Window, start: i
     """The sync as one chain of pages when it is small (or `small_above` is None: one worker);
     otherwise nothing is yielded and `split` says how large it is.
 
-    A day-granular search (contacts) returns the cursor's whole day: it is read newest first
-    and stops at the first record older than `start`, so a quiet run costs one request however
-    busy that day was. Other searches are read oldest first."""
-    order = "descending" if spec.whole_days else "ascending"
+    A day-granular search (contacts) returns the cursor's whole day: after a cursor it is read
+    newest first and stops at the first record older than `start`, so a quiet run costs one
+    request however busy that day was. Other searches, and a sync from the beginning (no
+    record is older than its start, so there is nothing to stop at), are read oldest first:
+    the first page then names the oldest record, where a large sync's split starts."""
+    newest_first = spec.whole_days and start > FIRST_SYNC_START
+    order = "descending" if newest_first else "ascending"
     chain = client.iter_search(spec.path, spec.item_key, window_query(spec, whole),
                                sort={"field": spec.field, "order": order}, per_page=per_page,
                                resource=spec.resource)
@@ -177,23 +184,24 @@ def _one_chain(client: IntercomClient, spec: SearchSpec, whole: Window, start: i
         return
     total = first.total_count or 0
     not_after = now + CURSOR_SKEW_SECONDS
-    if spec.whole_days and _reaches_below(first.items, spec.field, start, not_after):
+    if newest_first and _reaches_below(first.items, spec.field, start, not_after):
         yield first
         return
     shortest = 2 * 86400 if spec.whole_days else 2  # nothing to split: under two days or seconds
     if small_above is None or total <= small_above or (now - whole.lo) < shortest:
         yield first
-        yield from (_until_below(chain, spec.field, start, not_after) if spec.whole_days else chain)
+        yield from (_until_below(chain, spec.field, start, not_after) if newest_first else chain)
         return
     chain.close()  # the first page is re-read by the window that holds it
     split.total = total
-    split.newest = first.items[0].get(spec.field) if spec.whole_days and first.items else None
-    split.oldest = first.items[0].get(spec.field) if not spec.whole_days and first.items else None
+    split.read_oldest_first = not newest_first
+    edge = first.items[0].get(spec.field) if first.items else None
+    split.newest, split.oldest = (edge, None) if newest_first else (None, edge)
 
 
 def _oldest(client: IntercomClient, spec: SearchSpec, whole: Window, per_page: int) -> Any:
     """The oldest record's cursor value in `whole`, from a one-row search sorted ascending
-    (the first page of a day-granular search is read newest first)."""
+    (after a cursor, the first page of a day-granular search is read newest first)."""
     body = client.post(spec.path, {"query": window_query(spec, whole), "pagination": {"per_page": 1},
                                    "sort": {"field": spec.field, "order": "ascending"}},
                        resource=spec.resource)
