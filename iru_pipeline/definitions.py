@@ -21,7 +21,6 @@ from dagster_dlt import DagsterDltResource
 from iru_pipeline.assets.ingestion import build_intercom_assets
 from iru_pipeline.config import duckdb_path_from_env, load_dotenv_file
 from iru_pipeline.evidence.assets import evidence_assets
-from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.jobs import (
     RUN_EXECUTOR,
     daily_refresh,
@@ -40,7 +39,6 @@ load_dotenv_file()
 restrict_umask()
 
 EVIDENCE_ASSETS: list = [*evidence_assets]
-ASSET_CHECKS: list = [*control_test_checks]
 
 
 def evidence_asset_keys() -> list[dg.AssetKey]:
@@ -52,7 +50,6 @@ def build_definitions(duckdb_path: Path | None = None, workspaces: Sequence[str]
     name), else those configured in the environment now."""
     return dg.Definitions(
         assets=[build_intercom_assets(workspaces), *EVIDENCE_ASSETS],
-        asset_checks=ASSET_CHECKS,
         jobs=[refresh_all_job, ingest_workspaces_job, derive_evidence_job],
         schedules=[daily_refresh],
         sensors=[evidence_after_ingestion, evidence_after_failed_ingestion],

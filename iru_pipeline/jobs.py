@@ -15,8 +15,9 @@ RUN_EXECUTOR = dg.in_process_executor
 """Every step of a run executes in the run's own process, one after the other.
 
 Dagster's default (multiprocess) starts a fresh Python process per step: 4-5 s of imports
-around a step that mostly takes well under a second, for some 30 steps (ingestion, each
-evidence table, the export, the checks). The steps write one DuckDB file through the
+around a step that mostly takes well under a second (a run had some 30 steps before the
+evidence tables and checks became one step; now three: ingestion, evidence tables with their
+checks, export). The steps write one DuckDB file through the
 one-slot `duckdb_writer` pool, so they never ran side by side anyway. In process, a run
 launched from the UI or the schedule costs what `iru-pipeline run` costs, plus one process
 start. Steps still claim their pool slot, so runs launched together still queue."""

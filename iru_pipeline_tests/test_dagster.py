@@ -191,11 +191,11 @@ def test_jobs_and_ui_materialisations_run_their_steps_in_process() -> None:
 def test_a_refresh_runs_every_step_in_one_process_with_each_materialisation_and_check(
         fresh_fake: FakeIntercom, tmp_path: Path, monkeypatch) -> None:
     """The schedule's run of one region, executed from a reconstructable job as a launched run
-    is: every step (ingestion, each evidence table, the export, each check) runs in the run's
-    own process, and each asset and check still reports on its own."""
+    is: every step (ingestion, the evidence tables with their checks, the export) runs in the
+    run's own process, and each asset and check still reports on its own."""
     from iru_pipeline.config import load_settings
-    from iru_pipeline.definitions import evidence_asset_keys
-    from iru_pipeline.evidence.checks import control_test_checks
+    from iru_pipeline.definitions import EVIDENCE_ASSETS, evidence_asset_keys
+    from iru_pipeline.evidence.checks import CONTROL_CHECK_SPECS
     from iru_pipeline.runner import prepare_instance
 
     for name, value in pipeline_env(fresh_fake, tmp_path, regions=("us",)).items():
@@ -207,14 +207,14 @@ def test_a_refresh_runs_every_step_in_one_process_with_each_materialisation_and_
         events = result.all_events
         assert result.success, [e.message for e in events if e.is_failure][:3]
         step_pids = {e.step_key: e.pid for e in events if e.event_type == dg.DagsterEventType.STEP_START}
-        # one step for the ingestion assets, one per evidence asset, one per check
-        assert len(step_pids) == 1 + len(evidence_asset_keys()) + len(control_test_checks), sorted(step_pids)
+        # one step for the ingestion assets, one for the evidence tables and their checks, one for the export
+        assert len(step_pids) == 1 + len(EVIDENCE_ASSETS) == 3 and "evidence_tables" in step_pids, sorted(step_pids)
         assert set(step_pids.values()) == {os.getpid()}, step_pids
         materialised = {e.asset_key for e in events if e.is_step_materialization}
         assert set(INGESTION_ASSET_KEYS) | set(evidence_asset_keys()) <= materialised
         checks = {e.asset_check_evaluation_data.check_name for e in events
                   if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
-        assert checks == {c.check_key.name for c in control_test_checks}
+        assert checks == {spec.name for spec in CONTROL_CHECK_SPECS}
         # the ingestion's progress lines, as the terminal shows them, are in the run's log
         messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
         for name in RESOURCE_NAMES:

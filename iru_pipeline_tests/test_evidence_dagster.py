@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.assets.ingestion import INGESTION_ASSET_KEYS
 from iru_pipeline.evidence.assets import evidence_assets, evidence_key
-from iru_pipeline.evidence.checks import control_test_checks
+from iru_pipeline.evidence.checks import CONTROL_CHECK_SPECS
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES
 from iru_pipeline.resources import IntercomResource
 from iru_pipeline_tests.helpers import build_world_db, write_world_inputs
@@ -31,11 +31,19 @@ def world_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def materialize(db: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*evidence_assets, *control_test_checks],
+        evidence_assets,
         resources={"duckdb": DuckDBResource(database=str(db)), "intercom": IntercomResource()},
         run_config=QUIET,
         raise_on_error=False,
     )
+
+
+def scalar_rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
 
 
 def scalar(db: Path, sql: str, params: list | None = None):
@@ -155,6 +163,38 @@ def test_history_is_kept_and_chained_across_runs(materialized, tmp_path: Path,
     assert latest == [(second.run_id,)]
 
 
+def test_one_table_or_one_check_runs_alone_as_the_ui_selects_it(materialized, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evidence tables are one step that can be subset: materialising one table from the UI
+    writes that table only, for the new run; executing one check alone writes nothing and
+    reads the results the latest run left."""
+    shared_db, first = materialized
+    world_db = tmp_path / "iru.duckdb"
+    shutil.copyfile(shared_db, world_db)
+    for name, value in write_world_inputs(tmp_path / "inputs").env(world_db).items():
+        monkeypatch.setenv(name, value)
+    resources = {"duckdb": DuckDBResource(database=str(world_db)), "intercom": IntercomResource()}
+    control_tests = evidence_key("evidence_control_tests")
+    one_table = dg.materialize(evidence_assets, selection=[control_tests], resources=resources, run_config=QUIET)
+    assert [e.asset_key for e in one_table.all_events if e.is_step_materialization] == [control_tests]
+    runs = dict(scalar_rows(world_db, "select table_name, count(*) from (select 'control_tests' as table_name, "
+                            "run_id from evidence.evidence_control_tests union all select 'access_review', run_id "
+                            "from evidence.evidence_admin_access_review) where run_id = ? group by all",
+                            [one_table.run_id]))
+    assert runs == {"control_tests": 15 * 2}, "only the selected table has rows of the new run (15 tests x 2 workspaces)"
+
+    t01 = dg.AssetCheckKey(evidence_key("evidence_admin_access_review"), "t01_admins_identified")
+    one_check = dg.materialize(evidence_assets, selection=dg.AssetSelection.checks(t01), resources=resources,
+                               run_config=QUIET)
+    assert not [e for e in one_check.all_events if e.is_step_materialization]
+    [evaluation] = one_check.get_asset_check_evaluations()
+    assert evaluation.check_name == "t01_admins_identified"
+    assert evaluation.metadata["evidence_run_id"].value == one_table.run_id, "the latest run's results"
+    stored = dict(scalar_rows(world_db, "select workspace_id, status from evidence.evidence_control_tests "
+                              "where run_id = ? and test_id = 'T01'", [one_table.run_id]))
+    assert evaluation.metadata["by_workspace"].value == stored
+
+
 def test_bad_evidence_config_fails_the_run_with_its_one_line_reason(world_db: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     bad = tmp_path / "bad.toml"
@@ -178,4 +218,4 @@ def test_the_refresh_job_runs_evidence_after_every_region_and_its_checks(world_d
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=evidence_asset_keys(),
                                     run_config=QUIET, raise_on_error=False)
     assert result.success
-    assert {e.check_name for e in result.get_asset_check_evaluations()} == {c.check_key.name for c in control_test_checks}
+    assert {e.check_name for e in result.get_asset_check_evaluations()} == {spec.name for spec in CONTROL_CHECK_SPECS}

@@ -16,7 +16,6 @@ from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.demo import write_demo_evidence_inputs
 from iru_pipeline.evidence.assets import evidence_assets
-from iru_pipeline.evidence.checks import control_test_checks
 from iru_pipeline.fake_intercom import scenario as sc
 from iru_pipeline.resources import IntercomResource
 from iru_pipeline_tests.helpers import query_dicts as rows
@@ -41,7 +40,7 @@ def evidence(loaded: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IRU_EVIDENCE_CONFIG", str(config))
         mp.setenv("IRU_PII_KEY", loaded.env["IRU_PII_KEY"])
-        result = dg.materialize([*evidence_assets, *control_test_checks],
+        result = dg.materialize(evidence_assets,
                                 resources={"duckdb": DuckDBResource(database=str(db)), "intercom": IntercomResource()},
                                 run_config=QUIET, raise_on_error=False)
     assert result.success

@@ -1,4 +1,6 @@
-"""Evidence assets: one Dagster asset per evidence table, each running its SQL file in DuckDB.
+"""Evidence assets: one Dagster asset per evidence table, each running its SQL file in DuckDB,
+all written by one step (`evidence_tables`, a multi-asset that also computes the control
+checks), then `auditor_export`.
 
 Keys are `evidence/<table without its evidence_ prefix>` (`evidence/admin_access_review` for
 table `evidence.evidence_admin_access_review`). They run once after the workspaces' ingestion (the
@@ -18,35 +20,27 @@ Environment (see config.py): IRU_EVIDENCE_CONFIG (parameters and human inputs), 
 """
 
 # No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from iru_pipeline.assets.ingestion import DUCKDB_POOL
-from iru_pipeline.evidence.descriptions import apply_evidence_comments, evidence_column_schema
+from iru_pipeline.evidence.checks import CONTROL_CHECK_SPECS, control_check_result
+from iru_pipeline.evidence.dagster_metadata import evidence_key, table_metadata
+from iru_pipeline.evidence.descriptions import apply_evidence_comments
 from iru_pipeline.evidence.manifest import write_run_manifest
 from iru_pipeline.evidence.report import REPORT_FILE
 from iru_pipeline.evidence.session import EvidenceRun, prepare_connection, run_table_sql
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
 from iru_pipeline.resources import IntercomResource
 
+__all__ = ["EVIDENCE_GROUP", "auditor_export", "evidence_assets", "evidence_key", "evidence_tables"]
+
 EVIDENCE_GROUP = "evidence"
-PREVIEW_ROWS = 20
-_PREVIEW_STATUSES = ("fail", "not_collected", "failed", "skipped", "warning", "review", "pending")
-
-
-def asset_name(table: str) -> str:
-    """The asset's name for an evidence table: the table name without its `evidence_` prefix
-    (the asset key's `evidence/` prefix says it already). DuckDB keeps the full table name."""
-    return table.removeprefix("evidence_")
-
-
-def evidence_key(table: str) -> dg.AssetKey:
-    """`evidence/<name>` for a table name (`evidence_admin_access_review`) or asset name."""
-    return dg.AssetKey(["evidence", asset_name(table)])
 
 
 def run_started_at(context: dg.AssetExecutionContext) -> datetime:
@@ -56,81 +50,55 @@ def run_started_at(context: dg.AssetExecutionContext) -> datetime:
     return datetime.fromtimestamp(started, UTC) if started else datetime.now(UTC)
 
 
-def _build_asset(table: EvidenceTable) -> dg.AssetsDefinition:
-    deps = [dg.AssetKey(["intercom", name]) for name in table.reads] + [evidence_key(t) for t in table.after]
-
-    @dg.asset(
+def _table_spec(table: EvidenceTable) -> dg.AssetSpec:
+    return dg.AssetSpec(
         key=evidence_key(table.name),
-        deps=deps,
+        deps=[dg.AssetKey(["intercom", name]) for name in table.reads] + [evidence_key(t) for t in table.after],
         group_name=EVIDENCE_GROUP,
         description=f"{table.description}\n\nSQL: iru_pipeline/evidence/sql/{table.sql_path.name}",
         kinds={"duckdb", "sql"},
-        pool=DUCKDB_POOL,
+        skippable=True,
     )
-    def _evidence_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
-                        intercom: IntercomResource) -> dg.MaterializeResult:
-        run = EvidenceRun.from_settings(context.run_id, run_started_at(context), intercom.evidence_settings())
-        with duckdb.get_connection() as con:
+
+
+@dg.multi_asset(
+    name="evidence_tables",
+    specs=[_table_spec(t) for t in EVIDENCE_TABLES],
+    check_specs=CONTROL_CHECK_SPECS,
+    can_subset=True,
+    pool=DUCKDB_POOL,
+)
+def evidence_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                    intercom: IntercomResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Every selected evidence table, in the order of `EVIDENCE_TABLES`, then every selected
+    control check, in one step on one connection.
+
+    Why one step rather than an asset per table: each step of a run costs Dagster's bookkeeping
+    (events, the pool slot, a DuckDB connection and the run's temp views set up again), and with
+    an asset and a check per table that was most of an evidence run's time. Each table still
+    has its own materialisation (metadata as before) and each control test its own check. A
+    table whose SQL fails fails the step after the tables before it were recorded."""
+    selected = context.selected_asset_keys
+    tables = [t for t in EVIDENCE_TABLES if evidence_key(t.name) in selected]
+    with duckdb.get_connection() as con:
+        if tables:
+            run = EvidenceRun.from_settings(context.run_id, run_started_at(context), intercom.evidence_settings())
             prepare_connection(con, run)
-            if table.name == MANIFEST_TABLE:
-                digest = write_run_manifest(con, run.run_id, run.as_of, run.params.sha256,
-                                            lambda: run_table_sql(con, table))
-                context.log.info(f"manifest sha256 {digest}")
-            else:
-                run_table_sql(con, table)
-            # After the write: a table created by this run gets its comments at once (idempotent).
-            apply_evidence_comments(con)
-            metadata = table_metadata(con, table, run.run_id)
-        metadata["as_of"] = dg.MetadataValue.timestamp(run.as_of)
-        metadata["params_sha256"] = run.params.sha256
-        return dg.MaterializeResult(metadata=metadata)
-
-    return _evidence_table
-
-
-def table_metadata(con: Any, table: EvidenceTable, run_id: str) -> dict[str, Any]:
-    """Row count, rows per status, schema, and a markdown preview of the failing rows."""
-    name = table.name
-    counts = dict(con.execute(
-        f"select status, count(*) from evidence.{name} where run_id = ? group by status order by status", [run_id]
-    ).fetchall())
-    columns = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = 'evidence' and table_name = ? order by ordinal_position", [name]
-    ).fetchall()
-    metadata: dict[str, Any] = {
-        "dagster/row_count": sum(counts.values()),
-        "rows_by_status": dg.MetadataValue.json(counts),
-        "dagster/column_schema": evidence_column_schema(name, [(c, t.lower()) for c, t in columns]),
-        "table": f"evidence.{name} (latest run: evidence.latest_{name})",
-    }
-    shown = [s for s in _PREVIEW_STATUSES if s in counts]
-    if shown:
-        cols = ", ".join(f'"{c}"' for c in table.preview)
-        order = ", ".join(f'"{c}"' for c in table.order_by)
-        rows = con.execute(
-            f"select {cols} from evidence.{name} where run_id = ? and status in ({', '.join('?' * len(shown))}) "
-            f"order by list_position(?, status), {order} limit {PREVIEW_ROWS}",
-            [run_id, *shown, list(_PREVIEW_STATUSES)],
-        ).fetchall()
-        metadata["failing_rows"] = dg.MetadataValue.md(markdown_table(list(table.preview), rows))
-    return metadata
-
-
-def markdown_table(columns: list[str], rows: list[tuple]) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, list):
-            value = "; ".join(str(v) for v in value)
-        elif isinstance(value, datetime):
-            value = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-evidence_table_assets: list[dg.AssetsDefinition] = [_build_asset(t) for t in EVIDENCE_TABLES]
+            for table in tables:
+                if table.name == MANIFEST_TABLE:
+                    digest = write_run_manifest(con, run.run_id, run.as_of, run.params.sha256,
+                                                partial(run_table_sql, con, table))
+                    context.log.info(f"manifest sha256 {digest}")
+                else:
+                    run_table_sql(con, table)
+                # After the write: a table created by this run gets its comments at once (idempotent).
+                apply_evidence_comments(con)
+                metadata = table_metadata(con, table, run.run_id)
+                metadata["as_of"] = dg.MetadataValue.timestamp(run.as_of)
+                metadata["params_sha256"] = run.params.sha256
+                yield dg.MaterializeResult(asset_key=evidence_key(table.name), metadata=metadata)
+        for check in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
+            yield control_check_result(con, check, context.run_id, Path(duckdb.database))
 
 
 @dg.asset(
@@ -166,4 +134,4 @@ def auditor_export(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     })
 
 
-evidence_assets: list[dg.AssetsDefinition] = [*evidence_table_assets, auditor_export]
+evidence_assets: list[dg.AssetsDefinition] = [evidence_tables, auditor_export]

@@ -1,4 +1,5 @@
-"""Asset checks: one per control test T01-T15, on the evidence table the test reads.
+"""Asset checks: one per control test T01-T15, on the evidence table the test reads, computed
+by the `evidence_tables` step (assets.py) after the tables.
 
 The result comes from `evidence.evidence_control_tests` (computed in SQL), for the check's own
 Dagster run, so the UI shows each control's status on its evidence at a glance. A check covers
@@ -27,11 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from iru_pipeline.assets.ingestion import DUCKDB_POOL
-from iru_pipeline.evidence.assets import evidence_key, markdown_table
 from iru_pipeline.evidence.controls import CONTROL_TESTS, ControlTest, status_with_counts
+from iru_pipeline.evidence.dagster_metadata import evidence_key, markdown_table
 from iru_pipeline.evidence.report import REPORT_FILE
 
 CONTROL_TESTS_TABLE = "evidence_control_tests"
@@ -88,56 +87,58 @@ def report_links(database: Path, as_of: datetime, run_id: str) -> dict[str, Any]
             "report_url": dg.MetadataValue.url(report.resolve().as_uri())}
 
 
-def _build_check(test: ControlTest) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=evidence_key(test.evidence_table),
+def _check_spec(test: ControlTest) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
         name=test.check_name,
+        asset=evidence_key(test.evidence_table),
         description=f"{test.test_id} {test.name}: {test.criteria}. SOC 2 {', '.join(test.soc2)}; "
         f"ISO 27001 {', '.join(test.iso27001)}; GDPR {', '.join(test.gdpr)}.",
         blocking=False,
         additional_deps=[evidence_key(CONTROL_TESTS_TABLE)],
-        pool=DUCKDB_POOL,
     )
-    def _control_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with duckdb.get_connection() as con:
-            exists = con.execute(
-                "select count(*) from information_schema.tables where table_schema = 'evidence' and table_name = ?",
-                [CONTROL_TESTS_TABLE],
-            ).fetchone()[0]
-            run_id, rows = _read_results(con, test.test_id, context.run.run_id) if exists else (None, [])
-        status = worst_status([r[2] for r in rows])
-        passed, severity = check_outcome(status)
-        failing, to_review, population = (sum(r[k] or 0 for r in rows) for k in (4, 5, 3))
-        metadata: dict[str, Any] = {
-            "status": status,
-            "test_id": test.test_id,
-            "by_workspace": dg.MetadataValue.json({_workspace(r): r[2] for r in rows}),
-            "workspaces": dg.MetadataValue.json({
-                _workspace(r): {"workspace_id": r[1], "region": r[0], "status": r[2], "population": r[3],
-                                "failing": r[4], "to_review": r[5]}
-                for r in rows}),
-            "population": population,
-            "failing": failing,
-            "to_review": to_review,
-            "evidence_run_id": run_id or "",
-            "soc2": ", ".join(test.soc2),
-            "iso27001": ", ".join(test.iso27001),
-            "gdpr": ", ".join(test.gdpr),
-        }
-        if rows:
-            metadata.update(report_links(Path(duckdb.database), rows[0][9], run_id or ""))
-            metadata["params"] = dg.MetadataValue.json(json.loads(rows[0][8]) if rows[0][8] else {})
-            metadata["details"] = dg.MetadataValue.md(markdown_table(
-                ["workspace", "region", "status", "population", "failing", "to review", "items", "findings"],
-                [(r[1], r[0], r[2], r[3], r[4], r[5], (r[6] or [])[:10], r[7]) for r in rows],
-            ))
-        return dg.AssetCheckResult(
-            passed=passed, severity=severity, metadata=metadata,
-            description=f"{test.test_id}: {status_with_counts(status, failing, to_review, population)}"
-            + ("" if rows else " (no control-test results in DuckDB)"),
-        )
-
-    return _control_check
 
 
-control_test_checks: list[dg.AssetChecksDefinition] = [_build_check(t) for t in CONTROL_TESTS]
+CONTROL_CHECK_SPECS: list[dg.AssetCheckSpec] = [_check_spec(t) for t in CONTROL_TESTS]
+"""The checks of the `evidence_tables` step (assets.py), which computes them after the tables."""
+_TESTS_BY_CHECK = {t.check_name: t for t in CONTROL_TESTS}
+
+
+def control_check_result(con: Any, check: dg.AssetCheckKey, run_id: str, database: Path) -> dg.AssetCheckResult:
+    """The check's outcome for the Dagster run `run_id`, read from `evidence_control_tests`."""
+    test = _TESTS_BY_CHECK[check.name]
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'evidence' and table_name = ?",
+        [CONTROL_TESTS_TABLE],
+    ).fetchone()[0]
+    found_run, rows = _read_results(con, test.test_id, run_id) if exists else (None, [])
+    status = worst_status([r[2] for r in rows])
+    passed, severity = check_outcome(status)
+    failing, to_review, population = (sum(r[k] or 0 for r in rows) for k in (4, 5, 3))
+    metadata: dict[str, Any] = {
+        "status": status,
+        "test_id": test.test_id,
+        "by_workspace": dg.MetadataValue.json({_workspace(r): r[2] for r in rows}),
+        "workspaces": dg.MetadataValue.json({
+            _workspace(r): {"workspace_id": r[1], "region": r[0], "status": r[2], "population": r[3],
+                            "failing": r[4], "to_review": r[5]}
+            for r in rows}),
+        "population": population,
+        "failing": failing,
+        "to_review": to_review,
+        "evidence_run_id": found_run or "",
+        "soc2": ", ".join(test.soc2),
+        "iso27001": ", ".join(test.iso27001),
+        "gdpr": ", ".join(test.gdpr),
+    }
+    if rows:
+        metadata.update(report_links(database, rows[0][9], found_run or ""))
+        metadata["params"] = dg.MetadataValue.json(json.loads(rows[0][8]) if rows[0][8] else {})
+        metadata["details"] = dg.MetadataValue.md(markdown_table(
+            ["workspace", "region", "status", "population", "failing", "to review", "items", "findings"],
+            [(r[1], r[0], r[2], r[3], r[4], r[5], (r[6] or [])[:10], r[7]) for r in rows],
+        ))
+    return dg.AssetCheckResult(
+        asset_key=check.asset_key, check_name=check.name, passed=passed, severity=severity, metadata=metadata,
+        description=f"{test.test_id}: {status_with_counts(status, failing, to_review, population)}"
+        + ("" if rows else " (no control-test results in DuckDB)"),
+    )
