@@ -23,7 +23,7 @@ from typing import Any
 
 from iru_pipeline.config import ConfigError
 from iru_pipeline.evidence.rendering import TableRows, fetch_table, table_csv, table_json
-from iru_pipeline.evidence.tables import MANIFEST_TABLE, SQL_DIR
+from iru_pipeline.evidence.tables import CONTROL_DAYS_SQL, MANIFEST_TABLE, SQL_DIR
 
 HISTORY_FILE = "period/control_test_history"
 FINDINGS_FILE = "period/findings"
@@ -76,6 +76,7 @@ def latest_run_in_period(con: Any, period: Period) -> str:
 def period_history(con: Any, period: Period) -> TableRows:
     con.execute("create or replace temp table period_window as select ?::date as start_day, ?::date as end_day",
                 [period.start, period.end])
+    con.execute(CONTROL_DAYS_SQL.read_text(encoding="utf-8"))
     cur = con.execute((SQL_DIR / "period_history.sql").read_text(encoding="utf-8"))
     columns = [d[0] for d in cur.description]
     return TableRows(HISTORY_FILE, columns, [""] * len(columns), cur.fetchall())

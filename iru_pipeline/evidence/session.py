@@ -8,7 +8,7 @@ Every evidence table's SQL runs on a connection prepared here, so the SQL can re
 - `prior_runs`: the runs chained before this one (manifest.register_prior_runs);
 - `raw_<table>`: fixed-shape views over schema `intercom` (raw.py);
 - `resource_catalog`, `region_catalog`, `control_test_catalog`: constants of the product;
-- the shared views of `sql/_common.sql`.
+- the shared views of `sql/_common.sql` and the table macro of `sql/_control_days.sql`.
 
 Values reach the SQL as prepared parameters, never as formatted text.
 """
@@ -30,7 +30,13 @@ from iru_pipeline.evidence.inputs import HumanInputs, load_inputs, register_inpu
 from iru_pipeline.evidence.manifest import register_prior_runs, write_run_manifest
 from iru_pipeline.evidence.params import EvidenceParams, canonical_json, load_params
 from iru_pipeline.evidence.raw import create_raw_views
-from iru_pipeline.evidence.tables import COMMON_SQL, EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
+from iru_pipeline.evidence.tables import (
+    COMMON_SQL,
+    CONTROL_DAYS_SQL,
+    EVIDENCE_TABLES,
+    MANIFEST_TABLE,
+    EvidenceTable,
+)
 from iru_pipeline.intercom_source.settings import RESOURCES
 from iru_pipeline.regions import REGIONS
 
@@ -86,6 +92,7 @@ def prepare_connection(con: Any, run: EvidenceRun) -> None:
     register_inputs(con, run.inputs)
     _register_catalogs(con, run.params)
     con.execute(COMMON_SQL.read_text(encoding="utf-8"))
+    con.execute(CONTROL_DAYS_SQL.read_text(encoding="utf-8"))
 
 
 def run_table_sql(con: Any, table: EvidenceTable) -> None:

@@ -16,6 +16,8 @@ from iru_pipeline.intercom_source import RESOURCE_NAMES
 
 SQL_DIR = Path(__file__).with_name("sql")
 COMMON_SQL = SQL_DIR / "_common.sql"
+CONTROL_DAYS_SQL = SQL_DIR / "_control_days.sql"
+"""The control-test history's day rule, a table macro for the history and the period export."""
 
 
 @dataclass(frozen=True)
