@@ -84,9 +84,14 @@ def test_batched_pseudonyms_are_hmac_sha256() -> None:
 
 
 def test_pages_join_into_one_array() -> None:
-    pages = [b'[{"id": 1}]', b"[]", b" [ ] ", b'[\n {"id": 2},{"id": 3} ]\n']
+    pages = [b'[{"id": 1}]', b"[]", b" [ ] ", b'[\n {"id": 2},{"id": 3} ]\n', b"\t[\x0c" + b" " * 200 + b"]\r\n"]
     assert orjson.loads(join_arrays(pages)) == [{"id": 1}, {"id": 2}, {"id": 3}]
     assert join_arrays([b"[]"]) == b"[]"
+    # whitespace runs longer than the tails read at a time, around and inside the brackets
+    padded = b" " * 150 + b"[" + b"\n" * 130 + b'{"id": 4}' + b" " * 140 + b"]" + b"\n" * 129
+    assert join_arrays([padded, b'[{"id": 5}]']) == b'[{"id": 4},{"id": 5}]'
+    for page in pages + [padded]:  # the same elements as stripping copies
+        assert join_arrays([page]) == (b"[" + page.strip()[1:-1].strip() + b"]")
 
 
 def test_contact_identifiers_are_pseudonymised_and_flags_kept(records: dict[str, list[dict]]) -> None:
@@ -153,7 +158,7 @@ def test_worker_processes_build_the_same_tables_and_report_each_record(records: 
     contacts = records["contacts"]
     hash_from = sorted(c["updated_at"] for c in contacts)[len(contacts) // 2]
     pages = _pages(contacts)
-    tasks = [join_arrays(pages[i:i + 3]) for i in range(0, len(pages), 3)]  # several pages per task
+    tasks = [pages[i:i + 3] for i in range(0, len(pages), 3)]  # several pages per task
     with TableWorkers(CONTACTS, "updated_at", "us", "ws", pii_key=TEST_PII_KEY,
                       internal_domains=("example-corp.com",), processes=2) as workers:
         built = [b for task in tasks for b in workers.submit(task, hash_from)]
@@ -170,9 +175,9 @@ def test_worker_processes_build_the_same_tables_and_report_each_record(records: 
 def test_records_a_worker_cannot_decode_are_an_error_not_a_crash() -> None:
     with TableWorkers(CONVERSATIONS, "updated_at", "us", "ws", processes=1) as workers:
         with pytest.raises(TableWorkerError, match="could not be decoded"):
-            list(workers.submit(b'[{"id": "1", "updated_at": 1e400}]', 0)) + list(workers.drain())
+            list(workers.submit([b'[{"id": "1", "updated_at": 1e400}]'], 0)) + list(workers.drain())
         # The worker lives on: the next page is built.
-        (table, keys, _, _), = list(workers.submit(b'[{"id": "2", "updated_at": 1700000000}]', 0)) + \
+        (table, keys, _, _), = list(workers.submit([b'[{"id": "2", "updated_at": 1700000000}]'], 0)) + \
             list(workers.drain())
         assert keys == ["2"] and table.num_rows == 1
 
@@ -182,7 +187,7 @@ def test_a_worker_that_dies_is_an_error_not_a_hang() -> None:
         os.kill(workers._workers[0]._proc.pid, signal.SIGKILL)
         with pytest.raises(TableWorkerError, match="ended unexpectedly"):
             for _ in range(50):
-                list(workers.submit(b'[{"id": "2"}]', 0))
+                list(workers.submit([b'[{"id": "2"}]'], 0))
             list(workers.drain())
 
 
@@ -190,7 +195,7 @@ def test_workers_get_the_pii_key_through_a_pipe_only(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("IRU_PII_KEY", TEST_PII_KEY)
     monkeypatch.setenv("INTERCOM_ACCESS_TOKEN_US", "tok-us-secret")
     with TableWorkers(CONTACTS, "updated_at", "us", "ws", pii_key=TEST_PII_KEY, processes=1) as workers:
-        list(workers.submit(orjson.dumps([{"id": "1", "email": "a@b.co"}]), 0)) + list(workers.drain())
+        list(workers.submit([orjson.dumps([{"id": "1", "email": "a@b.co"}])], 0)) + list(workers.drain())
         pid = workers._workers[0]._proc.pid
         for what in ("cmdline", "environ"):
             text = Path(f"/proc/{pid}/{what}").read_bytes()

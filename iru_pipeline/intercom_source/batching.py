@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from iru_pipeline.intercom_client import IntercomResponseError, Page
-from iru_pipeline.intercom_records.table_workers import Built, TableWorkerError, join_arrays
+from iru_pipeline.intercom_records.table_workers import Built, TableWorkerError
 from iru_pipeline.intercom_records.tables import CONTACTS, TableSpec
 from iru_pipeline.intercom_records.transforms import CURSOR_MIN_SECONDS, content_hash
 from iru_pipeline.intercom_source.helpers import OverlapFilter, WorkspaceContext
@@ -99,7 +99,7 @@ class _Batches:
         return batch
 
     def _submit(self) -> None:
-        for built in self.builders.workers.submit(join_arrays(self.task), self.overlap.hash_floor):
+        for built in self.builders.workers.submit(self.task, self.overlap.hash_floor):
             self.seen += len(built[1])
             self.tables.append(_filtered(self.overlap, built, self.floor, self.check))
         self.task = []
