@@ -22,7 +22,6 @@ Environment (see config.py): IRU_EVIDENCE_CONFIG (parameters and human inputs), 
 # No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -32,9 +31,8 @@ from iru_pipeline.assets.ingestion import DUCKDB_POOL
 from iru_pipeline.evidence.checks import CONTROL_CHECK_SPECS, control_check_result
 from iru_pipeline.evidence.dagster_metadata import evidence_key, table_metadata
 from iru_pipeline.evidence.descriptions import apply_evidence_comments
-from iru_pipeline.evidence.manifest import write_run_manifest
 from iru_pipeline.evidence.report import REPORT_FILE
-from iru_pipeline.evidence.session import EvidenceRun, prepare_connection, run_table_sql
+from iru_pipeline.evidence.session import EvidenceRun, derive_tables
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES, MANIFEST_TABLE, EvidenceTable
 from iru_pipeline.resources import IntercomResource
 
@@ -83,14 +81,9 @@ def evidence_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
     with duckdb.get_connection() as con:
         if tables:
             run = EvidenceRun.from_settings(context.run_id, run_started_at(context), intercom.evidence_settings())
-            prepare_connection(con, run)
-            for table in tables:
-                if table.name == MANIFEST_TABLE:
-                    digest = write_run_manifest(con, run.run_id, run.as_of, run.params.sha256,
-                                                partial(run_table_sql, con, table))
+            for table, digest in derive_tables(con, run, tables):
+                if digest is not None:
                     context.log.info(f"manifest sha256 {digest}")
-                else:
-                    run_table_sql(con, table)
                 # After the write: a table created by this run gets its comments at once (idempotent).
                 apply_evidence_comments(con)
                 metadata = table_metadata(con, table, run.run_id)

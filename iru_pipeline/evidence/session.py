@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import platform
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -176,15 +176,23 @@ def _table(con: Any, name: str, columns: Sequence[str], rows: list[tuple]) -> No
         con.executemany(f"insert into {name} values ({', '.join('?' * len(columns))})", rows)
 
 
-def derive_all(con: Any, run: EvidenceRun) -> str:
-    """Write every evidence table of one run on this connection, in order, outside Dagster
-    (the assets do the same one table per step). Returns the run's manifest hash."""
+def derive_tables(con: Any, run: EvidenceRun, tables: Sequence[EvidenceTable] | None = None,
+                  ) -> Iterator[tuple[EvidenceTable, str | None]]:
+    """Write `tables` (default: every one, in the order of EVIDENCE_TABLES) for one run on this
+    connection, yielding each once written, with the run's manifest hash for the manifest table
+    (which chains the run: manifest.write_run_manifest), else None."""
     prepare_connection(con, run)
-    digest = ""
-    for table in EVIDENCE_TABLES:
+    for table in EVIDENCE_TABLES if tables is None else tables:
         if table.name == MANIFEST_TABLE:
-            digest = write_run_manifest(con, run.run_id, run.as_of, run.params.sha256,
-                                        partial(run_table_sql, con, table))
+            yield table, write_run_manifest(con, run.run_id, run.as_of, run.params.sha256,
+                                            partial(run_table_sql, con, table))
         else:
             run_table_sql(con, table)
-    return digest
+            yield table, None
+
+
+def derive_all(con: Any, run: EvidenceRun) -> str:
+    """Write every evidence table of one run, outside Dagster (the `evidence_tables` step does
+    the same inside it). Returns the run's manifest hash."""
+    digests = [digest for _, digest in derive_tables(con, run) if digest is not None]
+    return digests[0]
