@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import pickle
 import threading
+import time
 
 import httpx
 import pytest
@@ -484,3 +485,34 @@ def test_a_search_answer_falls_back_to_data_and_other_shapes_to_the_full_decoder
     assert conversations(b'{"type":"error.list","errors":[]}') == {"type": "error.list", "errors": []}
     assert conversations(b'{"conversations":[{"id":"9"}') is NOT_JSON
     assert conversations(b"<html>502</html>") is NOT_JSON
+
+
+def test_closing_the_client_mid_flight_ends_every_caller_and_frees_every_slot() -> None:
+    """What a stop does to the window threads: the client is closed while requests are out
+    and more wait for a slot. Every caller ends with an error within seconds, and no request
+    keeps a rate-limiter slot (a slot kept by a failed request made later callers wait for it
+    forever, and the process never exited)."""
+    callers, outcomes = 40, []
+    with FakeIntercom(seed=5, regions=("us",), contacts=50, conversations=5, latency_ms=300) as fake:
+        client = client_for(fake, retry=RetryPolicy(max_retries=2, backoff_base=0.05, backoff_cap=0.1))
+
+        def call() -> None:
+            try:
+                client.get("/admins", resource="admins")
+                outcomes.append("answered")
+            except Exception as exc:  # noqa: BLE001 - any error ends the caller; which one is not the point
+                outcomes.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=call, daemon=True) for _ in range(callers)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 5
+        while client.limiter.peak_in_flight < 16 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.close()
+        deadline = time.monotonic() + 10
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        assert not [t for t in threads if t.is_alive()], f"callers still waiting: {len(outcomes)} of {callers} ended"
+        assert len(outcomes) == callers
+        assert client.limiter._in_flight == 0, "a failed request kept its slot"

@@ -88,7 +88,6 @@ class Sender:
                   headers: dict[str, str] | None) -> _Reply | None:
         """One attempt on the wire; None when it failed in transport and will be retried."""
         self.limiter.acquire()
-        released = False
         try:
             call.counters.add("calls")
             # Streamed and joined here, so the Response never holds the body: httpx's
@@ -97,22 +96,26 @@ class Sender:
             with self._http.stream(call.method, call.path, params=params, content=content,
                                    headers=headers) as response:
                 raw = b"".join(response.iter_bytes())
-            self.proofs.record(call.method, call.path, call.resource, self.base_url, response.status_code,
-                               response.headers, raw)
-            # A 429's own window headers are not kept: its wait is `limiter.pause` below.
-            self.limiter.release(response.headers if response.status_code != 429 else None)
-            released = True
-            remaining = response.headers.get("x-ratelimit-remaining")
-            if remaining is not None and remaining.isdigit():
-                call.counters.low_water(int(remaining))
         except httpx.TransportError as exc:
-            if not released:
-                self.limiter.release(None)
+            self.limiter.release(None)
             call.counters.add("transport_errors")
             if call.attempt >= self.retry.max_retries:
                 raise self.classifier.transport_error(exc, call.attempt + 1, call.endpoint, call.resource) from None
             self._sleep_retry(call, f"{transport_reason(exc)} on {call.endpoint}")
             return None
+        except BaseException:
+            # Anything else (the client closed by a stop, an interrupt) gives the slot back
+            # too: a slot kept by a failed request left the callers waiting for one blocked
+            # for good, and a stopped run never exited.
+            self.limiter.release(None)
+            raise
+        # A 429's own window headers are not kept: its wait is `limiter.pause` below.
+        self.limiter.release(response.headers if response.status_code != 429 else None)
+        self.proofs.record(call.method, call.path, call.resource, self.base_url, response.status_code,
+                           response.headers, raw)
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if remaining is not None and remaining.isdigit():
+            call.counters.low_water(int(remaining))
         return _Reply(response.status_code, response.headers, raw)
 
     def _wait_out_rate_limit(self, call: _Call, reply: _Reply) -> None:
