@@ -16,7 +16,7 @@ from iru_pipeline.evidence.assets import evidence_assets, evidence_key
 from iru_pipeline.evidence.checks import CONTROL_CHECK_SPECS
 from iru_pipeline.evidence.tables import EVIDENCE_TABLES
 from iru_pipeline.resources import IntercomResource
-from iru_pipeline_tests.helpers import build_world_db, write_world_inputs
+from iru_pipeline_tests.helpers import build_world_db, query, write_world_inputs
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -36,14 +36,6 @@ def materialize(db: Path) -> dg.ExecuteInProcessResult:
         run_config=QUIET,
         raise_on_error=False,
     )
-
-
-def scalar_rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def scalar(db: Path, sql: str, params: list | None = None):
@@ -177,11 +169,12 @@ def test_one_table_or_one_check_runs_alone_as_the_ui_selects_it(materialized, tm
     control_tests = evidence_key("evidence_control_tests")
     one_table = dg.materialize(evidence_assets, selection=[control_tests], resources=resources, run_config=QUIET)
     assert [e.asset_key for e in one_table.all_events if e.is_step_materialization] == [control_tests]
-    runs = dict(scalar_rows(world_db, "select table_name, count(*) from (select 'control_tests' as table_name, "
-                            "run_id from evidence.evidence_control_tests union all select 'access_review', run_id "
-                            "from evidence.evidence_admin_access_review) where run_id = ? group by all",
-                            [one_table.run_id]))
-    assert runs == {"control_tests": 15 * 2}, "only the selected table has rows of the new run (15 tests x 2 workspaces)"
+    runs = dict(query(world_db, "select table_name, count(*) from (select 'control_tests' as table_name, "
+                      "run_id from evidence.evidence_control_tests union all select 'access_review', run_id "
+                      "from evidence.evidence_admin_access_review) where run_id = ? group by all",
+                      [one_table.run_id]))
+    assert runs == {"control_tests": 15 * 2}, \
+        "only the selected table has rows of the new run (15 tests x 2 workspaces)"
 
     t01 = dg.AssetCheckKey(evidence_key("evidence_admin_access_review"), "t01_admins_identified")
     one_check = dg.materialize(evidence_assets, selection=dg.AssetSelection.checks(t01), resources=resources,
@@ -190,7 +183,7 @@ def test_one_table_or_one_check_runs_alone_as_the_ui_selects_it(materialized, tm
     [evaluation] = one_check.get_asset_check_evaluations()
     assert evaluation.check_name == "t01_admins_identified"
     assert evaluation.metadata["evidence_run_id"].value == one_table.run_id, "the latest run's results"
-    stored = dict(scalar_rows(world_db, "select workspace_id, status from evidence.evidence_control_tests "
+    stored = dict(query(world_db, "select workspace_id, status from evidence.evidence_control_tests "
                               "where run_id = ? and test_id = 'T01'", [one_table.run_id]))
     assert evaluation.metadata["by_workspace"].value == stored
 
