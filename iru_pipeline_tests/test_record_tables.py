@@ -16,7 +16,7 @@ import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
 from iru_pipeline.intercom_records.pii import Pseudonymizer
-from iru_pipeline.intercom_records.table_workers import TableWorkerError, TableWorkers, join_arrays
+from iru_pipeline.intercom_records.table_workers import TableWorkerError, TableWorkers, array_pieces
 from iru_pipeline.intercom_records.tables import (
     CONTACTS,
     CONVERSATIONS,
@@ -81,6 +81,11 @@ def test_batched_pseudonyms_are_hmac_sha256() -> None:
     expected = [hmac.new(key, f"email:{v}".encode(), "sha256").hexdigest()[:32] if v else None for v in values]
     assert PSEUDO.digests("email", values) == expected
     assert PSEUDO.digests("email", values)[0] == PSEUDO.email("A@Example.com ")
+
+
+def join_arrays(arrays: list[bytes]) -> bytes:
+    """What a worker reads of a task: the pieces, one after the other."""
+    return b"".join(array_pieces(arrays))
 
 
 def test_pages_join_into_one_array() -> None:

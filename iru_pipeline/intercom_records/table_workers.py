@@ -227,11 +227,6 @@ def array_pieces(arrays: Sequence[bytes]) -> list[bytes | memoryview]:
     return pieces
 
 
-def join_arrays(arrays: Sequence[bytes]) -> bytes:
-    """The JSON arrays as one array (`array_pieces`, joined)."""
-    return b"".join(array_pieces(arrays))
-
-
 _NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
 """What `bytes.strip` keeps: JSON's whitespace, plus the vertical tab and form feed."""
 
