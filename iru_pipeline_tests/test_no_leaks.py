@@ -33,6 +33,10 @@ def test_nothing_secret_or_personal_is_written(fresh_fake: FakeIntercom, tmp_pat
     for key, value in pipeline_env(fresh_fake, tmp_path).items():
         monkeypatch.setenv(key, value)
     assert main(["run", "--reconcile"]) == 0
+    # The loaded rows live in DuckDB only: a loaded dlt package keeps no job file (a copy of
+    # its rows) in the working dirs.
+    jobs = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / ".dlt_pipelines").rglob("*_jobs/*"))
+    assert jobs == []
     # Error paths leak most: a revoked token mid-run in one region, 5xx and drops in another.
     fresh_fake.workspace("us").update_contacts(count=50)
     fresh_fake.faults("eu").update(revoke_token_after=3)

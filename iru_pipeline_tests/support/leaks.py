@@ -11,17 +11,33 @@ from iru_pipeline_tests.support.env import TEST_PII_KEY
 
 
 def files_containing(root: Path, needles: dict[str, str]) -> list[tuple[str, str]]:
-    """(file, needle name) for every file under `root` whose bytes contain a needle."""
+    """(file, needle name) for every file under `root` whose bytes contain a needle, or, for a
+    Parquet file, whose text cells do: Parquet dictionary-encodes and compresses strings, so a
+    byte scan alone could miss them."""
     hits = []
     encoded = {name: value.encode() for name, value in needles.items()}
     for path in sorted(root.rglob("*")):
         if not path.is_file():
             continue
         data = path.read_bytes()
+        if path.suffix == ".parquet":
+            data += _parquet_text(path)
         for name, value in encoded.items():
             if value in data:
                 hits.append((str(path.relative_to(root)), name))
     return hits
+
+
+def _parquet_text(path: Path) -> bytes:
+    """Every cell of the file as text, joined by a separator no needle holds."""
+    con = duckdb.connect()
+    try:
+        columns = [c[0] for c in con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()]
+        cells = [con.execute(f'select coalesce(string_agg(cast("{c}" as varchar), chr(31)), \'\') '
+                             "from read_parquet(?)", [str(path)]).fetchone()[0] for c in columns]
+    finally:
+        con.close()
+    return chr(31).join(cells).encode()
 
 
 def tables_containing(db: Path, needles: dict[str, str]) -> list[tuple[str, str]]:
