@@ -6,14 +6,18 @@ DuckDB file's key binding; every contact of every stored workspace is then read 
 Intercom (clear e-mail, phone and external id, held in memory only), which maps each old
 pseudonym to the new one. In one transaction: the contacts' HMAC columns and the pseudonyms
 inside activity-log texts are rewritten, pseudonyms that no current contact maps (contacts
-deleted since) are cleared, and the binding moves to the new key. Any failure before the
-commit leaves the file as it was.
+deleted since) are cleared, dlt's staging copies are emptied, and the binding moves to the
+new key. Any failure before the commit leaves the file as it was. The dlt working dirs, which
+may hold the last run's rows, are removed after it. Evidence already collected keeps its run's
+pseudonyms (its collection run records the key's fingerprint).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -107,7 +111,8 @@ def _read_mapping(settings: Settings, name: str, workspace_id: str, old_key: str
 
 
 def _rewrite(settings: Settings, mapping: Mapping, new_key: str) -> int:
-    """One transaction: contacts' HMAC columns, activity-log texts, the key binding."""
+    """One transaction: contacts' HMAC columns, activity-log texts, dlt's staging copies, the key
+    binding; then the dlt working dirs."""
     import os
 
     con = duckdb.connect(str(settings.duckdb_path))
@@ -121,22 +126,33 @@ def _rewrite(settings: Settings, mapping: Mapping, new_key: str) -> int:
                 f"update intercom.contacts c set {column} = (select m.new from rekey_map m where "
                 f"m.workspace_id = c.workspace_id and m.kind = ? and m.old = c.{column}) "
                 f"where c.{column} is not null", [kind]).fetchall()[0][0]
-        staged = con.execute("select count(*) from information_schema.tables where table_schema = "
-                             "'intercom_staging' and table_name = 'contacts'").fetchall()[0][0]
-        if staged:  # dlt's merge staging keeps the last load's rows: no old-key pseudonym may stay there
-            con.execute("delete from intercom_staging.contacts")
+        # dlt's merge staging keeps each table's last load (contacts, activity-log texts): no
+        # old-key pseudonym may stay there. Nothing reads it; the next merge load refills it.
+        for (table,) in con.execute("select table_name from information_schema.tables where table_schema = "
+                                    "'intercom_staging' and table_type = 'BASE TABLE'").fetchall():
+            con.execute(f'delete from intercom_staging."{table}"')
         changed += _rewrite_activity_texts(con, mapping)
         salt = os.urandom(16)
         con.execute(f"delete from {KEY_TABLE}")
         con.execute(f"insert into {KEY_TABLE} values (?, ?, ?, now())",
                     [KEY_SCHEME, salt, pii_key_fingerprint(new_key, salt)])
         con.execute("commit")
-        return changed
     except BaseException:
         con.execute("rollback")
         raise
     finally:
         con.close()
+    _drop_working_dirs(settings.pipelines_dir)
+    return changed
+
+
+def _drop_working_dirs(pipelines_dir: Path) -> None:
+    """The dlt working dirs may hold a load package of the last run (its rows, under the old
+    key). Every run rebuilds them from DuckDB, so they go whole."""
+    if pipelines_dir.is_dir():
+        for working_dir in pipelines_dir.iterdir():
+            if working_dir.is_dir():
+                shutil.rmtree(working_dir)
 
 
 def _rewrite_activity_texts(con: Any, mapping: Mapping) -> int:

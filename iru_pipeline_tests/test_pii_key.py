@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from iru_pipeline.cli import main
@@ -18,10 +19,12 @@ from iru_pipeline.pii_key import KEY_ID_HEX, pii_key_fingerprint
 from iru_pipeline_tests.helpers import (  # noqa: F401
     TEST_PII_KEY,
     data_dir_listing,
+    files_containing,
     fresh_progress_handler,
     pipeline_env,
     query,
     small_fake,
+    tables_containing,
     write_as_chain_version_1,
 )
 
@@ -173,6 +176,14 @@ def test_rekey_moves_every_stored_pseudonym_to_the_new_key_in_one_go(tmp_path: P
         db = tmp_path / "iru.duckdb"
         before_texts = _activity_pseudonyms(db)
         assert before_texts, "the fake's activity logs mention contacts"
+        old_salt, _ = _binding(db)
+        # Earlier versions kept the last run's loaded package, its rows included, in the dlt
+        # working dir (a failed load still does): one such contacts file, with the run's rows.
+        left = tmp_path / ".dlt_pipelines/intercom_us/load/loaded/1.0/completed_jobs"
+        left.mkdir(parents=True)
+        con = duckdb.connect(str(db), read_only=True)
+        con.execute(f"copy (select * from intercom.contacts) to '{left / 'contacts.0a1b2c3d4e.0.parquet'}'")
+        con.close()
         capsys.readouterr()
 
         # The old key is verified first: a wrong one changes nothing.
@@ -196,6 +207,18 @@ def test_rekey_moves_every_stored_pseudonym_to_the_new_key_in_one_go(tmp_path: P
         assert mapped <= _expected_activity_pseudonyms(fake, db, OTHER_KEY)
         salt, fingerprint = _binding(db)
         assert fingerprint == pii_key_fingerprint(OTHER_KEY, salt)
+        # No old-key pseudonym is left elsewhere: in no table (dlt's staging schema included)
+        # and in no file beside the DuckDB file (the package above included). Evidence already collected (its tables, its signed exports) keeps its run's
+        # pseudonyms: each collection run records the fingerprint of the key it used.
+        old_pseudo = Pseudonymizer(TEST_PII_KEY, ws.workspace_id)
+        old = {v for c in ws.contacts() for v in (old_pseudo.email(c.get("email")), old_pseudo.phone(c.get("phone")))
+               if v} | before_texts
+        needles = {f"old_{n}": value for n, value in enumerate(sorted(old))}
+        assert [hit for hit in tables_containing(db, needles) if not hit[0].startswith("evidence.")] == []
+        assert {key_id for (key_id,) in query(db, "select distinct hmac_key_id from evidence.evidence_collection_run")} \
+            == {pii_key_fingerprint(TEST_PII_KEY, old_salt)[:16]}
+        assert [hit for hit in files_containing(tmp_path, needles) if not hit[0].startswith(("iru.duckdb", "exports/"))] \
+            == []
 
         # The new key now runs; the old one is refused.
         fake.workspace("us").update_contacts(count=10)
