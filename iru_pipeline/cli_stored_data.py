@@ -20,9 +20,10 @@ def add_rekey_parser(sub: Any) -> None:
         "rekey", help=f"move the stored contact pseudonyms to a new PII key ({PII_KEY_ENV})",
         description="Check the old PII key against the DuckDB file, read every stored workspace's contacts again "
         f"from Intercom, and rewrite every pseudonym of the loaded data under {PII_KEY_ENV} in one transaction "
-        "(pseudonyms of contacts Intercom no longer has are cleared; dlt's staging copies are emptied), then remove "
-        "the dlt working dirs. Evidence already collected keeps the pseudonyms of its run, whose key fingerprint "
-        "it records. The old key is read from an environment variable, never from the command line.")
+        "(pseudonyms of contacts Intercom no longer has are cleared; dlt's staging copies are emptied), then copy "
+        "the database into a fresh file that replaces it (freed blocks kept old values) and remove the dlt working "
+        "dirs. Evidence already collected keeps the pseudonyms of its run, whose key fingerprint it records. The "
+        "old key is read from an environment variable, never from the command line.")
     rekey.add_argument("--old-key-env", required=True, metavar="VAR",
                        help="name of the environment variable holding the old key (e.g. IRU_OLD_PII_KEY)")
 

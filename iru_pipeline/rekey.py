@@ -7,15 +7,18 @@ Intercom (clear e-mail, phone and external id, held in memory only), which maps 
 pseudonym to the new one. In one transaction: the contacts' HMAC columns and the pseudonyms
 inside activity-log texts are rewritten, pseudonyms that no current contact maps (contacts
 deleted since) are cleared, dlt's staging copies are emptied, and the binding moves to the
-new key. Any failure before the commit leaves the file as it was. The dlt working dirs, which
-may hold the last run's rows, are removed after it. Evidence already collected keeps its run's
-pseudonyms (its collection run records the key's fingerprint).
+new key. Any failure before the commit leaves the file as it was. After it the database is
+copied into a fresh file that replaces it (the old values stayed in freed blocks), and the dlt
+working dirs, which may hold the last run's rows, are removed. Evidence already collected
+keeps its run's pseudonyms (its collection run records the key's fingerprint).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,7 +56,7 @@ def rekey(settings: Settings, old_key: str, log: Callable[[str], None]) -> int:
         mapping.update(_read_mapping(settings, name, workspace_id, old_key, new_key))
         log(f"[{name}] {sum(1 for k in mapping if k[0] == workspace_id)} pseudonyms mapped from the contacts "
             "in Intercom")
-    return _rewrite(settings, mapping, new_key)
+    return _rewrite(settings, mapping, new_key, log)
 
 
 def _check_old_key(settings: Settings, old_key: str) -> list[tuple[str, str]]:
@@ -110,11 +113,9 @@ def _read_mapping(settings: Settings, name: str, workspace_id: str, old_key: str
     return mapping
 
 
-def _rewrite(settings: Settings, mapping: Mapping, new_key: str) -> int:
+def _rewrite(settings: Settings, mapping: Mapping, new_key: str, log: Callable[[str], None]) -> int:
     """One transaction: contacts' HMAC columns, activity-log texts, dlt's staging copies, the key
-    binding; then the dlt working dirs."""
-    import os
-
+    binding; then the file is rewritten and the dlt working dirs removed."""
     con = duckdb.connect(str(settings.duckdb_path))
     try:
         con.execute("begin")
@@ -142,8 +143,43 @@ def _rewrite(settings: Settings, mapping: Mapping, new_key: str) -> int:
         raise
     finally:
         con.close()
+    try:
+        _rewrite_file(settings.duckdb_path)
+    except BaseException:
+        log(f"the pseudonyms moved to the new key, but {settings.duckdb_path} was not rewritten: its freed "
+            "blocks may still hold old ones until DuckDB reuses them")
+        raise
     _drop_working_dirs(settings.pipelines_dir)
     return changed
+
+
+def _rewrite_file(path: Path) -> None:
+    """Copy the database into a fresh file that then replaces it. An update writes new blocks
+    and frees the old ones without clearing them, so after the commit the file's bytes still
+    held most old pseudonyms. DuckDB has no command that clears freed blocks; COPY FROM
+    DATABASE writes the live contents only (tables, views, macros, sequences, constraints,
+    comments). The caller holds the pipeline's turn on the file, so no run opens it meanwhile."""
+    fresh = path.with_name(f"{path.stem}.rekeyed{path.suffix}")
+    _remove(fresh)
+    con = duckdb.connect(str(fresh))
+    try:
+        source = str(path).replace("'", "''")
+        con.execute(f"attach '{source}' as rekey_source (read_only)")
+        target = con.execute("select current_database()").fetchall()[0][0]
+        con.execute(f'copy from database rekey_source to "{target}"')
+        con.execute("detach rekey_source")
+    except BaseException:
+        con.close()
+        _remove(fresh)
+        raise
+    con.close()  # checkpoints: the fresh file is whole, without a WAL
+    os.chmod(fresh, stat.S_IMODE(path.stat().st_mode))
+    os.replace(fresh, path)
+
+
+def _remove(db: Path) -> None:
+    for file in (db, db.with_name(db.name + ".wal")):
+        file.unlink(missing_ok=True)
 
 
 def _drop_working_dirs(pipelines_dir: Path) -> None:

@@ -46,6 +46,24 @@ def _expected_email_pseudonyms(fake: FakeIntercom, key: str) -> dict[str, str | 
     return {str(c["id"]): pseudo.email(c.get("email")) for c in ws.contacts()}
 
 
+def _catalog(db: Path) -> dict[str, list[tuple]]:
+    """What the file defines besides its rows: tables and views with their comments and row
+    counts, columns with their types, defaults and comments, constraints, macros, sequences."""
+    sql = {
+        "tables": "select schema_name, table_name, comment, "  # rekey empties dlt's staging tables
+                  "if(schema_name = 'intercom_staging', null, estimated_size) from duckdb_tables()",
+        "columns": "select schema_name, table_name, column_name, data_type, column_default, is_nullable, comment "
+                   "from duckdb_columns()",
+        "views": "select schema_name, view_name, sql, comment from duckdb_views() where not internal",
+        "constraints": "select schema_name, table_name, constraint_type, constraint_text from duckdb_constraints()",
+        "macros": "select schema_name, function_name, macro_definition from duckdb_functions() "
+                  "where function_type like '%macro' and not internal",
+        "sequences": "select schema_name, sequence_name from duckdb_sequences()",
+        "schemas": "select schema_name, comment from duckdb_schemas() where not internal",
+    }
+    return {name: sorted(query(db, q), key=repr) for name, q in sql.items()}
+
+
 def _binding(db: Path) -> tuple[bytes, str]:
     (salt, fingerprint), = query(db, "select salt, fingerprint from iru_meta.pii_key")
     return bytes(salt), fingerprint
@@ -184,6 +202,7 @@ def test_rekey_moves_every_stored_pseudonym_to_the_new_key_in_one_go(tmp_path: P
         con = duckdb.connect(str(db), read_only=True)
         con.execute(f"copy (select * from intercom.contacts) to '{left / 'contacts.0a1b2c3d4e.0.parquet'}'")
         con.close()
+        catalog, mode = _catalog(db), db.stat().st_mode
         capsys.readouterr()
 
         # The old key is verified first: a wrong one changes nothing.
@@ -214,11 +233,17 @@ def test_rekey_moves_every_stored_pseudonym_to_the_new_key_in_one_go(tmp_path: P
         old = {v for c in ws.contacts() for v in (old_pseudo.email(c.get("email")), old_pseudo.phone(c.get("phone")))
                if v} | before_texts
         needles = {f"old_{n}": value for n, value in enumerate(sorted(old))}
-        assert [hit for hit in tables_containing(db, needles) if not hit[0].startswith("evidence.")] == []
+        in_tables = tables_containing(db, needles)
+        assert [hit for hit in in_tables if not hit[0].startswith("evidence.")] == []
         assert {key_id for (key_id,) in query(db, "select distinct hmac_key_id from evidence.evidence_collection_run")} \
             == {pii_key_fingerprint(TEST_PII_KEY, old_salt)[:16]}
-        assert [hit for hit in files_containing(tmp_path, needles) if not hit[0].startswith(("iru.duckdb", "exports/"))] \
-            == []
+        in_files = files_containing(tmp_path, needles)
+        assert [hit for hit in in_files if not hit[0].startswith(("iru.duckdb", "exports/"))] == []
+        # The DuckDB file's bytes hold no more than its evidence tables do (an update frees the
+        # old blocks without clearing them).
+        assert {name for file, name in in_files if file.startswith("iru.duckdb")} <= {name for _, name in in_tables}
+        assert _catalog(db) == catalog, "the rewritten file holds every table, column, view, macro and comment"
+        assert db.stat().st_mode == mode
 
         # The new key now runs; the old one is refused.
         fake.workspace("us").update_contacts(count=10)
@@ -226,3 +251,30 @@ def test_rekey_moves_every_stored_pseudonym_to_the_new_key_in_one_go(tmp_path: P
         assert _stored_email_pseudonyms(db) == _expected_email_pseudonyms(fake, OTHER_KEY)
         monkeypatch.setenv("IRU_PII_KEY", TEST_PII_KEY)
         assert main(["run", "--region", "us"]) == 2
+
+
+def test_a_rekey_whose_file_rewrite_fails_says_the_pseudonyms_moved(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The rewrite of the file comes after the commit; a full disk there (simulated: this
+    machine cannot fill one for a test) fails the command, saying what did happen."""
+    import errno
+
+    from iru_pipeline import rekey as rekey_module
+
+    with small_fake() as fake:
+        _use(monkeypatch, pipeline_env(fake, tmp_path))
+        assert main(["run", "--region", "us", "--no-reconcile"]) == 0
+        db = tmp_path / "iru.duckdb"
+        capsys.readouterr()
+
+        def full_disk(path: Path) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+        monkeypatch.setattr(rekey_module, "_rewrite_file", full_disk)
+        monkeypatch.setenv("IRU_PII_KEY", OTHER_KEY)
+        monkeypatch.setenv("IRU_OLD_PII_KEY", TEST_PII_KEY)
+        assert main(["rekey", "--old-key-env", "IRU_OLD_PII_KEY"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 3, err  # the mapping, what happened, the storage problem
+        assert "the pseudonyms moved to the new key, but" in err[1] and "was not rewritten" in err[1]
+        assert "full" in err[2] or "space" in err[2]
+        assert _stored_email_pseudonyms(db) == _expected_email_pseudonyms(fake, OTHER_KEY)
