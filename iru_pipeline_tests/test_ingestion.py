@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from iru_pipeline.fake_intercom import FakeIntercom
+from iru_pipeline.intercom_records.pii import Pseudonymizer
 from iru_pipeline_tests.helpers import (
+    TEST_PII_KEY,
     Loaded,
     assert_matches_fake,
     contact_updated_at,
@@ -15,7 +17,9 @@ from iru_pipeline_tests.helpers import (
     pipeline_env,
     query,
     run_with_env,
+    small_fake,
     table_fingerprint,
+    tables_containing,
 )
 
 
@@ -169,6 +173,26 @@ def test_same_second_changes_on_the_cursors_day_are_loaded(frozen_fake: FakeInte
                          "and id in (select unnest(?))", [again]))
     assert got == latest
     assert set(conv_touched + conv_created) - set(conv_gone) <= set(db_ids(db, "conversations", "eu"))
+
+
+def test_the_loaded_rows_have_no_second_copy_in_the_file(tmp_path: Path) -> None:
+    """dlt stages each merge load in `intercom_staging`; it is emptied once the load is done.
+    Kept, it was a second copy of every row after a first load (contacts' pseudonyms included)
+    until that table's next merge load, which a quiet run never makes."""
+    with small_fake() as fake:
+        settings, result = run_with_env(pipeline_env(fake, tmp_path), with_evidence=False, reconcile=False)
+        assert not result.failed
+        us = fake.workspace("us")
+        pseudo = Pseudonymizer(TEST_PII_KEY, us.workspace_id)
+        some = [c for c in us.contacts() if c.get("email") and c.get("phone")][:5]
+        needles = {f"{c['id']}_{kind}": getattr(pseudo, kind)(c[kind]) for c in some for kind in ("email", "phone")}
+        db = settings.duckdb_path
+        assert {column for column, _ in tables_containing(db, needles)} \
+            == {"intercom.contacts.email_hmac", "intercom.contacts.phone_hmac"}
+        staged = [(t, n) for (t,) in query(db, "select table_name from duckdb_tables() where schema_name = "
+                                               "'intercom_staging' and not starts_with(table_name, '_dlt')")
+                  for (n,) in query(db, f'select count(*) from intercom_staging."{t}"') if n]
+        assert staged == []
 
 
 def test_forbidden_conversations_in_one_region_leave_the_rest_loaded(fresh_fake: FakeIntercom, tmp_path: Path) -> None:

@@ -64,10 +64,13 @@ def make_pipeline(name: str, settings: Settings, notice: Callable[[str], None] |
     discard_unreadable_working_dir(settings.pipelines_dir, f"intercom_{name}", notice)
     # Arrow pages (contacts, conversations) get dlt's load id too, for lineage like dict rows.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    # A loaded package's job files are a second copy of its rows (pseudonyms included): dlt
-    # deletes them once the package is loaded, so the rows live in DuckDB only. A package with
-    # a failed job keeps its files; the next run drops the working dir anyway.
+    # The rows live in the dataset's tables only. A loaded package's job files are a second
+    # copy of its rows (pseudonyms included): dlt deletes them once the package is loaded (one
+    # with a failed job keeps them; the next run drops the working dir anyway). The merge
+    # staging schema held each table's last load (after a first load, all of it) until that
+    # table's next merge load: dlt empties it after each package.
     dlt.config["load.delete_completed_jobs"] = True
+    dlt.config["load.truncate_staging_dataset"] = True
     return dlt.pipeline(  # type: ignore[call-overload]  # progress=None (no progress output) works; the stub omits it
         pipeline_name=f"intercom_{name}",
         pipelines_dir=str(settings.pipelines_dir),

@@ -7,7 +7,7 @@ SPEC: {"base_url", "token", "resources": ["contacts"], "workers": 8, "workdir": 
 
 It builds the product's dlt source with a real `IntercomClient`, a fresh pipeline and DuckDB
 file under `workdir`, and times `extract`, `normalize` and `load` separately (the same
-parquet loader and `add_dlt_load_id` and `delete_completed_jobs` settings as `iru_pipeline.assets.ingestion.make_pipeline`).
+parquet loader and dlt settings as `iru_pipeline.assets.ingestion.make_pipeline`).
 With runs=2 the same pipeline runs again against the same DuckDB: the no-change incremental
 run. The result holds per-run timings, row counts, the client's API calls per resource, where
 the extract's time went (`timeline.py`) and the process's peak RSS.
@@ -36,6 +36,7 @@ def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:
     workdir = Path(spec["workdir"])
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     dlt.config["load.delete_completed_jobs"] = True
+    dlt.config["load.truncate_staging_dataset"] = True
     # `workers` bounds the requests in flight, as `extract_workers` does in the product.
     client = IntercomClient("us", spec["base_url"], spec["token"], max_connections=int(spec.get("workers", 8)))
     timeline = RequestTimeline(client.limiter)
