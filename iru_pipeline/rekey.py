@@ -173,7 +173,13 @@ def _rewrite_file(path: Path) -> None:
         _remove(fresh)
         raise
     con.close()  # checkpoints: the fresh file is whole, without a WAL
-    os.chmod(fresh, stat.S_IMODE(path.stat().st_mode))
+    old = path.stat()
+    os.chmod(fresh, stat.S_IMODE(old.st_mode))
+    if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+        try:  # re-keyed through sudo: the file stays its owner's, who runs the pipeline
+            os.chown(fresh, old.st_uid, old.st_gid)
+        except PermissionError:
+            pass  # not root: the owner is this user's, as for any file it writes
     os.replace(fresh, path)
 
 
