@@ -235,8 +235,9 @@ def test_rekey_moves_every_stored_pseudonym_to_the_new_key_in_one_go(tmp_path: P
         salt, fingerprint = _binding(db)
         assert fingerprint == pii_key_fingerprint(OTHER_KEY, salt)
         # No old-key pseudonym is left elsewhere: in no table (dlt's staging schema included)
-        # and in no file beside the DuckDB file (the package above included). Evidence already collected (its tables, its signed exports) keeps its run's
-        # pseudonyms: each collection run records the fingerprint of the key it used.
+        # and in no file beside the DuckDB file (the package above included). Evidence already
+        # collected (its tables, its signed exports) keeps its run's pseudonyms: each
+        # collection run records the fingerprint of the key it used.
         old_pseudo = Pseudonymizer(TEST_PII_KEY, ws.workspace_id)
         old = {v for c in ws.contacts() for v in (old_pseudo.email(c.get("email")), old_pseudo.phone(c.get("phone")))
                if v} | before_texts
