@@ -69,6 +69,22 @@ def duckdb_destination(path: Path) -> Any:
     return dlt.destinations.duckdb(credentials)
 
 
+def apply_dlt_load_settings() -> None:
+    """dlt's settings for every pipeline's extract and load (dlt reads them from its global
+    config when the steps run)."""
+    import dlt
+
+    # Arrow pages (contacts, conversations) get dlt's load id too, for lineage like dict rows.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    # The rows live in the dataset's tables only. A loaded package's job files are a second
+    # copy of its rows (pseudonyms included): dlt deletes them once the package is loaded (one
+    # with a failed job keeps them; the next run drops the working dir anyway). The merge
+    # staging schema held each table's last load (after a first load, all of it) until that
+    # table's next merge load: dlt empties it after each package.
+    dlt.config["load.delete_completed_jobs"] = True
+    dlt.config["load.truncate_staging_dataset"] = True
+
+
 def lock_holders(path: Path) -> set[int] | None:
     """Pids of other processes holding a POSIX lock on `path`; None where /proc/locks is
     unavailable (not Linux). Reading it never takes the lock."""

@@ -39,7 +39,13 @@ from iru_pipeline.pii_key import bind_pii_key
 from iru_pipeline.pipeline_state import check_committed_state, discard_unreadable_working_dir
 from iru_pipeline.regions import REGION_CODES
 from iru_pipeline.resources import IntercomResource
-from iru_pipeline.storage import database_turn, duckdb_destination, storage_problem, wait_for_database
+from iru_pipeline.storage import (
+    apply_dlt_load_settings,
+    database_turn,
+    duckdb_destination,
+    storage_problem,
+    wait_for_database,
+)
 from iru_pipeline.sync_results import Collected, write_sync_results
 from iru_pipeline.workspace_binding import Workspace, bind_workspace
 
@@ -62,15 +68,7 @@ def make_pipeline(name: str, settings: Settings, notice: Callable[[str], None] |
     the names (`intercom_us`) and cursors they had while regions were the unit."""
     settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
     discard_unreadable_working_dir(settings.pipelines_dir, f"intercom_{name}", notice)
-    # Arrow pages (contacts, conversations) get dlt's load id too, for lineage like dict rows.
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    # The rows live in the dataset's tables only. A loaded package's job files are a second
-    # copy of its rows (pseudonyms included): dlt deletes them once the package is loaded (one
-    # with a failed job keeps them; the next run drops the working dir anyway). The merge
-    # staging schema held each table's last load (after a first load, all of it) until that
-    # table's next merge load: dlt empties it after each package.
-    dlt.config["load.delete_completed_jobs"] = True
-    dlt.config["load.truncate_staging_dataset"] = True
+    apply_dlt_load_settings()
     return dlt.pipeline(  # type: ignore[call-overload]  # progress=None (no progress output) works; the stub omits it
         pipeline_name=f"intercom_{name}",
         pipelines_dir=str(settings.pipelines_dir),

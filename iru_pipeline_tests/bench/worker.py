@@ -7,7 +7,7 @@ SPEC: {"base_url", "token", "resources": ["contacts"], "workers": 8, "workdir": 
 
 It builds the product's dlt source with a real `IntercomClient`, a fresh pipeline and DuckDB
 file under `workdir`, and times `extract`, `normalize` and `load` separately (the same
-parquet loader and dlt settings as `iru_pipeline.assets.ingestion.make_pipeline`).
+parquet loader and `apply_dlt_load_settings` as `iru_pipeline.assets.ingestion.make_pipeline`).
 With runs=2 the same pipeline runs again against the same DuckDB: the no-change incremental
 run. The result holds per-run timings, row counts, the client's API calls per resource, where
 the extract's time went (`timeline.py`) and the process's peak RSS.
@@ -30,13 +30,11 @@ def _run_once(spec: dict[str, Any], run_no: int) -> dict[str, Any]:
 
     from iru_pipeline.intercom_client import IntercomClient
     from iru_pipeline.intercom_source import SyncReport, intercom_source
-    from iru_pipeline.storage import duckdb_destination
+    from iru_pipeline.storage import apply_dlt_load_settings, duckdb_destination
     from iru_pipeline_tests.bench.timeline import RequestTimeline
 
     workdir = Path(spec["workdir"])
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    dlt.config["load.delete_completed_jobs"] = True
-    dlt.config["load.truncate_staging_dataset"] = True
+    apply_dlt_load_settings()
     # `workers` bounds the requests in flight, as `extract_workers` does in the product.
     client = IntercomClient("us", spec["base_url"], spec["token"], max_connections=int(spec.get("workers", 8)))
     timeline = RequestTimeline(client.limiter)
