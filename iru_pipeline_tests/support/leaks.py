@@ -32,12 +32,18 @@ def _parquet_text(path: Path) -> bytes:
     """Every cell of the file as text, joined by a separator no needle holds."""
     con = duckdb.connect()
     try:
-        columns = [c[0] for c in con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()]
-        cells = [con.execute(f'select coalesce(string_agg(cast("{c}" as varchar), chr(31)), \'\') '
-                             "from read_parquet(?)", [str(path)]).fetchone()[0] for c in columns]
+        source = "read_parquet('" + str(path).replace("'", "''") + "')"
+        columns = [c[0] for c in con.execute(f"describe select * from {source}").fetchall()]
+        return chr(31).join(_column_text(con, source, c) for c in columns).encode()
     finally:
         con.close()
-    return chr(31).join(cells).encode()
+
+
+def _column_text(con: duckdb.DuckDBPyConnection, source: str, column: str) -> str:
+    """A column's cells as text, joined by a separator no needle holds."""
+    row = con.execute(f'select coalesce(string_agg(cast("{column}" as varchar), chr(31)), \'\') from {source}'
+                      ).fetchone()
+    return row[0] if row else ""
 
 
 def tables_containing(db: Path, needles: dict[str, str]) -> list[tuple[str, str]]:
@@ -51,10 +57,7 @@ def tables_containing(db: Path, needles: dict[str, str]) -> list[tuple[str, str]
             "where data_type in ('VARCHAR', 'JSON') or data_type like '%[]' or data_type like 'STRUCT%'"
         ).fetchall()
         for schema, table, column in cols:
-            row = con.execute(
-                f'select coalesce(string_agg(cast("{column}" as varchar), chr(31)), \'\') from "{schema}"."{table}"'
-            ).fetchone()
-            text = row[0] if row else ""
+            text = _column_text(con, f'"{schema}"."{table}"', column)
             hits += [(f"{schema}.{table}.{column}", name) for name, value in needles.items() if value in text]
     finally:
         con.close()
